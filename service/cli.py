@@ -1,0 +1,78 @@
+"""The `tryon-gateway` command.
+
+Each subcommand lives in the module that owns its concern; this file only wires argparse to
+them, so `--help` lists everything the project can run.
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from collections.abc import Callable, Sequence
+
+Handler = Callable[[argparse.Namespace], int]
+
+
+def _add_emulator(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
+    p = sub.add_parser(
+        "emulator",
+        help="run the local Genlook emulator (the default upstream when no Genlook key is set)",
+        description="Serve a faithful emulator of Genlook's Try-On API under /tryon/v1, "
+        "with a control API under /_emulator/.",
+    )
+    p.add_argument("--host", default="127.0.0.1")
+    p.add_argument("--port", type=int, default=8081)
+    p.add_argument(
+        "--api-key",
+        default=None,
+        help="the account's API key (default: a demo key, printed at start)",
+    )
+    p.add_argument("--credits", type=int, default=1000, help="starting credit balance")
+    p.add_argument(
+        "--rate-limit", type=int, default=100, help="requests per minute per account"
+    )
+    p.add_argument(
+        "--speed",
+        type=float,
+        default=1.0,
+        help="time factor: 10 makes generations 10x faster and the emulator's clock 10x faster",
+    )
+
+    def run(args: argparse.Namespace) -> int:
+        from emulator.server import serve
+
+        serve(
+            host=args.host,
+            port=args.port,
+            api_key=args.api_key,
+            credits=args.credits,
+            rate_limit=args.rate_limit,
+            speed=args.speed,
+        )
+        return 0
+
+    p.set_defaults(handler=run)
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="tryon-gateway",
+        description="Self-hosted gateway in front of Genlook's Virtual Try-On API.",
+    )
+    sub = parser.add_subparsers(title="commands", metavar="COMMAND")
+    _add_emulator(sub)
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    handler: Handler | None = getattr(args, "handler", None)
+    if handler is None:
+        parser.print_help()
+        return 2
+    return handler(args)
+
+
+if __name__ == "__main__":
+    sys.exit(main())
