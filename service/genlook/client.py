@@ -12,7 +12,7 @@ import asyncio
 import logging
 import random
 import time
-from collections.abc import AsyncIterator, Mapping
+from collections.abc import AsyncIterator, Awaitable, Callable, Mapping
 from dataclasses import dataclass
 from enum import IntEnum
 from typing import Any, Final, Literal, Protocol, TypeVar
@@ -237,7 +237,7 @@ class GenlookClient:
         self.max_retry_wait = max_retry_wait
         self._hooks: ClientHooks = hooks or NoopHooks()
         self._rng = random.Random()
-        self._sleep = asyncio.sleep
+        self._sleep: Callable[[float], Awaitable[None]] = asyncio.sleep
         self._http = httpx.AsyncClient(
             base_url=self._base_url,
             headers={"x-api-key": api_key, "user-agent": USER_AGENT, "accept": "application/json"},

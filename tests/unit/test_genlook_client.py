@@ -93,7 +93,7 @@ def make(handler: Handler, **kw: Any) -> Harness:
     async def fake_sleep(seconds: float) -> None:
         sleeps.append(seconds)
 
-    client._sleep = fake_sleep  # type: ignore[method-assign]
+    client._sleep = fake_sleep
     return Harness(client, requests, sleeps, hooks)
 
 
@@ -303,7 +303,7 @@ async def test_create_json_body_is_camel_case_without_defaults() -> None:
     }
 
 
-def parse_multipart(request: httpx.Request) -> list[tuple[str, str | None, str | None, bytes]]:
+def parse_multipart(request: httpx.Request) -> list[tuple[Any, ...]]:
     """(name, filename, content-type, payload) of each part, in order."""
     raw = b"Content-Type: " + request.headers["content-type"].encode() + b"\r\n\r\n"
     msg = email.parser.BytesParser(policy=email.policy.HTTP).parsebytes(raw + request.content)
@@ -638,7 +638,7 @@ async def test_wait_for_generation_raises_on_failed() -> None:
 
 async def test_wait_for_generation_times_out() -> None:
     h = make(lambda r: httpx.Response(200, json=gen("PROCESSING")))
-    h.client._sleep = __import__("asyncio").sleep  # type: ignore[method-assign]
+    h.client._sleep = __import__("asyncio").sleep
     with pytest.raises(GenerationTimeout) as info:
         await h.client.wait_for_generation("gen_1", timeout=0.05, poll_interval=0.01)
     assert info.value.last is not None

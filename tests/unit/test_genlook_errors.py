@@ -84,7 +84,7 @@ def test_hierarchy() -> None:
     assert issubclass(E.RequestNotSent, E.TransportError)
     assert issubclass(E.OutcomeUnknown, E.TransportError)
     assert issubclass(E.TransportError, E.GenlookError)
-    for cls in (
+    bad_requests: tuple[type[E.APIError], ...] = (
         E.ValidationFailed,
         E.ExternalIdRequired,
         E.ProductImagesRequired,
@@ -94,7 +94,8 @@ def test_hierarchy() -> None:
         E.InvalidImageInput,
         E.InvalidImage,
         E.CustomerImageFetchFailed,
-    ):
+    )
+    for cls in bad_requests:
         assert issubclass(cls, E.BadRequest)
     for cls in (E.ProductNotFound, E.GenerationNotFound, E.ImageNotFound):
         assert issubclass(cls, E.NotFound)
