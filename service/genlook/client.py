@@ -404,12 +404,23 @@ class GenlookClient:
         *,
         body: Any = None,
         params: Mapping[str, str | int] | None = None,
+        files: Mapping[str, FilePart] | None = None,
     ) -> Any:
-        """Send a raw JSON body to ``path`` under the rules (method, retries, hooks) of
-        ``endpoint``; returns the decoded JSON (None for an empty body). For shapes the typed
-        methods do not produce, e.g. the deprecated singular ``product``."""
-        content = None if body is None else msgspec.json.encode(body)
-        response = await self._call(endpoint, path, content=content, params=params)
+        """Send a raw body to ``path`` under the rules (method, retries, hooks) of ``endpoint``:
+        JSON, or with ``files`` multipart (``body`` then goes in form field ``data``). Returns
+        the decoded JSON (None for an empty body). For shapes the typed methods do not produce,
+        e.g. the deprecated singular ``product``."""
+        if files:
+            response = await self._call(
+                endpoint,
+                path,
+                params=params,
+                data=None if body is None else {"data": msgspec.json.encode(body).decode()},
+                files={key: (f.filename, f.data, f.content_type) for key, f in files.items()},
+            )
+        else:
+            content = None if body is None else msgspec.json.encode(body)
+            response = await self._call(endpoint, path, content=content, params=params)
         if not response.content:
             return None
         try:
