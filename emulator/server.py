@@ -1,0 +1,38 @@
+"""`serve(...)`: what `tryon-gateway emulator` runs."""
+
+from __future__ import annotations
+
+import uvicorn
+
+from emulator.app import BASE_PATH, create_app
+from emulator.config import DEMO_API_KEY, EmulatorConfig
+
+
+def serve(
+    *,
+    host: str = "127.0.0.1",
+    port: int = 8081,
+    api_key: str | None = None,
+    credits: int = 1000,
+    rate_limit: int = 100,
+    speed: float = 1.0,
+) -> None:
+    config = EmulatorConfig(
+        api_key=api_key or DEMO_API_KEY,
+        credits=credits,
+        rate_limit=rate_limit,
+        speed=speed,
+    )
+    root = f"http://{host}:{port}"
+    print(f"Genlook emulator: GENLOOK_BASE_URL={root}{BASE_PATH}", flush=True)
+    if api_key is None:
+        print(f"Genlook emulator: demo API key {config.api_key}", flush=True)
+    print(f"Genlook emulator: control API at {root}/_emulator/", flush=True)
+    uvicorn.run(
+        create_app(config),
+        host=host,
+        port=port,
+        log_level="warning",
+        # Requests held by a `timeout` fault must not block shutdown for long.
+        timeout_graceful_shutdown=1,
+    )
