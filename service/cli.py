@@ -28,9 +28,7 @@ def _add_emulator(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> N
         help="the account's API key (default: a demo key, printed at start)",
     )
     p.add_argument("--credits", type=int, default=1000, help="starting credit balance")
-    p.add_argument(
-        "--rate-limit", type=int, default=100, help="requests per minute per account"
-    )
+    p.add_argument("--rate-limit", type=int, default=100, help="requests per minute per account")
     p.add_argument(
         "--speed",
         type=float,
@@ -54,12 +52,70 @@ def _add_emulator(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> N
     p.set_defaults(handler=run)
 
 
+def _add_serve(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
+    p = sub.add_parser("serve", help="run the gateway (HTTP API) in production")
+    p.add_argument("--host", default=None, help="default: GATEWAY_HOST or 127.0.0.1")
+    p.add_argument("--port", type=int, default=None, help="default: GATEWAY_PORT or 8080")
+    p.add_argument("--workers", type=int, default=1, help="uvicorn worker processes")
+
+    def run(args: argparse.Namespace) -> int:
+        import uvicorn
+
+        from service.settings import Settings
+
+        gw = Settings.from_env().gateway
+        uvicorn.run(
+            "service.app:create_app",
+            factory=True,
+            host=args.host or gw.host,
+            port=args.port or gw.port,
+            workers=args.workers,
+            log_level="warning",
+            proxy_headers=True,
+        )
+        return 0
+
+    p.set_defaults(handler=run)
+
+
+def _add_worker(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
+    p = sub.add_parser("worker", help="run a worker: try-ons, photo uploads, the sweeper")
+
+    def run(args: argparse.Namespace) -> int:
+        from workers.main import run as run_worker
+
+        run_worker()
+        return 0
+
+    p.set_defaults(handler=run)
+
+
+def _add_dev(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
+    p = sub.add_parser(
+        "dev",
+        help="start everything on this machine: Redis (if none), emulator, gateway, worker",
+    )
+    p.add_argument("--port", type=int, default=8080, help="the gateway's port")
+    p.add_argument("--emulator-port", type=int, default=8081)
+    p.add_argument("--speed", type=float, default=1.0, help="emulator time factor")
+
+    def run(args: argparse.Namespace) -> int:
+        from service.devstack import run_dev
+
+        return run_dev(port=args.port, emulator_port=args.emulator_port, speed=args.speed)
+
+    p.set_defaults(handler=run)
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="tryon-gateway",
         description="Self-hosted gateway in front of Genlook's Virtual Try-On API.",
     )
     sub = parser.add_subparsers(title="commands", metavar="COMMAND")
+    _add_dev(sub)
+    _add_serve(sub)
+    _add_worker(sub)
     _add_emulator(sub)
     return parser
 

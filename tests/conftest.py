@@ -72,9 +72,17 @@ class Emulator:
 def emulator_process() -> Iterator[Emulator]:
     port = free_port()
     cmd = [
-        sys.executable, "-m", "service.cli", "emulator",
-        "--port", str(port), "--api-key", EMULATOR_KEY, "--speed", str(EMULATOR_SPEED),
-    ]  # fmt: skip
+        sys.executable,
+        "-m",
+        "service.cli",
+        "emulator",
+        "--port",
+        str(port),
+        "--api-key",
+        EMULATOR_KEY,
+        "--speed",
+        str(EMULATOR_SPEED),
+    ]
     proc = subprocess.Popen(cmd, env={**os.environ, "PYTHONUNBUFFERED": "1"})
     root = f"http://127.0.0.1:{port}"
     try:
@@ -92,3 +100,18 @@ def emulator_process() -> Iterator[Emulator]:
 def emulator(emulator_process: Emulator) -> Emulator:
     emulator_process.reset()
     return emulator_process
+
+
+# Tests own one Redis database index and flush it around each test that uses it.
+TEST_REDIS_URL = os.environ.get("TEST_REDIS_URL", "redis://127.0.0.1:6379/9")
+
+
+@pytest.fixture
+async def redis() -> Any:
+    from redis.asyncio import Redis
+
+    client = Redis.from_url(TEST_REDIS_URL)
+    await client.flushdb()
+    yield client
+    await client.flushdb()
+    await client.aclose()

@@ -1,0 +1,102 @@
+"""`POST /v1/images`: a person photo, checked and stored; uploaded upstream once by a worker."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import msgspec
+from litestar import Controller, Request, post
+from litestar.datastructures import UploadFile
+from litestar.di import NamedDependency, Provide
+
+from service import jobs
+from service.api.deps import resources
+from service.auth import Principal, require_secret
+from service.errors import ApiError, validation_failed
+from service.photos import StoredImage
+from service.resources import Resources
+
+_FORM_OVERHEAD = 64 * 1024
+MAX_PHOTO_BYTES = 10 * 1024 * 1024
+
+
+class ImageOut(msgspec.Struct, frozen=True, rename="camel", omit_defaults=True):
+    id: str
+    content_type: str
+    size: int
+    crop: bool
+    keep_for_days: int
+    external_user_id: str | None = None
+
+
+def image_view(image: StoredImage) -> ImageOut:
+    return ImageOut(
+        id=image.id,
+        content_type=image.content_type,
+        size=image.size,
+        crop=image.crop,
+        keep_for_days=image.keep_for_days,
+        external_user_id=image.external_user_id,
+    )
+
+
+def parse_crop(value: str | None) -> bool:
+    if value is None:
+        return True
+    lowered = value.strip().lower()
+    if lowered not in ("true", "false", "1", "0"):
+        raise validation_failed("crop", "Expected boolean")
+    return lowered in ("true", "1")
+
+
+def parse_keep_for_days(value: str | None) -> int | None:
+    if value is None or value == "":
+        return None
+    if value.strip() not in ("1", "3", "7"):
+        raise validation_failed("keepForDays", "Expected 1, 3 or 7")
+    return int(value)
+
+
+async def read_photo_form(request: Request[Any, Any, Any]) -> tuple[bytes, dict[str, str]]:
+    if not request.headers.get("content-type", "").startswith("multipart/form-data"):
+        raise ApiError(415, "UNSUPPORTED_MEDIA_TYPE", "Send the photo as multipart/form-data.")
+    form = await request.form()
+    upload = form.get("file")
+    if not isinstance(upload, UploadFile):
+        raise ApiError(400, "FILE_REQUIRED", "The multipart field `file` is required.")
+    data = await upload.read(MAX_PHOTO_BYTES + 1)
+    if len(data) > MAX_PHOTO_BYTES:
+        raise ApiError(413, "PAYLOAD_TOO_LARGE", "Photos are limited to 10 MB.")
+    fields = {k: v for k, v in form.items() if isinstance(v, str)}
+    return data, fields
+
+
+class ImageController(Controller):
+    path = "/v1/images"
+    tags = ["images"]
+    dependencies = {
+        "principal": Provide(require_secret, sync_to_thread=False),
+        "res": Provide(resources, sync_to_thread=False),
+    }
+
+    @post("/", status_code=201, request_max_body_size=MAX_PHOTO_BYTES + _FORM_OVERHEAD)
+    async def upload(
+        self,
+        request: Request[Any, Any, Any],
+        principal: NamedDependency[Principal],
+        res: NamedDependency[Resources],
+    ) -> ImageOut:
+        """Upload a person photo (JPEG, PNG, WebP or HEIC, at most 10 MB)."""
+        data, fields = await read_photo_form(request)
+        crop = parse_crop(fields.get("crop"))
+        keep = parse_keep_for_days(fields.get("keepForDays"))
+        user = fields.get("externalUserId") or None
+        if user is not None and len(user) > 256:
+            raise validation_failed("externalUserId", "At most 256 characters")
+        image = await res.photos.save(
+            principal.app, data, crop=crop, external_user_id=user, keep_for_days=keep
+        )
+        await res.store.queue.enqueue(
+            jobs.UPLOAD_PHOTO, image.id, job_id=jobs.photo_job_id(image.id)
+        )
+        return image_view(image)

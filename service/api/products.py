@@ -1,0 +1,133 @@
+"""`/v1/products`: each app's catalog, the definitions try-ons reference by `externalId`."""
+
+from __future__ import annotations
+
+from typing import Annotated, Any
+
+import msgspec
+from litestar import Controller, Request, Response, delete, get, put
+from litestar.di import NamedDependency, Provide
+from litestar.params import FromPath, QueryParameter
+
+from service.api.decoding import decode_json
+from service.api.deps import resources
+from service.auth import Principal, require_secret
+from service.errors import ApiError
+from service.products import CatalogProduct, ProductImageOut
+from service.resources import Resources
+from service.tryons.intake import check_external_id, product_definition
+from service.tryons.models import ProductImageIn, ProductIn
+
+
+class ProductPut(msgspec.Struct, frozen=True, rename="camel", forbid_unknown_fields=True):
+    images: list[ProductImageIn]
+    title: str | None = None
+    description: str | None = None
+    metadata: dict[str, Any] | None = None
+
+
+class ProductOut(msgspec.Struct, frozen=True, rename="camel", omit_defaults=True):
+    external_id: str
+    images: list[ProductImageOut]
+    created_at: float
+    updated_at: float
+    title: str | None = None
+    description: str | None = None
+    metadata: dict[str, Any] | None = None
+
+
+class ProductPage(msgspec.Struct, frozen=True, rename="camel"):
+    items: list[ProductOut]
+    next_cursor: str | None
+    has_more: bool
+    count: int
+
+
+def product_view(product: CatalogProduct) -> ProductOut:
+    d = product.definition
+    assert d.external_id is not None
+    classifications = d.classifications or [None] * len(d.image_urls)
+    return ProductOut(
+        external_id=d.external_id,
+        title=d.title,
+        description=d.description,
+        images=[
+            ProductImageOut(source_url=url, order=i, classifications=c)
+            for i, (url, c) in enumerate(zip(d.image_urls, classifications, strict=True))
+        ],
+        metadata=product.metadata,
+        created_at=product.created_at,
+        updated_at=product.updated_at,
+    )
+
+
+class ProductController(Controller):
+    path = "/v1/products"
+    tags = ["products"]
+    dependencies = {
+        "principal": Provide(require_secret, sync_to_thread=False),
+        "res": Provide(resources, sync_to_thread=False),
+    }
+
+    @put("/{external_id:str}", status_code=200)
+    async def put_product(
+        self,
+        request: Request[Any, Any, Any],
+        external_id: FromPath[str],
+        principal: NamedDependency[Principal],
+        res: NamedDependency[Resources],
+    ) -> Response[ProductOut]:
+        """Create or replace a product definition (201 when created)."""
+        check_external_id(external_id, "externalId")
+        body = decode_json(await request.body(), ProductPut)
+        definition = product_definition(
+            ProductIn(
+                external_id=external_id,
+                title=body.title,
+                description=body.description,
+                images=body.images,
+            ),
+            "",
+        )
+        product, created = await res.catalog.put(principal.app, definition, body.metadata)
+        return Response(product_view(product), status_code=201 if created else 200)
+
+    @get("/{external_id:str}")
+    async def get_product(
+        self,
+        external_id: FromPath[str],
+        principal: NamedDependency[Principal],
+        res: NamedDependency[Resources],
+    ) -> ProductOut:
+        product = await res.catalog.get(principal.app, external_id)
+        if product is None:
+            raise ApiError(404, "PRODUCT_NOT_FOUND", f"Product '{external_id}' not found.")
+        return product_view(product)
+
+    @delete("/{external_id:str}")
+    async def delete_product(
+        self,
+        external_id: FromPath[str],
+        principal: NamedDependency[Principal],
+        res: NamedDependency[Resources],
+    ) -> None:
+        if not await res.catalog.delete(principal.app, external_id):
+            raise ApiError(404, "PRODUCT_NOT_FOUND", f"Product '{external_id}' not found.")
+
+    @get("/")
+    async def list_products(
+        self,
+        principal: NamedDependency[Principal],
+        res: NamedDependency[Resources],
+        limit: Annotated[int, QueryParameter(ge=1, le=200)] = 50,
+        cursor: Annotated[str | None, QueryParameter()] = None,
+    ) -> ProductPage:
+        """Oldest first; pass `nextCursor` back as `cursor` for the next page."""
+        items, next_cursor = await res.catalog.page(principal.app, limit=limit, after=cursor)
+        views = [product_view(p) for p in items]
+        return ProductPage(
+            items=views,
+            next_cursor=next_cursor,
+            has_more=next_cursor is not None,
+            count=len(views),
+        )

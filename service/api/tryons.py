@@ -1,0 +1,229 @@
+"""`/v1/try-ons`: accept (202 at once), read, long-poll, stream events, cancel.
+
+The request path only validates, writes the record and its job in one Redis script, and
+answers; everything upstream happens in the workers.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import hashlib
+import time
+from collections.abc import AsyncIterator
+from typing import Annotated, Any
+
+import msgspec
+from litestar import Controller, Request, Response, delete, get, post
+from litestar.di import NamedDependency, Provide
+from litestar.params import FromPath, HeaderParameter, QueryParameter
+from litestar.response import ServerSentEvent, ServerSentEventMessage
+
+from service.api.decoding import decode_json
+from service.api.deps import hub, resources
+from service.auth import Principal, require_secret
+from service.errors import ApiError
+from service.events import EventHub
+from service.photos import sniff
+from service.resources import Resources
+from service.tryons.intake import build_record
+from service.tryons.models import (
+    CANCELABLE,
+    PersonDef,
+    TryOnCreate,
+    TryOnOut,
+    TryOnRecord,
+    public_view,
+)
+from service.tryons.store import IdempotencyConflict, TryOnNotFound, fingerprint
+
+_PENDING_UPLOAD = "pending-upload"
+MAX_BODY = 11 * 1024 * 1024
+_SSE_KEEPALIVE = 15.0
+
+
+def _not_found() -> ApiError:
+    return ApiError(404, "TRYON_NOT_FOUND", "No such try-on.")
+
+
+async def owned(res: Resources, principal: Principal, tryon_id: str) -> TryOnRecord:
+    record = await res.store.get(tryon_id)
+    # Another app's (or user's) try-on is reported exactly like a missing one.
+    if record is None or record.app != principal.app:
+        raise _not_found()
+    if principal.external_user_id and record.external_user_id != principal.external_user_id:
+        raise _not_found()
+    return record
+
+
+async def _parse(request: Request[Any, Any, Any]) -> tuple[bytes, bytes | None, str | None]:
+    """(JSON body, person photo bytes or None, the photo's fileKey) from JSON or multipart."""
+    content_type = request.headers.get("content-type", "")
+    if not content_type.startswith("multipart/form-data"):
+        return await request.body(), None, None
+    form = await request.form()
+    data = form.get("data")
+    if data is None:
+        raise ApiError(400, "VALIDATION_FAILED", "Multipart try-ons carry their JSON in `data`.")
+    raw = data.encode() if isinstance(data, str) else await data.read()
+    files = {k: v for k, v in form.multi_items() if k != "data" and not isinstance(v, str)}
+    if len(files) > 1:
+        raise ApiError(400, "VALIDATION_FAILED", "Only the person photo may be sent as a file.")
+    for key, upload in files.items():
+        return raw, await upload.read(), key
+    return raw, None, None
+
+
+class TryOnController(Controller):
+    path = "/v1/try-ons"
+    tags = ["try-ons"]
+    dependencies = {
+        "principal": Provide(require_secret, sync_to_thread=False),
+        "res": Provide(resources, sync_to_thread=False),
+        "events": Provide(hub, sync_to_thread=False),
+    }
+
+    @post("/", status_code=202, request_max_body_size=MAX_BODY)
+    async def create(
+        self,
+        request: Request[Any, Any, Any],
+        principal: NamedDependency[Principal],
+        res: NamedDependency[Resources],
+        idempotency_key: Annotated[str | None, HeaderParameter(name="Idempotency-Key")] = None,
+    ) -> Response[TryOnOut]:
+        """Accept a try-on; 202 with its id. Same Idempotency-Key + same body = same try-on."""
+        raw, photo, photo_key = await _parse(request)
+        body = decode_json(raw, TryOnCreate)
+        if idempotency_key is not None and not 0 < len(idempotency_key) <= 255:
+            raise ApiError(400, "VALIDATION_FAILED", "Idempotency-Key must be 1-255 characters.")
+        if photo is not None:
+            sniff(photo)  # reject a bad photo before anything is written
+        gw = res.settings.gateway
+        record = await build_record(
+            principal.app,
+            body,
+            catalog=res.catalog,
+            photos=res.photos,
+            uploaded={photo_key: _PENDING_UPLOAD} if photo_key else {},
+            idempotency_key=idempotency_key,
+            deadline=res.settings.worker.tryon_deadline,
+        )
+        digest = hashlib.sha256(raw)
+        if photo is not None:
+            digest.update(hashlib.sha256(photo).digest())
+        request_fp = fingerprint(digest.digest())
+        if photo is not None:
+            image = await res.photos.save(
+                principal.app,
+                photo,
+                external_user_id=body.external_user_id,
+                keep_for_days=body.output.keep_for_days if body.output else None,
+            )
+            record.person = PersonDef(image_id=image.id)
+        try:
+            stored, created = await res.store.accept(
+                record,
+                idempotency_key=idempotency_key,
+                request_fingerprint=request_fp,
+                idempotency_ttl=gw.idempotency_ttl,
+                retention=gw.tryon_retention,
+            )
+        except IdempotencyConflict as exc:
+            raise ApiError(
+                409,
+                "IDEMPOTENCY_KEY_REUSED",
+                "This Idempotency-Key was used with a different request body.",
+            ) from exc
+        except TryOnNotFound as exc:
+            raise ApiError(409, "IDEMPOTENCY_KEY_EXPIRED", "The original try-on expired.") from exc
+        headers = {"Location": f"/v1/try-ons/{stored.id}"}
+        if not created:
+            headers["Idempotent-Replayed"] = "true"
+        return Response(public_view(stored), status_code=202, headers=headers)
+
+    @get("/{tryon_id:str}")
+    async def read(
+        self,
+        tryon_id: FromPath[str],
+        principal: NamedDependency[Principal],
+        res: NamedDependency[Resources],
+        events: NamedDependency[EventHub],
+        wait: Annotated[float, QueryParameter(ge=0, le=60)] = 0,
+    ) -> TryOnOut:
+        """The try-on; with `?wait=N`, hold up to N seconds for a terminal state."""
+        record = await owned(res, principal, tryon_id)
+        if record.is_terminal or wait <= 0:
+            return public_view(record)
+        deadline = time.monotonic() + min(wait, res.settings.gateway.max_wait_seconds)
+        async with events.watch(tryon_id) as queue:
+            record = await owned(res, principal, tryon_id)
+            while not record.is_terminal:
+                remaining = deadline - time.monotonic()
+                if remaining <= 0:
+                    break
+                try:
+                    await asyncio.wait_for(queue.get(), timeout=remaining)
+                except TimeoutError:
+                    break
+                record = await owned(res, principal, tryon_id)
+        return public_view(record)
+
+    @get("/{tryon_id:str}/events")
+    async def stream(
+        self,
+        tryon_id: FromPath[str],
+        principal: NamedDependency[Principal],
+        res: NamedDependency[Resources],
+        events: NamedDependency[EventHub],
+    ) -> ServerSentEvent:
+        """Server-Sent Events: the current state, then each change, until terminal."""
+        await owned(res, principal, tryon_id)
+
+        async def messages() -> AsyncIterator[ServerSentEventMessage]:
+            async with events.watch(tryon_id) as queue:
+                last: TryOnOut | None = None
+                while True:
+                    record = await owned(res, principal, tryon_id)
+                    view = public_view(record)
+                    if last is None or view.status != last.status:
+                        yield ServerSentEventMessage(
+                            data=msgspec.json.encode(view).decode(),
+                            event=view.status,
+                            id=view.updated_at,
+                        )
+                        last = view
+                    if record.is_terminal:
+                        return
+                    # Any message (a change, or a resync after a lost subscription) means:
+                    # read the record again.
+                    try:
+                        await asyncio.wait_for(queue.get(), timeout=_SSE_KEEPALIVE)
+                    except TimeoutError:
+                        yield ServerSentEventMessage(comment="keep-alive", data=None)
+
+        return ServerSentEvent(messages(), headers={"Cache-Control": "no-store"})
+
+    @delete("/{tryon_id:str}", status_code=200)
+    async def cancel(
+        self,
+        tryon_id: FromPath[str],
+        principal: NamedDependency[Principal],
+        res: NamedDependency[Resources],
+    ) -> TryOnOut:
+        """Cancel a try-on that has not been sent upstream; 409 once it has."""
+        await owned(res, principal, tryon_id)
+
+        def to_canceled(record: TryOnRecord) -> TryOnRecord | None:
+            if record.status not in CANCELABLE:
+                return None
+            record.status = "canceled"
+            record.completed_at = time.time()
+            return record
+
+        record = await res.store.update(tryon_id, to_canceled)
+        if record.status != "canceled":
+            raise ApiError(
+                409,
+                "TRYON_NOT_CANCELABLE",
+                f"The try-on is {record.status}; only queued try-ons can be canceled.",
+            )
+        return public_view(record)

@@ -1,0 +1,63 @@
+"""`create_app(settings) -> Litestar`: the gateway."""
+
+from __future__ import annotations
+
+import contextlib
+from collections.abc import AsyncIterator
+
+from litestar import Litestar
+from litestar.openapi import OpenAPIConfig
+from litestar.openapi.plugins import SwaggerRenderPlugin
+from redis.asyncio import Redis
+
+from service.api.account import AccountController
+from service.api.health import healthz, readyz
+from service.api.images import ImageController
+from service.api.products import ProductController
+from service.api.tryons import TryOnController
+from service.auth import KeyRing, parse_secret_keys
+from service.errors import EXCEPTION_HANDLERS
+from service.events import EventHub
+from service.resources import Resources
+from service.settings import Settings
+
+
+def create_app(settings: Settings | None = None, *, redis: Redis | None = None) -> Litestar:
+    settings = settings or Settings.from_env()
+    keyring = KeyRing(parse_secret_keys(settings.gateway.secret_keys))
+
+    @contextlib.asynccontextmanager
+    async def lifespan(app: Litestar) -> AsyncIterator[None]:
+        res = Resources.build(settings, redis)
+        hub = EventHub(res.redis, res.keys)
+        await hub.start()
+        app.state.resources = res
+        app.state.hub = hub
+        try:
+            yield
+        finally:
+            await hub.stop()
+            await res.aclose()
+
+    app = Litestar(
+        route_handlers=[
+            TryOnController,
+            ImageController,
+            ProductController,
+            AccountController,
+            healthz,
+            readyz,
+        ],
+        exception_handlers=EXCEPTION_HANDLERS,
+        lifespan=[lifespan],
+        openapi_config=OpenAPIConfig(
+            title="tryon-gateway",
+            version="1",
+            path="/docs",
+            render_plugins=[SwaggerRenderPlugin()],
+        ),
+        debug=False,
+    )
+    app.state.keyring = keyring
+    app.state.settings = settings
+    return app

@@ -1,0 +1,90 @@
+"""Every Redis key the project writes, in one place (as arq keeps its own in arq/constants.py).
+
+Keys hang off one configurable prefix so several deployments can share a Redis instance;
+the arq queue name comes from settings too. Nothing else in the code spells a key.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+
+@dataclass(frozen=True, slots=True)
+class Keys:
+    prefix: str = "tryon:"
+
+    # --- try-ons ---------------------------------------------------------------------------
+    def tryon(self, tryon_id: str) -> str:
+        """Hash: `rev`, `status`, `doc` (the record as msgspec JSON)."""
+        return f"{self.prefix}t:{tryon_id}"
+
+    def tryon_events(self, tryon_id: str) -> str:
+        """Pub/sub channel: one message per state change of a try-on."""
+        return f"{self.prefix}ev:{tryon_id}"
+
+    def idempotency(self, app: str, key: str) -> str:
+        """String: `<tryon id> <request fingerprint>`, for an Idempotency-Key."""
+        return f"{self.prefix}idem:{app}:{key}"
+
+    @property
+    def active_tryons(self) -> str:
+        """Sorted set: non-terminal try-on ids scored by their deadline (the sweeper's list)."""
+        return f"{self.prefix}active"
+
+    def customer_tryons(self, app: str, external_user_id: str) -> str:
+        """Set: try-on ids of one end user, for GDPR erase."""
+        return f"{self.prefix}cust:{app}:{external_user_id}:t"
+
+    # --- photos ----------------------------------------------------------------------------
+    def image(self, image_id: str) -> str:
+        """Hash: a gateway image (owner, content hash, crop, retention, upstream image id)."""
+        return f"{self.prefix}img:{image_id}"
+
+    def image_bytes(self, digest: str) -> str:
+        """String: photo bytes kept until the upstream upload succeeds."""
+        return f"{self.prefix}imgdata:{digest}"
+
+    def upstream_photo(self, dedupe_key: str) -> str:
+        """String: the Genlook imageId for one (bytes, crop, user, retention) combination."""
+        return f"{self.prefix}photo:{dedupe_key}"
+
+    def upstream_photo_lock(self, dedupe_key: str) -> str:
+        """String lock: one upload in flight per dedupe key, across the fleet."""
+        return f"{self.prefix}photo-lock:{dedupe_key}"
+
+    def customer_images(self, app: str, external_user_id: str) -> str:
+        """Set: gateway image ids of one end user, for GDPR erase."""
+        return f"{self.prefix}cust:{app}:{external_user_id}:i"
+
+    # --- products --------------------------------------------------------------------------
+    def catalog(self, app: str) -> str:
+        """Hash: externalId -> product definition (msgspec JSON) of one app's catalog."""
+        return f"{self.prefix}catalog:{app}"
+
+    def catalog_order(self, app: str) -> str:
+        """Sorted set: externalIds by creation time, for stable cursor pagination."""
+        return f"{self.prefix}catalog-order:{app}"
+
+    def product_cache(self, upstream_id: str) -> str:
+        """String: fingerprint of the definition known to exist upstream under that id."""
+        return f"{self.prefix}pcache:{upstream_id}"
+
+    def oneshot_cache(self, fingerprint: str) -> str:
+        """String: the `_anon_` id Genlook gave a one-shot product with this definition."""
+        return f"{self.prefix}pcache-anon:{fingerprint}"
+
+    # --- upstream budget -------------------------------------------------------------------
+    @property
+    def budget(self) -> str:
+        """String: GCRA theoretical arrival time (ms) of the shared upstream budget."""
+        return f"{self.prefix}budget:tat"
+
+    @property
+    def budget_pause(self) -> str:
+        """String with a TTL: set while upstream told us to back off (429 Retry-After)."""
+        return f"{self.prefix}budget:pause"
+
+    @property
+    def durations(self) -> str:
+        """List: recent upstream generation durations (ms), newest first, for adaptive polls."""
+        return f"{self.prefix}durations"

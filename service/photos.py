@@ -1,0 +1,182 @@
+"""Person photos: validation, storage until uploaded, and one upstream upload per photo.
+
+A photo sent to `POST /v1/images` gets a gateway image id at once. Its bytes stay in Redis
+only until Genlook has them; the Genlook imageId is then cached under a dedupe key made of
+the content hash, the crop flag, the end user and the retention, so identical uploads (and any
+number of try-ons using them) reach Genlook once per retention window. A fleet-wide lock makes
+concurrent uploads of the same photo share one upstream call.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import hashlib
+import secrets
+import time
+from collections.abc import Awaitable, Callable
+
+import msgspec
+import puremagic
+from redis.asyncio import Redis
+
+from service.errors import ApiError
+from service.keys import Keys
+
+ACCEPTED_TYPES = {
+    "image/jpeg": "jpg",
+    "image/png": "png",
+    "image/webp": "webp",
+    "image/heic": "heic",
+    "image/heif": "heic",
+}
+DEFAULT_KEEP_DAYS = 7
+_LOCK_TTL_MS = 60_000
+_LOCK_POLL = 0.05
+
+
+class StoredImage(msgspec.Struct, frozen=True, kw_only=True):
+    id: str
+    app: str
+    digest: str
+    dedupe_key: str
+    content_type: str
+    size: int
+    crop: bool
+    external_user_id: str | None = None
+    keep_for_days: int = DEFAULT_KEEP_DAYS
+    created_at: float
+
+
+def sniff(data: bytes) -> str:
+    """The photo's MIME type from its magic bytes, or INVALID_IMAGE."""
+    try:
+        mime = str(puremagic.from_string(data[:4096], mime=True))
+    except (puremagic.PureError, ValueError):
+        mime = ""
+    if mime not in ACCEPTED_TYPES:
+        raise ApiError(
+            400,
+            "INVALID_IMAGE",
+            "The file is not a JPEG, PNG, WebP or HEIC image.",
+        )
+    return "image/heic" if mime == "image/heif" else mime
+
+
+def dedupe_key(digest: str, crop: bool, external_user_id: str | None, keep_for_days: int) -> str:
+    raw = f"{digest}|{int(crop)}|{external_user_id or ''}|{keep_for_days}"
+    return hashlib.sha256(raw.encode()).hexdigest()[:40]
+
+
+class PhotoStore:
+    _encoder = msgspec.json.Encoder()
+    _decoder = msgspec.json.Decoder(StoredImage)
+
+    def __init__(self, redis: Redis, keys: Keys, lifetime: Callable[[float], float]) -> None:
+        self._redis = redis
+        self._keys = keys
+        # Genlook days -> our seconds (shortened, so our record expires before Genlook's copy).
+        self._lifetime = lifetime
+
+    async def save(
+        self,
+        app: str,
+        data: bytes,
+        *,
+        crop: bool = True,
+        external_user_id: str | None = None,
+        keep_for_days: int | None = None,
+    ) -> StoredImage:
+        content_type = sniff(data)
+        digest = hashlib.sha256(data).hexdigest()
+        days = keep_for_days or DEFAULT_KEEP_DAYS
+        dk = dedupe_key(digest, crop, external_user_id, days)
+        image = StoredImage(
+            id="img_" + secrets.token_urlsafe(18),
+            app=app,
+            digest=digest,
+            dedupe_key=dk,
+            content_type=content_type,
+            size=len(data),
+            crop=crop,
+            external_user_id=external_user_id,
+            keep_for_days=days,
+            created_at=time.time(),
+        )
+        ttl_ms = int(self._lifetime(days) * 1000)
+        k = self._keys
+        async with self._redis.pipeline(transaction=True) as pipe:
+            pipe.set(k.image(image.id), self._encoder.encode(image), px=ttl_ms)
+            # Bytes are needed only until the upstream copy exists.
+            if not await self._redis.exists(k.upstream_photo(dk)):
+                pipe.set(k.image_bytes(dk), data, px=ttl_ms)
+            if external_user_id:
+                pipe.sadd(k.customer_images(app, external_user_id), image.id)
+                pipe.pexpire(k.customer_images(app, external_user_id), ttl_ms)
+            await pipe.execute()
+        return image
+
+    @classmethod
+    def decode(cls, raw: bytes) -> StoredImage:
+        return cls._decoder.decode(raw)
+
+    async def get(self, app: str, image_id: str) -> StoredImage | None:
+        raw: bytes | None = await self._redis.get(self._keys.image(image_id))
+        if raw is None:
+            return None
+        image = self._decoder.decode(raw)
+        # Another app's image id is indistinguishable from an unknown one.
+        return image if image.app == app else None
+
+    async def upstream_id(
+        self, image: StoredImage, upload: Callable[[bytes], Awaitable[str]]
+    ) -> str:
+        """The Genlook imageId of this photo, uploading it once across the whole fleet."""
+        k = self._keys
+        dk = image.dedupe_key
+        token = secrets.token_hex(8)
+        while True:
+            known: bytes | None = await self._redis.get(k.upstream_photo(dk))
+            if known is not None:
+                return known.decode()
+            if await self._redis.set(k.upstream_photo_lock(dk), token, nx=True, px=_LOCK_TTL_MS):
+                break
+            await asyncio.sleep(_LOCK_POLL)
+        try:
+            data: bytes | None = await self._redis.get(k.image_bytes(dk))
+            if data is None:
+                raise PhotoGone(image.id)
+            upstream = await upload(data)
+            ttl = int(self._lifetime(image.keep_for_days) * 1000)
+            async with self._redis.pipeline(transaction=True) as pipe:
+                pipe.set(k.upstream_photo(dk), upstream, px=ttl)
+                pipe.delete(k.image_bytes(dk))
+                await pipe.execute()
+            return upstream
+        finally:
+            # Release only our own lock: a slow upload may have outlived its lease.
+            lock: bytes | None = await self._redis.get(k.upstream_photo_lock(dk))
+            if lock is not None and lock.decode() == token:
+                await self._redis.delete(k.upstream_photo_lock(dk))
+
+    async def forget_upstream(self, image: StoredImage) -> None:
+        await self._redis.delete(self._keys.upstream_photo(image.dedupe_key))
+
+    async def erase_customer(self, app: str, external_user_id: str) -> int:
+        """Delete every local trace of one end user's photos; returns how many images."""
+        k = self._keys
+        members: set[bytes] = await self._redis.smembers(  # type: ignore[misc]
+            k.customer_images(app, external_user_id)
+        )
+        ids = [m.decode() for m in members]
+        for image_id in ids:
+            image = await self.get(app, image_id)
+            keys = [k.image(image_id)]
+            if image is not None:
+                keys += [k.upstream_photo(image.dedupe_key), k.image_bytes(image.dedupe_key)]
+            await self._redis.delete(*keys)
+        await self._redis.delete(k.customer_images(app, external_user_id))
+        return len(ids)
+
+
+class PhotoGone(LookupError):
+    """The photo's bytes expired before it could be uploaded upstream."""

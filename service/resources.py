@@ -1,0 +1,73 @@
+"""The long-lived objects a gateway or worker process shares, built once from settings."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from redis.asyncio import Redis
+
+from service.budget import UpstreamBudget
+from service.genlook.client import GenlookClient
+from service.keys import Keys
+from service.photos import PhotoStore
+from service.products import Catalog, ProductCache
+from service.settings import Settings
+from service.tryons.store import TryOnStore
+from service.upstream import BudgetHooks, CreditsReader, budget_shape, make_client
+
+
+def connect_redis(settings: Settings) -> Redis:
+    r = settings.redis
+    client: Redis = Redis.from_url(
+        r.url,
+        socket_connect_timeout=r.connect_timeout,
+        socket_timeout=r.socket_timeout,
+        health_check_interval=30,
+    )
+    return client
+
+
+@dataclass
+class Resources:
+    settings: Settings
+    redis: Redis
+    keys: Keys
+    store: TryOnStore
+    photos: PhotoStore
+    catalog: Catalog
+    products: ProductCache
+    budget: UpstreamBudget
+    hooks: BudgetHooks
+    genlook: GenlookClient
+    credits: CreditsReader
+
+    @classmethod
+    def build(cls, settings: Settings, redis: Redis | None = None) -> Resources:
+        redis = redis or connect_redis(settings)
+        keys = Keys(settings.redis.prefix)
+        g = settings.genlook
+        budget = UpstreamBudget(redis, keys, budget_shape(g))
+        hooks = BudgetHooks(budget, g.rate_window)
+        genlook = make_client(g, hooks)
+        return cls(
+            settings=settings,
+            redis=redis,
+            keys=keys,
+            store=TryOnStore(redis, keys, settings.redis.queue_name),
+            photos=PhotoStore(redis, keys, g.lifetime),
+            catalog=Catalog(redis, keys),
+            products=ProductCache(
+                redis,
+                keys,
+                inline_ttl=g.lifetime(g.inline_product_days),
+                oneshot_ttl=g.lifetime(g.oneshot_product_days),
+            ),
+            budget=budget,
+            hooks=hooks,
+            genlook=genlook,
+            credits=CreditsReader(genlook),
+        )
+
+    async def aclose(self) -> None:
+        await self.genlook.aclose()
+        await self.redis.aclose()

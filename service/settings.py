@@ -1,0 +1,130 @@
+"""Typed settings, one struct per concern, read from the environment.
+
+Every field has a production-sane default; the environment variable that sets it is the
+struct's prefix plus the field name in upper case (e.g. `GENLOOK_API_KEY`, `REDIS_URL`).
+Values arrive as strings and are converted by msgspec, so a typo in a number fails at start-up
+with the variable's name instead of deep inside a request.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Mapping
+from typing import Literal, TypeVar
+
+import msgspec
+
+EMULATOR_BASE_URL = "http://127.0.0.1:8081/tryon/v1"
+GENLOOK_BASE_URL = "https://api.genlook.app/tryon/v1"
+# The emulator's demo key (`tryon-gateway emulator` prints it): used when no real key is set.
+EMULATOR_DEMO_KEY = "gk_demo_emulator_0000000000000000000000000000000"
+
+DAY = 86_400.0
+
+
+class RedisSettings(msgspec.Struct, frozen=True, kw_only=True):
+    url: str = "redis://127.0.0.1:6379/0"
+    # arq keeps a few global key names (arq:in-progress:*); isolate deployments by database
+    # index or by Redis instance, and use the prefix to keep our own keys apart.
+    prefix: str = "tryon:"
+    queue_name: str = "tryon:queue"
+    connect_timeout: float = 5.0
+    socket_timeout: float = 10.0
+
+
+class GenlookSettings(msgspec.Struct, frozen=True, kw_only=True):
+    api_key: str = ""
+    base_url: str = ""
+    connect_timeout: float = 5.0
+    read_timeout: float = 30.0
+    # The sync endpoint holds up to 90 s upstream; the read timeout must outlast it.
+    sync_timeout: float = 100.0
+    max_connections: int = 100
+    rate_limit: int = 100
+    rate_window: float = 60.0
+    # Share of the account limit the fleet may use; the rest absorbs clock skew and
+    # calls made outside this gateway. 0.97 keeps throughput >= 95% of the limit.
+    rate_margin: float = 0.97
+    # How fast upstream time runs compared to ours: the emulator's --speed. Lifetimes
+    # (product TTLs, retention) are divided by it so caches expire with the emulator's clock.
+    clock_speed: float = 1.0
+    wait_strategy: Literal["sync", "poll"] = "sync"
+    # Lifetimes that Genlook documents, used as cache TTLs minus a safety margin.
+    inline_product_days: float = 15.0
+    oneshot_product_days: float = 7.0
+    lifetime_safety: float = 0.9
+
+    @property
+    def uses_emulator(self) -> bool:
+        return not self.api_key or self.resolved_base_url != GENLOOK_BASE_URL
+
+    @property
+    def resolved_base_url(self) -> str:
+        if self.base_url:
+            return self.base_url.rstrip("/")
+        return GENLOOK_BASE_URL if self.api_key else EMULATOR_BASE_URL
+
+    @property
+    def resolved_api_key(self) -> str:
+        return self.api_key or EMULATOR_DEMO_KEY
+
+    def lifetime(self, days: float) -> float:
+        """A Genlook lifetime in our seconds, shortened by the safety margin."""
+        return days * DAY * self.lifetime_safety / self.clock_speed
+
+
+class GatewaySettings(msgspec.Struct, frozen=True, kw_only=True):
+    host: str = "127.0.0.1"
+    port: int = 8080
+    # `sk_...=app_id` pairs, comma separated. The browser access model grows this into apps
+    # with hashed keys; until then server-side clients authenticate with these.
+    secret_keys: str = ""
+    max_upload_bytes: int = 10 * 1024 * 1024
+    idempotency_ttl: float = DAY
+    max_wait_seconds: float = 60.0
+    tryon_retention: float = 7 * DAY
+
+
+class WorkerSettings(msgspec.Struct, frozen=True, kw_only=True):
+    max_jobs: int = 200
+    poll_delay: float = 0.1
+    # arq's in-progress lease: a job whose worker died is picked up again after this + 10 s.
+    job_timeout: float = 180.0
+    health_check_interval: float = 5.0
+    # Gives in-flight sync calls time to finish on SIGTERM (match terminationGracePeriodSeconds).
+    job_completion_wait: int = 25
+    # A try-on not terminal after this is failed by the deadline logic (never stuck forever).
+    tryon_deadline: float = 900.0
+    sweep_interval: float = 30.0
+
+
+class Settings(msgspec.Struct, frozen=True, kw_only=True):
+    redis: RedisSettings = msgspec.field(default_factory=RedisSettings)
+    genlook: GenlookSettings = msgspec.field(default_factory=GenlookSettings)
+    gateway: GatewaySettings = msgspec.field(default_factory=GatewaySettings)
+    worker: WorkerSettings = msgspec.field(default_factory=WorkerSettings)
+
+    @classmethod
+    def from_env(cls, env: Mapping[str, str] | None = None) -> Settings:
+        env = os.environ if env is None else env
+        return cls(
+            redis=_load(RedisSettings, "REDIS_", env),
+            genlook=_load(GenlookSettings, "GENLOOK_", env),
+            gateway=_load(GatewaySettings, "GATEWAY_", env),
+            worker=_load(WorkerSettings, "WORKER_", env),
+        )
+
+
+S = TypeVar("S", bound=msgspec.Struct)
+
+
+def _load(cls: type[S], prefix: str, env: Mapping[str, str]) -> S:
+    values = {
+        name: env[prefix + name.upper()]
+        for name in cls.__struct_fields__
+        if prefix + name.upper() in env
+    }
+    try:
+        return msgspec.convert(values, cls, strict=False)
+    except msgspec.ValidationError as exc:
+        raise ValueError(f"invalid {prefix}* setting: {exc}") from exc

@@ -1,0 +1,28 @@
+"""GDPR erase of one end user: upstream first, then every local trace."""
+
+from __future__ import annotations
+
+from service.namespacing import upstream_user_id
+from service.resources import Resources
+
+
+async def erase_customer(res: Resources, app: str, external_user_id: str) -> int:
+    """Returns how many local records were deleted. Raises GenlookError if upstream failed,
+    before anything local is touched, so a retry erases everything."""
+    upstream = upstream_user_id(app, external_user_id)
+    assert upstream is not None
+    await res.genlook.delete_customer(upstream)
+    k = res.keys
+    members: set[bytes] = await res.redis.smembers(  # type: ignore[misc]
+        k.customer_tryons(app, external_user_id)
+    )
+    tryon_ids = [m.decode() for m in members]
+    if tryon_ids:
+        async with res.redis.pipeline(transaction=True) as pipe:
+            for tryon_id in tryon_ids:
+                pipe.delete(k.tryon(tryon_id))
+                pipe.zrem(k.active_tryons, tryon_id)
+            pipe.delete(k.customer_tryons(app, external_user_id))
+            await pipe.execute()
+    images = await res.photos.erase_customer(app, external_user_id)
+    return len(tryon_ids) + images

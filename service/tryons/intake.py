@@ -1,0 +1,156 @@
+"""Turning an accepted request into a try-on record: every check that can fail happens here,
+before anything is written, so bad input changes nothing."""
+
+from __future__ import annotations
+
+import secrets
+import time
+from collections.abc import Mapping
+from urllib.parse import urlsplit
+
+import msgspec
+
+from service.errors import ApiError, validation_failed
+from service.photos import PhotoStore
+from service.products import Catalog
+from service.tryons.models import (
+    PersonDef,
+    ProductDef,
+    ProductIn,
+    TryOnCreate,
+    TryOnRecord,
+)
+
+RESERVED_PREFIX = "_anon_"
+MAX_METADATA_BYTES = 4096
+MAX_ID_LENGTH = 256
+
+
+def new_tryon_id() -> str:
+    return "to_" + secrets.token_urlsafe(15)
+
+
+def _check_url(url: str, path: str) -> None:
+    parts = urlsplit(url)
+    if parts.scheme not in ("http", "https") or not parts.netloc:
+        raise validation_failed(path, "Invalid url")
+
+
+def check_external_id(external_id: str, path: str) -> None:
+    if not external_id or len(external_id) > MAX_ID_LENGTH:
+        raise validation_failed(path, f"Must be 1 to {MAX_ID_LENGTH} characters")
+    if external_id.startswith(RESERVED_PREFIX):
+        raise ApiError(
+            409,
+            "RESERVED_EXTERNAL_ID",
+            f"externalId must not start with the reserved prefix '{RESERVED_PREFIX}'.",
+        )
+
+
+def product_definition(product: ProductIn, path: str) -> ProductDef:
+    """An inline definition from the wire, with URL-only images (files are not kept)."""
+    urls: list[str] = []
+    classifications = []
+    for i, image in enumerate(product.images or []):
+        source = image.source
+        if source.url is None or source.id is not None or source.file_key is not None:
+            raise validation_failed(f"{path}.images.{i}.source", "Product images must be URLs")
+        _check_url(source.url, f"{path}.images.{i}.source.url")
+        urls.append(source.url)
+        classifications.append(image.classifications)
+    if not urls:
+        raise ApiError(400, "PRODUCT_IMAGES_REQUIRED", "A product definition needs an image.")
+    return ProductDef(
+        external_id=product.external_id,
+        title=product.title,
+        description=product.description,
+        image_urls=urls,
+        classifications=classifications if any(classifications) else [],
+    )
+
+
+async def resolve_product(app: str, product: ProductIn, catalog: Catalog) -> ProductDef:
+    path = "products.0"
+    if product.external_id is not None:
+        check_external_id(product.external_id, f"{path}.externalId")
+    is_reference = not (product.title or product.description or product.images)
+    if not is_reference:
+        return product_definition(product, path)
+    if product.external_id is None:
+        raise ApiError(400, "PRODUCT_IMAGES_REQUIRED", "A product needs an externalId or images.")
+    stored = await catalog.get(app, product.external_id)
+    if stored is None:
+        raise ApiError(404, "PRODUCT_NOT_FOUND", f"Product '{product.external_id}' not found.")
+    return stored.definition
+
+
+async def resolve_person(
+    app: str,
+    body: TryOnCreate,
+    photos: PhotoStore,
+    uploaded: Mapping[str, str],
+) -> PersonDef:
+    source = body.person.image.source
+    path = "person.image.source"
+    given = [v for v in (source.id, source.url, source.file_key) if v is not None]
+    if len(given) != 1:
+        raise validation_failed(path, "Exactly one of id, url, fileKey is required")
+    if source.url is not None:
+        _check_url(source.url, f"{path}.url")
+        return PersonDef(url=source.url)
+    if source.file_key is not None:
+        image_id = uploaded.get(source.file_key)
+        if image_id is None:
+            raise ApiError(
+                400,
+                "MULTIPART_FILE_NOT_FOUND",
+                f"No multipart part named '{source.file_key}'.",
+            )
+        return PersonDef(image_id=image_id)
+    assert source.id is not None
+    image = await photos.get(app, source.id)
+    if image is None:
+        raise ApiError(404, "IMAGE_NOT_FOUND", "Unknown or expired image id.")
+    if body.external_user_id and image.external_user_id not in (None, body.external_user_id):
+        raise ApiError(404, "IMAGE_NOT_FOUND", "Unknown or expired image id.")
+    return PersonDef(image_id=image.id)
+
+
+async def build_record(
+    app: str,
+    body: TryOnCreate,
+    *,
+    catalog: Catalog,
+    photos: PhotoStore,
+    uploaded: Mapping[str, str],
+    idempotency_key: str | None,
+    deadline: float,
+) -> TryOnRecord:
+    if len(body.products) != 1:
+        raise validation_failed("products", "Exactly one product is supported")
+    if body.metadata is not None and len(msgspec.json.encode(body.metadata)) > MAX_METADATA_BYTES:
+        raise validation_failed("metadata", f"At most {MAX_METADATA_BYTES} bytes")
+    if body.callback_url is not None:
+        _check_url(body.callback_url, "callbackUrl")
+    if body.external_user_id is not None and not 0 < len(body.external_user_id) <= MAX_ID_LENGTH:
+        raise validation_failed("externalUserId", f"Must be 1 to {MAX_ID_LENGTH} characters")
+    product = await resolve_product(app, body.products[0], catalog)
+    person = await resolve_person(app, body, photos, uploaded)
+    output = body.output
+    now = time.time()
+    return TryOnRecord(
+        id=new_tryon_id(),
+        app=app,
+        created_at=now,
+        updated_at=now,
+        product=product,
+        person=person,
+        external_user_id=body.external_user_id,
+        watermark=output.watermark if output else None,
+        keep_for_days=output.keep_for_days if output else None,
+        ai_label=output.ai_label if output else None,
+        metadata=body.metadata,
+        callback_url=body.callback_url,
+        idempotency_key=idempotency_key,
+        deadline_at=now + deadline,
+    )

@@ -1,0 +1,174 @@
+"""The try-on as the gateway sees it: the accepted request, the persisted record, the public view.
+
+One record per try-on, a msgspec Struct stored as JSON in Redis and carried end to end: the
+API writes it, workers advance it, events and webhooks publish its public view.
+"""
+
+from __future__ import annotations
+
+import time
+from typing import Any, Literal
+
+import msgspec
+
+from service.genlook.models import KeepForDays
+
+TryOnStatus = Literal["queued", "submitting", "running", "completed", "failed", "canceled"]
+TERMINAL: frozenset[str] = frozenset({"completed", "failed", "canceled"})
+# States in which no upstream create has been attempted yet, so a cancel spends nothing.
+CANCELABLE: frozenset[str] = frozenset({"queued"})
+
+
+class _Wire(
+    msgspec.Struct, frozen=True, rename="camel", omit_defaults=True, forbid_unknown_fields=True
+):
+    """Public request models: unknown fields are a client bug and are refused."""
+
+
+class ImageSourceIn(_Wire, frozen=True):
+    id: str | None = None
+    url: str | None = None
+    file_key: str | None = None
+
+
+class ProductImageIn(_Wire, frozen=True):
+    source: ImageSourceIn
+    classifications: dict[str, Any] | None = None
+
+
+class ProductIn(_Wire, frozen=True):
+    external_id: str | None = None
+    title: str | None = None
+    description: str | None = None
+    images: list[ProductImageIn] | None = None
+
+
+class PersonImageIn(_Wire, frozen=True):
+    source: ImageSourceIn
+
+
+class PersonIn(_Wire, frozen=True):
+    image: PersonImageIn
+
+
+class OutputIn(_Wire, frozen=True):
+    watermark: bool | None = None
+    keep_for_days: KeepForDays | None = None
+    ai_label: bool | None = None
+
+
+Metadata = dict[str, str | int | float | bool | None]
+
+
+class TryOnCreate(_Wire, frozen=True):
+    """Body of `POST /v1/try-ons`: Genlook's current shape plus `metadata` and `callbackUrl`."""
+
+    products: list[ProductIn]
+    person: PersonIn
+    external_user_id: str | None = None
+    output: OutputIn | None = None
+    metadata: Metadata | None = None
+    callback_url: str | None = None
+
+
+# --- the persisted record ------------------------------------------------------------------
+
+
+class ProductDef(msgspec.Struct, frozen=True, omit_defaults=True):
+    """A product as the worker will send it: what the app calls it and its definition."""
+
+    external_id: str | None = None
+    title: str | None = None
+    description: str | None = None
+    image_urls: list[str] = msgspec.field(default_factory=list)
+    classifications: list[dict[str, Any] | None] = msgspec.field(default_factory=list)
+
+    @property
+    def is_reference_only(self) -> bool:
+        return not (self.title or self.description or self.image_urls)
+
+
+class PersonDef(msgspec.Struct, frozen=True, omit_defaults=True):
+    """Exactly one of a gateway image id or a public URL Genlook fetches itself."""
+
+    image_id: str | None = None
+    url: str | None = None
+
+
+class ErrorInfo(msgspec.Struct, frozen=True):
+    code: str
+    message: str
+
+
+class TryOnRecord(msgspec.Struct, kw_only=True, omit_defaults=True):
+    id: str
+    app: str
+    status: TryOnStatus = "queued"
+    created_at: float = msgspec.field(default_factory=time.time)
+    updated_at: float = msgspec.field(default_factory=time.time)
+    product: ProductDef
+    person: PersonDef
+    external_user_id: str | None = None
+    watermark: bool | None = None
+    keep_for_days: int | None = None
+    ai_label: bool | None = None
+    metadata: Metadata | None = None
+    callback_url: str | None = None
+    idempotency_key: str | None = None
+    # Upstream progress, each written as soon as it is known.
+    upstream_image_id: str | None = None
+    upstream_product_id: str | None = None
+    create_started_at: float | None = None
+    generation_id: str | None = None
+    upstream_status: str | None = None
+    result_url: str | None = None
+    error: ErrorInfo | None = None
+    started_at: float | None = None
+    completed_at: float | None = None
+    deadline_at: float = 0.0
+    attempts: int = 0
+
+    @property
+    def is_terminal(self) -> bool:
+        return self.status in TERMINAL
+
+
+# --- the public view -------------------------------------------------------------------------
+
+
+class ResultOut(msgspec.Struct, frozen=True, rename="camel"):
+    image_url: str
+
+
+class TryOnOut(msgspec.Struct, frozen=True, rename="camel", omit_defaults=True):
+    """What `GET /v1/try-ons/{id}`, SSE events and webhooks show of a try-on."""
+
+    id: str
+    status: TryOnStatus
+    created_at: str
+    updated_at: str
+    product_external_id: str | None = None
+    external_user_id: str | None = None
+    result: ResultOut | None = None
+    error: ErrorInfo | None = None
+    metadata: Metadata | None = None
+    completed_at: str | None = None
+
+
+def iso(ts: float) -> str:
+    return time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime(ts)) + f".{int(ts % 1 * 1000):03d}Z"
+
+
+def public_view(record: TryOnRecord) -> TryOnOut:
+    return TryOnOut(
+        id=record.id,
+        status=record.status,
+        created_at=iso(record.created_at),
+        updated_at=iso(record.updated_at),
+        product_external_id=record.product.external_id,
+        external_user_id=record.external_user_id,
+        result=ResultOut(image_url=record.result_url) if record.result_url else None,
+        error=record.error,
+        metadata=record.metadata,
+        completed_at=iso(record.completed_at) if record.completed_at else None,
+    )

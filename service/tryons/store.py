@@ -1,0 +1,198 @@
+"""Try-on records in Redis: atomic accept (record + idempotency + job), CAS state changes, events.
+
+A record is a hash {rev, status, doc}. Every change goes through one compare-and-set script on
+`rev`, so two processes never overwrite each other's progress (a worker resuming a job after a
+crash, the sweeper, a cancel from the API). Each change publishes the public view on the try-on's
+channel in the same script, so a waiter that reads the record after subscribing misses nothing.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import time
+from collections.abc import Callable
+
+import msgspec
+from redis.asyncio import Redis
+
+from service import jobs
+from service.keys import Keys
+from service.tryons.models import TERMINAL, TryOnRecord, public_view
+
+_ACCEPT = """
+if ARGV[11] == '1' then
+  local existing = redis.call('GET', KEYS[1])
+  if existing then return existing end
+  redis.call('SET', KEYS[1], ARGV[1], 'PX', ARGV[2])
+end
+redis.call('HSET', KEYS[2], 'rev', 1, 'status', ARGV[4], 'doc', ARGV[3])
+redis.call('PEXPIRE', KEYS[2], ARGV[6])
+redis.call('ZADD', KEYS[3], ARGV[5], ARGV[13])
+if ARGV[12] == '1' then
+  redis.call('SADD', KEYS[4], ARGV[13])
+  redis.call('PEXPIRE', KEYS[4], ARGV[6])
+end
+redis.call('SET', KEYS[5], ARGV[7], 'PX', ARGV[9])
+redis.call('ZADD', KEYS[6], ARGV[8], ARGV[10])
+return false
+"""
+
+_UPDATE = """
+local rev = redis.call('HGET', KEYS[1], 'rev')
+if not rev then return -1 end
+if rev ~= ARGV[1] then return 0 end
+local next = tonumber(rev) + 1
+redis.call('HSET', KEYS[1], 'rev', next, 'status', ARGV[2], 'doc', ARGV[3])
+if ARGV[4] == '1' then redis.call('ZREM', KEYS[2], ARGV[5]) end
+if ARGV[6] ~= '' then redis.call('PUBLISH', KEYS[3], ARGV[6]) end
+return next
+"""
+
+
+Mutation = Callable[[TryOnRecord], TryOnRecord | None]
+
+
+class TryOnNotFound(LookupError):
+    pass
+
+
+class IdempotencyConflict(Exception):
+    """The Idempotency-Key was used before with a different request body."""
+
+    def __init__(self, tryon_id: str) -> None:
+        super().__init__(tryon_id)
+        self.tryon_id = tryon_id
+
+
+def fingerprint(body: bytes) -> str:
+    return hashlib.sha256(body).hexdigest()[:32]
+
+
+class TryOnStore:
+    _encoder = msgspec.json.Encoder()
+    _decoder = msgspec.json.Decoder(TryOnRecord)
+
+    def __init__(self, redis: Redis, keys: Keys, queue_name: str) -> None:
+        self._redis = redis
+        self._keys = keys
+        self._queue = queue_name
+        self._accept = redis.register_script(_ACCEPT)
+        self._update = redis.register_script(_UPDATE)
+        self.queue = jobs.JobQueue(redis, queue_name)
+
+    @property
+    def keys(self) -> Keys:
+        return self._keys
+
+    async def accept(
+        self,
+        record: TryOnRecord,
+        *,
+        idempotency_key: str | None,
+        request_fingerprint: str,
+        idempotency_ttl: float,
+        retention: float,
+    ) -> tuple[TryOnRecord, bool]:
+        """Persist a new try-on and its job atomically; or return the one the key already made.
+
+        Returns (record, created). Raises IdempotencyConflict when the key was used with
+        another body.
+        """
+        k = self._keys
+        job_id = jobs.tryon_job_id(record.id)
+        job, score = jobs.encode_job(jobs.RUN_TRYON, record.id)
+        customer = record.external_user_id
+        existing = await self._accept(
+            keys=[
+                k.idempotency(record.app, idempotency_key or "-"),
+                k.tryon(record.id),
+                k.active_tryons,
+                k.customer_tryons(record.app, customer or "-"),
+                jobs.job_key(job_id),
+                self._queue,
+            ],
+            args=[
+                f"{record.id} {request_fingerprint}",
+                int(idempotency_ttl * 1000),
+                self._encoder.encode(record),
+                record.status,
+                record.deadline_at,
+                int(retention * 1000),
+                job,
+                score,
+                jobs.JOB_EXPIRY_MS,
+                job_id,
+                "1" if idempotency_key else "0",
+                "1" if customer else "0",
+                record.id,
+            ],
+        )
+        if existing is None:
+            return record, True
+        existing_id, existing_fp = existing.decode().split(" ", 1)
+        if existing_fp != request_fingerprint:
+            raise IdempotencyConflict(existing_id)
+        prior = await self.get(existing_id)
+        if prior is None:  # the record expired before its idempotency key did
+            raise TryOnNotFound(existing_id)
+        return prior, False
+
+    async def get(self, tryon_id: str) -> TryOnRecord | None:
+        raw: bytes | None = await self._redis.hget(self._keys.tryon(tryon_id), "doc")  # type: ignore[misc]
+        return None if raw is None else self._decoder.decode(raw)
+
+    async def _get_with_rev(self, tryon_id: str) -> tuple[TryOnRecord, bytes]:
+        rev, raw = await self._redis.hmget(self._keys.tryon(tryon_id), ["rev", "doc"])  # type: ignore[misc]
+        if rev is None or raw is None:
+            raise TryOnNotFound(tryon_id)
+        return self._decoder.decode(raw), rev
+
+    async def update(self, tryon_id: str, mutate: Mutation) -> TryOnRecord:
+        """Apply `mutate` to the current record with compare-and-set; retried on a race.
+
+        `mutate` returns the new record, or None to leave it unchanged (it then returns the
+        current one). It may run several times, so it must be a pure function of its input.
+        """
+        while True:
+            current, rev = await self._get_with_rev(tryon_id)
+            changed = mutate(current)
+            if changed is None:
+                return current
+            changed.updated_at = time.time()
+            event = b""
+            if changed.status != current.status:
+                event = self._encoder.encode(public_view(changed))
+            result = await self._update(
+                keys=[
+                    self._keys.tryon(tryon_id),
+                    self._keys.active_tryons,
+                    self._keys.tryon_events(tryon_id),
+                ],
+                args=[
+                    rev,
+                    changed.status,
+                    self._encoder.encode(changed),
+                    "1" if changed.status in TERMINAL else "0",
+                    tryon_id,
+                    event,
+                ],
+            )
+            if result == -1:
+                raise TryOnNotFound(tryon_id)
+            if result > 0:
+                return changed
+
+    async def enqueue(self, tryon_id: str, *, defer: float = 0.0) -> bool:
+        """(Re-)enqueue the try-on's job unless one is queued or running; True if enqueued."""
+        return await self.queue.enqueue(
+            jobs.RUN_TRYON, tryon_id, job_id=jobs.tryon_job_id(tryon_id), defer=defer
+        )
+
+    async def overdue(self, now: float, limit: int = 100) -> list[str]:
+        """Non-terminal try-ons whose deadline has passed."""
+        ids = await self._redis.zrangebyscore(self._keys.active_tryons, 0, now, 0, limit)
+        return [i.decode() for i in ids]
+
+    async def active(self, limit: int = 1000) -> list[str]:
+        ids = await self._redis.zrange(self._keys.active_tryons, 0, limit - 1)
+        return [i.decode() for i in ids]

@@ -1,0 +1,63 @@
+"""The arq job functions: thin adapters from arq's calling convention to the runner.
+
+arq retries only on `Retry` (and shutdown cancellation); anything else is final on the first
+try. So transient failures surface here as `RetryLater` and become `Retry` with its delay,
+while the try-on's own state in Redis decides everything else.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from typing import Any
+
+from arq import Retry
+from service.genlook import errors as gl
+from service.photos import PhotoGone, PhotoStore
+from service.resources import Resources
+
+from workers.runner import RetryLater, TryOnRunner, make_uploader
+
+log = logging.getLogger("workers.jobs")
+
+
+async def run_tryon(ctx: dict[str, Any], tryon_id: str) -> str:
+    runner: TryOnRunner = ctx["runner"]
+    try:
+        return await runner.run(tryon_id, ctx.get("job_try", 1))
+    except RetryLater as later:
+        log.info("try-on %s: retry in %.2fs (%s)", tryon_id, later.delay, later.reason)
+        raise Retry(defer=later.delay) from later
+
+
+async def upload_photo(ctx: dict[str, Any], image_id: str) -> str:
+    """Send a fresh photo upstream right away, so a try-on started later finds it there."""
+    res: Resources = ctx["res"]
+    raw = await res.redis.get(res.keys.image(image_id))
+    if raw is None:
+        return "gone"
+    image = PhotoStore.decode(raw)
+    try:
+        await res.photos.upstream_id(image, make_uploader(res, image))
+    except PhotoGone:
+        return "gone"
+    except (gl.TransportError, gl.RateLimited, gl.ServerError) as exc:
+        raise Retry(defer=min(30.0, 0.5 * 2 ** ctx.get("job_try", 1))) from exc
+    except gl.APIError as exc:
+        # The try-on that uses this photo reports the error to its caller.
+        log.info("photo %s refused upstream: %s", image_id, exc.code)
+        return "refused"
+    return "uploaded"
+
+
+async def sweep(ctx: dict[str, Any]) -> int:
+    """Give every non-terminal try-on a job: covers jobs arq dropped (expired, out of tries)
+    and deadlines passed while no job was running. Returns how many were enqueued."""
+    res: Resources = ctx["res"]
+    enqueued = 0
+    for tryon_id in await res.store.active():
+        if await res.store.enqueue(tryon_id):
+            enqueued += 1
+    if enqueued:
+        log.warning("sweeper re-enqueued %d try-ons at %.0f", enqueued, time.time())
+    return enqueued

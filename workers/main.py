@@ -1,0 +1,71 @@
+"""The worker process: arq configured from our settings, serializing jobs with msgspec."""
+
+from __future__ import annotations
+
+import logging
+from datetime import timedelta
+from typing import Any
+
+from arq import cron
+from arq.connections import RedisSettings as ArqRedisSettings
+from arq.worker import Worker, func
+from service import jobs
+from service.resources import Resources
+from service.settings import Settings
+
+from workers.jobs import run_tryon, sweep, upload_photo
+from workers.runner import TryOnRunner
+from workers.waiting import DurationModel
+
+log = logging.getLogger("workers")
+
+# A job attempt hands its wait over to a fresh attempt this long before arq's job timeout.
+_TIMEOUT_MARGIN = 15.0
+
+
+def build_worker(settings: Settings, *, burst: bool = False) -> Worker:
+    w = settings.worker
+
+    async def startup(ctx: dict[str, Any]) -> None:
+        res = Resources.build(settings)
+        durations = DurationModel(res.redis, res.keys, clock_speed=settings.genlook.clock_speed)
+        ctx["res"] = res
+        ctx["runner"] = TryOnRunner(
+            res, durations, budget_s=max(1.0, w.job_timeout - _TIMEOUT_MARGIN)
+        )
+
+    async def shutdown(ctx: dict[str, Any]) -> None:
+        res: Resources | None = ctx.get("res")
+        if res is not None:
+            await res.aclose()
+
+    sweep_seconds = max(1, int(w.sweep_interval))
+    return Worker(
+        functions=[
+            func(run_tryon, name=jobs.RUN_TRYON, timeout=w.job_timeout),
+            func(upload_photo, name=jobs.UPLOAD_PHOTO, timeout=120),
+        ],
+        cron_jobs=[
+            cron(sweep, second=set(range(0, 60, sweep_seconds)), run_at_startup=True, timeout=60)
+        ],
+        queue_name=settings.redis.queue_name,
+        redis_settings=ArqRedisSettings.from_dsn(settings.redis.url),
+        on_startup=startup,
+        on_shutdown=shutdown,
+        max_jobs=w.max_jobs,
+        job_timeout=timedelta(seconds=w.job_timeout),
+        poll_delay=w.poll_delay,
+        # Our own state machine decides when a try-on gives up (deadline), not a try count.
+        max_tries=10_000,
+        keep_result=60,
+        health_check_interval=w.health_check_interval,
+        job_completion_wait=w.job_completion_wait,
+        job_serializer=jobs.serialize,
+        job_deserializer=jobs.deserialize,
+        burst=burst,
+        log_results=False,
+    )
+
+
+def run(settings: Settings | None = None) -> None:
+    build_worker(settings or Settings.from_env()).run()

@@ -1,0 +1,354 @@
+"""One try-on, driven from whatever state it was left in to a terminal state.
+
+The record in Redis is the state machine; this job only ever moves it forward, and every step
+is written before the next one starts, so a job that is retried or picked up again after a
+crash resumes instead of starting over:
+
+    queued -> submitting -> running -> completed | failed        (canceled only from queued)
+
+The one step that cannot be made safe is the create call itself: Genlook has no idempotency
+key, so once a create *may* have reached Genlook and no answer came back, nobody can know
+whether a credit was spent. We mark `create_started_at` right before sending. A job that finds
+the marker without a generation id fails the try-on with UPSTREAM_OUTCOME_UNKNOWN instead of
+creating again: at most one credit per accepted try-on, by construction (see docs/pipeline.md).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import time
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from typing import cast
+
+from service.genlook import errors as gl
+from service.genlook.client import Priority
+from service.genlook.models import (
+    Generation,
+    ImageSource,
+    KeepForDays,
+    Output,
+    Person,
+    PersonImage,
+    ProductImage,
+    ProductInput,
+    TryOnRequest,
+)
+from service.namespacing import upstream_product_id, upstream_user_id
+from service.photos import PhotoGone, StoredImage
+from service.products import fingerprint
+from service.resources import Resources
+from service.tryons.models import ErrorInfo, TryOnRecord
+
+from workers.waiting import DurationModel
+
+log = logging.getLogger("workers.runner")
+
+_EXPIRED = "The photo expired; upload it again."
+
+
+class Finished(Exception):
+    """A helper moved the try-on to a terminal state; the job is over."""
+
+    def __init__(self, record: TryOnRecord) -> None:
+        super().__init__(record.status)
+        self.record = record
+
+
+class RetryLater(Exception):
+    """Stop this attempt; the job runs again after `delay` seconds and resumes."""
+
+    def __init__(self, delay: float, reason: str) -> None:
+        super().__init__(reason)
+        self.delay = delay
+        self.reason = reason
+
+
+@dataclass(frozen=True, slots=True)
+class PlannedProduct:
+    payload: ProductInput
+    cache_id: str | None  # upstream id whose cache entry this call confirms
+    fingerprint: str
+    is_reference: bool
+
+
+class TryOnRunner:
+    def __init__(self, res: Resources, durations: DurationModel, *, budget_s: float) -> None:
+        self._res = res
+        self._durations = durations
+        # How long one job attempt may keep waiting before handing over to a fresh attempt
+        # (it must end well within arq's job timeout).
+        self._budget_s = budget_s
+        g = res.settings.genlook
+        self._poll_interval = 2.0 / g.clock_speed
+
+    # --- entry point --------------------------------------------------------------------------
+
+    async def run(self, tryon_id: str, job_try: int = 1) -> str:
+        store = self._res.store
+        record = await store.get(tryon_id)
+        if record is None:
+            return "gone"
+        started = time.monotonic()
+        while not record.is_terminal:
+            if time.time() > record.deadline_at:
+                return (await self._fail(record, "DEADLINE_EXCEEDED", "No result in time.")).status
+            try:
+                if record.status == "queued":
+                    record = await self._begin(record)
+                elif record.status == "submitting":
+                    record = await self._submit(record, job_try)
+                elif record.status == "running":
+                    record = await self._wait(record, started)
+            except Finished as done:
+                record = done.record
+        return record.status
+
+    # --- steps --------------------------------------------------------------------------------
+
+    async def _begin(self, record: TryOnRecord) -> TryOnRecord:
+        def to_submitting(r: TryOnRecord) -> TryOnRecord | None:
+            if r.status != "queued":
+                return None
+            r.status = "submitting"
+            r.started_at = r.started_at or time.time()
+            return r
+
+        return await self._res.store.update(record.id, to_submitting)
+
+    async def _submit(self, record: TryOnRecord, job_try: int) -> TryOnRecord:
+        if record.create_started_at is not None and record.generation_id is None:
+            return await self._outcome_unknown(record)
+        person = await self._person(record, job_try)
+        plan = await self._plan_product(record)
+        request = TryOnRequest(
+            products=[plan.payload],
+            person=person,
+            external_user_id=upstream_user_id(record.app, record.external_user_id),
+            output=self._output(record),
+        )
+        async with self._res.hooks.reserved(Priority.START):
+            record = await self._mark(record, create_started_at=time.time())
+            try:
+                generation = await self._create(request)
+            except gl.ProductNotFound:
+                if not plan.is_reference:
+                    raise
+                # The cached product expired or was deleted upstream; nothing was created.
+                # Resend inline: the cache is corrected and no credit is lost.
+                await self._forget_product(plan)
+                return await self._mark(record, create_started_at=None)
+            except gl.OutcomeUnknown:
+                return await self._outcome_unknown(record)
+            except gl.ServerError as exc:
+                if exc.code is None:  # a proxy's answer: Genlook may have acted behind it
+                    return await self._outcome_unknown(record)
+                await self._mark(record, create_started_at=None)
+                raise RetryLater(_backoff(job_try), f"upstream {exc.status}") from exc
+            except (gl.RateLimited, gl.RequestNotSent) as exc:
+                await self._mark(record, create_started_at=None)
+                delay = getattr(exc, "retry_after", None) or _backoff(job_try)
+                raise RetryLater(delay, type(exc).__name__) from exc
+            except gl.APIError as exc:
+                return await self._fail(record, exc.code or f"UPSTREAM_{exc.status}", exc.message)
+        await self._remember_product(plan, generation)
+        return await self._record_generation(record, generation)
+
+    async def _outcome_unknown(self, record: TryOnRecord) -> TryOnRecord:
+        return await self._fail(
+            record,
+            "UPSTREAM_OUTCOME_UNKNOWN",
+            "The create call to Genlook was interrupted; it may or may not have run. "
+            "It is not retried so that no second credit is spent.",
+        )
+
+    async def _create(self, request: TryOnRequest) -> Generation:
+        client = self._res.genlook
+        if self._res.settings.genlook.wait_strategy == "sync":
+            return await client.create_try_on_sync(request)
+        created = await client.create_try_on(request)
+        now = datetime.now(UTC)
+        return Generation(
+            generation_id=created.generation_id,
+            status=created.status,
+            created_at=now,
+            updated_at=now,
+            product_external_id=created.product_external_id,
+        )
+
+    async def _wait(self, record: TryOnRecord, job_started: float) -> TryOnRecord:
+        assert record.generation_id is not None
+        submitted = record.create_started_at or record.started_at or time.time()
+        while True:
+            elapsed = time.time() - submitted
+            delay = await self._durations.next_poll(elapsed, self._poll_interval)
+            if time.monotonic() - job_started + delay > self._budget_s:
+                raise RetryLater(delay, "handing the wait over to a fresh job attempt")
+            if time.time() + delay > record.deadline_at:
+                delay = max(0.0, record.deadline_at - time.time())
+            await asyncio.sleep(delay)
+            try:
+                generation = await self._res.genlook.get_generation(record.generation_id)
+            except (gl.TransportError, gl.ServerError, gl.RateLimited) as exc:
+                log.info("status poll of %s failed: %s", record.id, type(exc).__name__)
+                if time.time() > record.deadline_at:
+                    return record
+                continue
+            except gl.APIError as exc:
+                return await self._fail(record, exc.code or f"UPSTREAM_{exc.status}", exc.message)
+            if generation.is_terminal:
+                return await self._record_generation(record, generation)
+            if time.time() > record.deadline_at:
+                return record
+
+    # --- pieces -------------------------------------------------------------------------------
+
+    async def _person(self, record: TryOnRecord, job_try: int) -> Person:
+        if record.person.url is not None:
+            return Person(image=PersonImage(source=ImageSource(url=record.person.url)))
+        assert record.person.image_id is not None
+        if record.upstream_image_id is None:
+            image = await self._res.photos.get(record.app, record.person.image_id)
+            if image is None:
+                raise Finished(await self._fail(record, "IMAGE_EXPIRED", _EXPIRED))
+            try:
+                upstream = await self._res.photos.upstream_id(
+                    image, make_uploader(self._res, image)
+                )
+            except PhotoGone:
+                raise Finished(await self._fail(record, "IMAGE_EXPIRED", _EXPIRED)) from None
+            except (gl.TransportError, gl.RateLimited, gl.ServerError) as exc:
+                raise RetryLater(_backoff(job_try), "photo upload") from exc
+            except gl.APIError as exc:
+                failed = await self._fail(record, exc.code or "INVALID_IMAGE", exc.message)
+                raise Finished(failed) from None
+            record = await self._mark(record, upstream_image_id=upstream)
+        assert record.upstream_image_id is not None
+        return Person(image=PersonImage(source=ImageSource(id=record.upstream_image_id)))
+
+    async def _plan_product(self, record: TryOnRecord) -> PlannedProduct:
+        d = record.product
+        fp = fingerprint(d)
+        cache = self._res.products
+        full = ProductInput(
+            title=d.title,
+            description=d.description,
+            images=[
+                ProductImage(source=ImageSource(url=url), classifications=c)
+                for url, c in zip(
+                    d.image_urls, d.classifications or [None] * len(d.image_urls), strict=True
+                )
+            ],
+        )
+        if d.external_id is not None:
+            upstream_id = upstream_product_id(record.app, d.external_id)
+            if await cache.known(upstream_id, fp):
+                return PlannedProduct(ProductInput(external_id=upstream_id), upstream_id, fp, True)
+            inline = ProductInput(
+                external_id=upstream_id,
+                title=full.title,
+                description=full.description,
+                images=full.images,
+            )
+            return PlannedProduct(inline, upstream_id, fp, False)
+        anon = await cache.oneshot_id(fp)
+        if anon is not None:
+            return PlannedProduct(ProductInput(external_id=anon), None, fp, True)
+        return PlannedProduct(full, None, fp, False)
+
+    async def _forget_product(self, plan: PlannedProduct) -> None:
+        if plan.cache_id is not None:
+            await self._res.products.forget(plan.cache_id)
+        else:
+            await self._res.products.forget_oneshot(plan.fingerprint)
+
+    async def _remember_product(self, plan: PlannedProduct, generation: Generation) -> None:
+        if plan.cache_id is not None:
+            await self._res.products.remember(plan.cache_id, plan.fingerprint)
+        elif generation.product_external_id:
+            await self._res.products.remember_oneshot(
+                plan.fingerprint, generation.product_external_id
+            )
+
+    @staticmethod
+    def _output(record: TryOnRecord) -> Output | None:
+        if record.watermark is None and record.keep_for_days is None and record.ai_label is None:
+            return None
+        return Output(
+            watermark=record.watermark,
+            keep_for_days=cast(KeepForDays | None, record.keep_for_days),
+            ai_label=record.ai_label,
+        )
+
+    # --- writes -------------------------------------------------------------------------------
+
+    async def _mark(self, record: TryOnRecord, **fields: object) -> TryOnRecord:
+        def apply(r: TryOnRecord) -> TryOnRecord | None:
+            if r.is_terminal:
+                return None
+            for name, value in fields.items():
+                setattr(r, name, value)
+            return r
+
+        return await self._res.store.update(record.id, apply)
+
+    async def _record_generation(self, record: TryOnRecord, generation: Generation) -> TryOnRecord:
+        def apply(r: TryOnRecord) -> TryOnRecord | None:
+            if r.is_terminal:
+                return None
+            r.generation_id = generation.generation_id
+            r.upstream_status = generation.status
+            if generation.status == "COMPLETED":
+                r.status = "completed"
+                r.result_url = generation.result_image_url
+                r.completed_at = time.time()
+            elif generation.status == "FAILED":
+                r.status = "failed"
+                r.error = ErrorInfo(
+                    code=generation.error_code or "GENERATION_FAILED",
+                    message=generation.error_message or "The generation failed.",
+                )
+                r.completed_at = time.time()
+            else:
+                r.status = "running"
+            return r
+
+        updated = await self._res.store.update(record.id, apply)
+        if generation.is_terminal:
+            speed = self._res.settings.genlook.clock_speed
+            took = (generation.updated_at - generation.created_at).total_seconds() / speed
+            await self._durations.observe(max(took, 0.0))
+        return updated
+
+    async def _fail(self, record: TryOnRecord, code: str, message: str) -> TryOnRecord:
+        def apply(r: TryOnRecord) -> TryOnRecord | None:
+            if r.is_terminal:
+                return None
+            r.status = "failed"
+            r.error = ErrorInfo(code=code, message=message)
+            r.completed_at = time.time()
+            return r
+
+        return await self._res.store.update(record.id, apply)
+
+
+def _backoff(job_try: int) -> float:
+    """Seconds before the next job attempt after a transient upstream failure."""
+    return float(min(30.0, 0.5 * 2 ** min(job_try, 6)))
+
+
+def make_uploader(res: Resources, image: StoredImage) -> Callable[[bytes], Awaitable[str]]:
+    async def upload(data: bytes) -> str:
+        uploaded = await res.genlook.upload_image(
+            data,
+            filename=f"photo.{image.content_type.rsplit('/', 1)[-1]}",
+            content_type=image.content_type,
+            crop=image.crop,
+            external_user_id=upstream_user_id(image.app, image.external_user_id),
+            keep_for_days=cast(KeepForDays, image.keep_for_days),
+        )
+        return uploaded.image_id
+
+    return upload
