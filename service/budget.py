@@ -32,8 +32,8 @@ local tolerance = tonumber(ARGV[2])
 local tat = tonumber(redis.call('GET', KEYS[1]) or '0')
 if tat < now then tat = now end
 local wait = tat - now - tolerance
-if wait > 0 then return wait end
-redis.call('SET', KEYS[1], tat + interval, 'PX', tolerance + 2 * interval + 1000)
+if wait > 0 then return math.ceil(wait) end
+redis.call('SET', KEYS[1], tat + interval, 'PX', math.ceil(tolerance + 2 * interval + 1000))
 return 0
 """
 

@@ -66,7 +66,12 @@ class EventHub:
             pubsub = self._redis.pubsub()
             try:
                 await pubsub.psubscribe(pattern)
-                async for message in pubsub.listen():
+                while True:
+                    # A bounded wait, not listen(): the connection's socket timeout must not
+                    # read a quiet minute as a dead connection.
+                    message = await pubsub.get_message(timeout=1.0)
+                    if message is None:
+                        continue
                     kind = message["type"]
                     if kind == "psubscribe":
                         if self._ready.is_set():

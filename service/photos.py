@@ -1,7 +1,8 @@
 """Person photos: validation, storage until uploaded, and one upstream upload per photo.
 
-A photo sent to `POST /v1/images` gets a gateway image id at once. Its bytes stay in Redis
-only until Genlook has them; the Genlook imageId is then cached under a dedupe key made of
+A photo sent to `POST /v1/images` gets a gateway image id at once. Its bytes stay in Redis for
+a bounded window (a day by default), long enough to upload it again should Genlook lose its
+copy; the Genlook imageId is cached under a dedupe key made of
 the content hash, the crop flag, the end user and the retention, so identical uploads (and any
 number of try-ons using them) reach Genlook once per retention window. A fleet-wide lock makes
 concurrent uploads of the same photo share one upstream call.
@@ -71,11 +72,19 @@ class PhotoStore:
     _encoder = msgspec.json.Encoder()
     _decoder = msgspec.json.Decoder(StoredImage)
 
-    def __init__(self, redis: Redis, keys: Keys, lifetime: Callable[[float], float]) -> None:
+    def __init__(
+        self,
+        redis: Redis,
+        keys: Keys,
+        lifetime: Callable[[float], float],
+        *,
+        bytes_ttl: float,
+    ) -> None:
         self._redis = redis
         self._keys = keys
         # Genlook days -> our seconds (shortened, so our record expires before Genlook's copy).
         self._lifetime = lifetime
+        self._bytes_ttl_ms = int(bytes_ttl * 1000)
 
     async def save(
         self,
@@ -106,9 +115,7 @@ class PhotoStore:
         k = self._keys
         async with self._redis.pipeline(transaction=True) as pipe:
             pipe.set(k.image(image.id), self._encoder.encode(image), px=ttl_ms)
-            # Bytes are needed only until the upstream copy exists.
-            if not await self._redis.exists(k.upstream_photo(dk)):
-                pipe.set(k.image_bytes(dk), data, px=ttl_ms)
+            pipe.set(k.image_bytes(dk), data, px=min(ttl_ms, self._bytes_ttl_ms))
             if external_user_id:
                 pipe.sadd(k.customer_images(app, external_user_id), image.id)
                 pipe.pexpire(k.customer_images(app, external_user_id), ttl_ms)
@@ -147,10 +154,7 @@ class PhotoStore:
                 raise PhotoGone(image.id)
             upstream = await upload(data)
             ttl = int(self._lifetime(image.keep_for_days) * 1000)
-            async with self._redis.pipeline(transaction=True) as pipe:
-                pipe.set(k.upstream_photo(dk), upstream, px=ttl)
-                pipe.delete(k.image_bytes(dk))
-                await pipe.execute()
+            await self._redis.set(k.upstream_photo(dk), upstream, px=ttl)
             return upstream
         finally:
             # Release only our own lock: a slow upload may have outlived its lease.
@@ -179,4 +183,4 @@ class PhotoStore:
 
 
 class PhotoGone(LookupError):
-    """The photo's bytes expired before it could be uploaded upstream."""
+    """The photo's bytes expired before it could be uploaded (again) upstream."""

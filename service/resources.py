@@ -54,7 +54,9 @@ class Resources:
             redis=redis,
             keys=keys,
             store=TryOnStore(redis, keys, settings.redis.queue_name),
-            photos=PhotoStore(redis, keys, g.lifetime),
+            photos=PhotoStore(
+                redis, keys, g.lifetime, bytes_ttl=settings.gateway.photo_bytes_ttl
+            ),
             catalog=Catalog(redis, keys),
             products=ProductCache(
                 redis,

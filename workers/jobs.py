@@ -28,6 +28,11 @@ async def run_tryon(ctx: dict[str, Any], tryon_id: str) -> str:
     except RetryLater as later:
         log.info("try-on %s: retry in %.2fs (%s)", tryon_id, later.delay, later.reason)
         raise Retry(defer=later.delay) from later
+    except Exception as exc:
+        # arq makes any other exception final, which would leave the try-on stuck. The record
+        # says where to resume, and its deadline bounds how long a persistent fault can loop.
+        log.exception("try-on %s: unexpected %s; retrying", tryon_id, type(exc).__name__)
+        raise Retry(defer=min(30.0, 0.5 * 2 ** ctx.get("job_try", 1))) from exc
 
 
 async def upload_photo(ctx: dict[str, Any], image_id: str) -> str:

@@ -133,28 +133,48 @@ class TryOnRunner:
             record = await self._mark(record, create_started_at=time.time())
             try:
                 generation = await self._create(request)
-            except gl.ProductNotFound:
-                if not plan.is_reference:
-                    raise
-                # The cached product expired or was deleted upstream; nothing was created.
-                # Resend inline: the cache is corrected and no credit is lost.
-                await self._forget_product(plan)
-                return await self._mark(record, create_started_at=None)
-            except gl.OutcomeUnknown:
-                return await self._outcome_unknown(record)
-            except gl.ServerError as exc:
-                if exc.code is None:  # a proxy's answer: Genlook may have acted behind it
-                    return await self._outcome_unknown(record)
-                await self._mark(record, create_started_at=None)
-                raise RetryLater(_backoff(job_try), f"upstream {exc.status}") from exc
-            except (gl.RateLimited, gl.RequestNotSent) as exc:
-                await self._mark(record, create_started_at=None)
-                delay = getattr(exc, "retry_after", None) or _backoff(job_try)
-                raise RetryLater(delay, type(exc).__name__) from exc
-            except gl.APIError as exc:
-                return await self._fail(record, exc.code or f"UPSTREAM_{exc.status}", exc.message)
+            except gl.GenlookError as exc:
+                return await self._create_failed(record, plan, exc, job_try)
         await self._remember_product(plan, generation)
         return await self._record_generation(record, generation)
+
+    async def _create_failed(
+        self, record: TryOnRecord, plan: PlannedProduct, exc: gl.GenlookError, job_try: int
+    ) -> TryOnRecord:
+        """Decide from the error whether the create may have happened, and what comes next."""
+        if isinstance(exc, gl.ProductNotFound) and plan.is_reference:
+            # The cached product expired or was deleted upstream; nothing was created.
+            # Resend inline: the cache is corrected and no credit is lost.
+            await self._forget_product(plan)
+            return await self._mark(record, create_started_at=None)
+        if (
+            isinstance(exc, gl.ImageNotFound)
+            and record.person.image_id is not None
+            and record.photo_reuploads < 1
+        ):
+            # Genlook lost the photo (retention, an erase elsewhere): nothing was created.
+            # Upload it again, once; a second loss is reported.
+            await self._forget_photo(record)
+            return await self._mark(
+                record,
+                create_started_at=None,
+                upstream_image_id=None,
+                photo_reuploads=record.photo_reuploads + 1,
+            )
+        if isinstance(exc, gl.OutcomeUnknown):
+            return await self._outcome_unknown(record)
+        if isinstance(exc, gl.ServerError) and exc.code is None:
+            # A proxy's answer (502/504 with no Genlook envelope): Genlook may have acted.
+            return await self._outcome_unknown(record)
+        if isinstance(exc, gl.ServerError | gl.RateLimited | gl.RequestNotSent):
+            # Genlook itself answered that it did not do it, or it never got the request.
+            await self._mark(record, create_started_at=None)
+            delay = getattr(exc, "retry_after", None) or _backoff(job_try)
+            raise RetryLater(delay, type(exc).__name__) from exc
+        if isinstance(exc, gl.APIError):
+            return await self._fail(record, exc.code or f"UPSTREAM_{exc.status}", exc.message)
+        # InvalidResponse: a 2xx we could not read. A generation may exist; never resend.
+        return await self._outcome_unknown(record)
 
     async def _outcome_unknown(self, record: TryOnRecord) -> TryOnRecord:
         return await self._fail(
@@ -257,6 +277,12 @@ class TryOnRunner:
         if anon is not None:
             return PlannedProduct(ProductInput(external_id=anon), None, fp, True)
         return PlannedProduct(full, None, fp, False)
+
+    async def _forget_photo(self, record: TryOnRecord) -> None:
+        assert record.person.image_id is not None
+        image = await self._res.photos.get(record.app, record.person.image_id)
+        if image is not None:
+            await self._res.photos.forget_upstream(image)
 
     async def _forget_product(self, plan: PlannedProduct) -> None:
         if plan.cache_id is not None:

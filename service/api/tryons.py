@@ -7,6 +7,7 @@ answers; everything upstream happens in the workers.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import hashlib
 import time
 from collections.abc import AsyncIterator
@@ -160,10 +161,8 @@ class TryOnController(Controller):
                 remaining = deadline - time.monotonic()
                 if remaining <= 0:
                     break
-                try:
+                with contextlib.suppress(TimeoutError):
                     await asyncio.wait_for(queue.get(), timeout=remaining)
-                except TimeoutError:
-                    break
                 record = await owned(res, principal, tryon_id)
         return public_view(record)
 

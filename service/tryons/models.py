@@ -126,7 +126,8 @@ class TryOnRecord(msgspec.Struct, kw_only=True, omit_defaults=True):
     started_at: float | None = None
     completed_at: float | None = None
     deadline_at: float = 0.0
-    attempts: int = 0
+    # Times the photo was uploaded again because Genlook no longer had it (bounded to one).
+    photo_reuploads: int = 0
 
     @property
     def is_terminal(self) -> bool:

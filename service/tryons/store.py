@@ -155,12 +155,13 @@ class TryOnStore:
         """
         while True:
             current, rev = await self._get_with_rev(tryon_id)
+            before = current.status  # `mutate` may change `current` in place
             changed = mutate(current)
             if changed is None:
                 return current
             changed.updated_at = time.time()
             event = b""
-            if changed.status != current.status:
+            if changed.status != before:
                 event = self._encoder.encode(public_view(changed))
             result = await self._update(
                 keys=[
