@@ -18,6 +18,8 @@ _UNKNOWN = re.compile(r"Object contains unknown field `(?P<field>[^`]+)`")
 
 def _dotted(path: str) -> str:
     """msgspec's `.products[0].title` -> Genlook's `products.0.title`."""
+    # msgspec names a mapping's values `[...]` without the key; the mapping's path is kept.
+    path = path.replace("[...]", "")
     return re.sub(r"\[(\d+)\]", r".\1", path).lstrip(".")
 
 

@@ -1,0 +1,151 @@
+"""End-to-end fixtures: a real gateway and real workers (subprocesses) on loopback, against
+the emulator subprocess and the test Redis database."""
+
+from __future__ import annotations
+
+import asyncio
+import io
+import os
+from collections.abc import AsyncIterator, Iterator
+from dataclasses import dataclass
+from typing import Any
+
+import httpx
+import pytest
+from PIL import Image
+from redis.asyncio import Redis
+
+from service.devstack import Stack, free_port, wait_http
+from tests.conftest import EMULATOR_SPEED, TEST_REDIS_URL, Emulator
+
+SECRET = "sk_test_e2e_secret_key_0123456789"
+OTHER_SECRET = "sk_test_e2e_other_app_key_012345"
+
+
+def stack_env(emulator: Emulator, **overrides: str) -> dict[str, str]:
+    env = {
+        **os.environ,
+        "PYTHONUNBUFFERED": "1",
+        "REDIS_URL": TEST_REDIS_URL,
+        "GENLOOK_API_KEY": emulator.api_key,
+        "GENLOOK_BASE_URL": emulator.base_url,
+        "GENLOOK_CLOCK_SPEED": str(EMULATOR_SPEED),
+        # The emulator's 60 s window runs EMULATOR_SPEED times faster.
+        "GENLOOK_RATE_WINDOW": str(60.0 / EMULATOR_SPEED),
+        "GATEWAY_SECRET_KEYS": f"{SECRET}=shop,{OTHER_SECRET}=other",
+        "WORKER_JOB_TIMEOUT": "20",
+        "WORKER_SWEEP_INTERVAL": "2",
+        "WORKER_TRYON_DEADLINE": "120",
+        "WORKER_JOB_COMPLETION_WAIT": "5",
+    }
+    env.update(overrides)
+    return env
+
+
+@dataclass
+class Gateway:
+    url: str
+    stack: Stack
+    emulator: Emulator
+
+    def client(self, key: str = SECRET) -> httpx.AsyncClient:
+        return httpx.AsyncClient(
+            base_url=self.url, headers={"Authorization": f"Bearer {key}"}, timeout=30.0
+        )
+
+    def add_worker(self, name: str) -> None:
+        self.stack.spawn(name, "worker")
+
+
+def start_gateway(emulator: Emulator, *, workers: int = 1, **env: str) -> Gateway:
+    stack = Stack(env=stack_env(emulator, **env))
+    port = free_port()
+    stack.spawn("gateway", "serve", "--port", str(port))
+    for i in range(workers):
+        stack.spawn(f"worker{i}", "worker")
+    url = f"http://127.0.0.1:{port}"
+    try:
+        wait_http(f"{url}/healthz", stack.procs["gateway"])
+    except Exception:
+        stack.stop_all()
+        raise
+    return Gateway(url=url, stack=stack, emulator=emulator)
+
+
+@pytest.fixture(scope="module")
+def gateway(emulator_process: Emulator) -> Iterator[Gateway]:
+    gw = start_gateway(emulator_process)
+    yield gw
+    gw.stack.stop_all()
+
+
+@pytest.fixture
+async def api(
+    gateway: Gateway, emulator: Emulator, redis: Redis
+) -> AsyncIterator[httpx.AsyncClient]:
+    """A secret-key client on a clean slate: emulator reset, test database flushed."""
+    async with gateway.client() as client:
+        yield client
+
+
+def photo_bytes(
+    color: tuple[int, int, int] = (200, 150, 120), size: tuple[int, int] = (64, 80)
+) -> bytes:
+    buf = io.BytesIO()
+    Image.new("RGB", size, color).save(buf, "JPEG")
+    return buf.getvalue()
+
+
+def product_url(emulator: Emulator, name: str = "red-tee.png") -> str:
+    return f"{emulator.root}/_emulator/assets/{name}"
+
+
+async def upload_photo(api: httpx.AsyncClient, data: bytes | None = None, **fields: str) -> str:
+    r = await api.post(
+        "/v1/images", files={"file": ("p.jpg", data or photo_bytes(), "image/jpeg")}, data=fields
+    )
+    assert r.status_code == 201, r.text
+    image_id: str = r.json()["id"]
+    return image_id
+
+
+async def put_product(
+    api: httpx.AsyncClient,
+    emulator: Emulator,
+    external_id: str = "tee",
+    title: str = "Red tee",
+    image: str = "red-tee.png",
+) -> None:
+    r = await api.put(
+        f"/v1/products/{external_id}",
+        json={"title": title, "images": [{"source": {"url": product_url(emulator, image)}}]},
+    )
+    assert r.status_code in (200, 201), r.text
+
+
+async def start_tryon(
+    api: httpx.AsyncClient, image_id: str, external_id: str = "tee", **extra: Any
+) -> dict[str, Any]:
+    body = {
+        "products": [{"externalId": external_id}],
+        "person": {"image": {"source": {"id": image_id}}},
+        **extra,
+    }
+    r = await api.post("/v1/try-ons", json=body)
+    assert r.status_code == 202, r.text
+    result: dict[str, Any] = r.json()
+    return result
+
+
+async def wait_terminal(
+    api: httpx.AsyncClient, tryon_id: str, timeout: float = 30
+) -> dict[str, Any]:
+    deadline = asyncio.get_running_loop().time() + timeout
+    while True:
+        r = await api.get(f"/v1/try-ons/{tryon_id}", params={"wait": 10})
+        assert r.status_code == 200, r.text
+        body: dict[str, Any] = r.json()
+        if body["status"] in ("completed", "failed", "canceled"):
+            return body
+        if asyncio.get_running_loop().time() > deadline:
+            raise AssertionError(f"try-on {tryon_id} still {body['status']}")
