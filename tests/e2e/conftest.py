@@ -14,8 +14,8 @@ import httpx
 import pytest
 from PIL import Image
 from redis.asyncio import Redis
-
 from service.devstack import Stack, free_port, wait_http
+
 from tests.conftest import EMULATOR_SPEED, TEST_REDIS_URL, Emulator
 
 SECRET = "sk_test_e2e_secret_key_0123456789"
@@ -138,9 +138,9 @@ async def start_tryon(
 
 
 async def wait_terminal(
-    api: httpx.AsyncClient, tryon_id: str, timeout: float = 30
+    api: httpx.AsyncClient, tryon_id: str, within: float = 30
 ) -> dict[str, Any]:
-    deadline = asyncio.get_running_loop().time() + timeout
+    deadline = asyncio.get_running_loop().time() + within
     while True:
         r = await api.get(f"/v1/try-ons/{tryon_id}", params={"wait": 10})
         assert r.status_code == 200, r.text

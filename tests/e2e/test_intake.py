@@ -137,8 +137,8 @@ async def test_photo_uploads_are_checked(api: httpx.AsyncClient, redis: Redis) -
     before = await snapshot(redis)
     cases: list[tuple[dict[str, Any], int, str]] = [
         ({"files": {"other": ("a", b"x", "text/plain")}}, 400, "FILE_REQUIRED"),
-        ({"files": {"file": ("a.jpg", b"not an image at all", "image/jpeg")}}, 400, "INVALID_IMAGE"),
-        ({"files": {"file": ("a.jpg", b"<?php echo 1; ?>" * 10, "image/jpeg")}}, 400, "INVALID_IMAGE"),
+        ({"files": {"file": ("a.jpg", b"not an image", "image/jpeg")}}, 400, "INVALID_IMAGE"),
+        ({"files": {"file": ("a.jpg", b"<?php 1; ?>" * 10, "image/jpeg")}}, 400, "INVALID_IMAGE"),
         ({"files": {"file": ("a.jpg", photo_bytes(), "image/jpeg")}, "data": {"crop": "maybe"}},
          400, "VALIDATION_FAILED"),
         ({"files": {"file": ("a.jpg", photo_bytes(), "image/jpeg")}, "data": {"keepForDays": "5"}},

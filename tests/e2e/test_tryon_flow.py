@@ -11,6 +11,7 @@ from tests.conftest import Emulator
 from tests.e2e.conftest import (
     OTHER_SECRET,
     Gateway,
+    fetch,
     photo_bytes,
     put_product,
     start_tryon,
@@ -32,7 +33,7 @@ async def test_tryon_completes_with_a_real_result_image(
     assert done["status"] == "completed", done
     assert done["productExternalId"] == "tee"
     assert done["metadata"] == {"order": "A-1", "n": 2}
-    result = httpx.get(done["result"]["imageUrl"])
+    result = await fetch(done["result"]["imageUrl"])
     assert result.status_code == 200
     assert result.content[:3] == b"\xff\xd8\xff"  # a JPEG
     assert emulator.counters()["generationsCreated"] == 1
@@ -191,12 +192,12 @@ async def test_gdpr_erase_removes_every_trace(
     created = await start_tryon(api, image_id, externalUserId="user-9")
     done = await wait_terminal(api, created["id"])
     result_url = done["result"]["imageUrl"]
-    assert httpx.get(result_url).status_code == 200
+    assert await fetch(result_url).status_code == 200
 
     r = await api.delete("/v1/customers/user-9")
     assert r.status_code == 204
     assert (await api.get(f"/v1/try-ons/{created['id']}")).status_code == 404
-    assert httpx.get(result_url).status_code == 404
+    assert await fetch(result_url).status_code == 404
     leftovers = [k.decode() for k in await redis.keys("*") if b"user-9" in k]
     assert leftovers == []
     assert await redis.get(f"tryon:img:{image_id}") is None
