@@ -92,6 +92,9 @@ def create_app(config: EmulatorConfig) -> Litestar:
         request_max_body_size=None,
         on_shutdown=[runtime.aclose],
         openapi_config=None,
+        # Litestar's default config would log every outbound fetch at INFO; uvicorn's warning
+        # level is the emulator's.
+        logging_config=None,
     )
     app.state.runtime = runtime
     return app

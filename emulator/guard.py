@@ -45,6 +45,13 @@ async def _until_disconnect(receive: Receive) -> None:
         pass
 
 
+async def _drain_body(receive: Receive) -> None:
+    while True:
+        message = await receive()
+        if message["type"] != "http.request" or not message.get("more_body", False):
+            return
+
+
 async def drop_connection(receive: Receive) -> None:
     """Close the client's connection, flushing whatever was already sent."""
     cycle = getattr(receive, "__self__", None)
@@ -146,6 +153,8 @@ class Guard(ASGIMiddleware):
             await respond(send, ApiError(fault.status, fault.code, message, headers=headers))
             return True
         if fault.mode == "drop":
+            # Read the body first: closing with unread data makes the kernel send a reset.
+            await _drain_body(receive)
             await drop_connection(receive)
             return True
         if fault.mode == "timeout":
