@@ -12,6 +12,8 @@ from typing import Any
 
 import msgspec
 from litestar import Request
+
+# Litestar's own parser, fed from our capped stream instead of its unbounded `request.form()`.
 from litestar._multipart import parse_content_header, parse_multipart_form
 from litestar.datastructures import UploadFile
 from litestar.exceptions import ClientException

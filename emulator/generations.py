@@ -14,6 +14,7 @@ import secrets
 from PIL import Image
 
 from emulator.clock import Clock
+from emulator.config import DEFAULT_DURATION_MEDIAN, DEFAULT_DURATION_SIGMA
 from emulator.counters import Counters
 from emulator.fetch import FetchError, LoopbackFetcher
 from emulator.images import composite, decode, garment_placeholder, person_placeholder, sniff
@@ -44,8 +45,8 @@ class Engine:
         self._counters = counters
         self._fetcher = fetcher
         self._tasks: set[asyncio.Task[None]] = set()
-        self.duration_median = 10.0
-        self.duration_sigma = 0.35
+        self.duration_median = DEFAULT_DURATION_MEDIAN
+        self.duration_sigma = DEFAULT_DURATION_SIGMA
 
     def rebind(self, store: Store, counters: Counters, fetcher: LoopbackFetcher) -> None:
         self._store = store

@@ -29,7 +29,3 @@ def image_id(keep_for_days: int, today: datetime, ext: str) -> str:
 
 def upload_ref() -> str:
     return f"upload://{secrets.token_hex(12)}"
-
-
-def file_key() -> str:
-    return secrets.token_hex(16)

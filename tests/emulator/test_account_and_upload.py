@@ -96,3 +96,10 @@ def test_upload_image_expires_with_clock(api: httpx.Client, emulator: Emulator) 
     body = upload(api, keepForDays="1")
     emulator.control("POST", "clock/advance", {"seconds": 86400 + 1})
     assert httpx.get(body["imageUrl"]).status_code == 404
+
+
+def test_upload_webp(api: httpx.Client) -> None:
+    out = io.BytesIO()
+    Image.new("RGB", (80, 100), (10, 200, 10)).save(out, format="WEBP")
+    body = upload(api, out.getvalue())
+    assert Image.open(io.BytesIO(httpx.get(body["imageUrl"]).content)).format == "JPEG"

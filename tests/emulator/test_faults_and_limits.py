@@ -173,3 +173,11 @@ def test_control_api_validation(emulator: Emulator) -> None:
     assert_error(r, 400, "VALIDATION_FAILED")
     r = httpx.post(f"{emulator.root}/_emulator/clock/advance", json={"seconds": 60})
     assert r.json()["now"].endswith("Z")
+
+
+def test_retry_after_is_whole_seconds_at_speed_one(api: httpx.Client, emulator: Emulator) -> None:
+    emulator.reset(speed=1, rateLimit=1)
+    assert api.get("/account/credits").status_code == 200
+    r = api.get("/account/credits")
+    assert_error(r, 429, "RATE_LIMITED")
+    assert r.headers["Retry-After"] in ("59", "60")
