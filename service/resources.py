@@ -54,9 +54,7 @@ class Resources:
             redis=redis,
             keys=keys,
             store=TryOnStore(redis, keys, settings.redis.queue_name),
-            photos=PhotoStore(
-                redis, keys, g.lifetime, bytes_ttl=settings.gateway.photo_bytes_ttl
-            ),
+            photos=PhotoStore(redis, keys, g.lifetime, bytes_ttl=settings.gateway.photo_bytes_ttl),
             catalog=Catalog(redis, keys),
             products=ProductCache(
                 redis,

@@ -19,8 +19,8 @@ from workers.waiting import DurationModel
 
 log = logging.getLogger("workers")
 
-# A job attempt hands its wait over to a fresh attempt this long before arq's job timeout.
-_TIMEOUT_MARGIN = 15.0
+# A job attempt hands its wait over to a fresh attempt this share of arq's job timeout early.
+_TIMEOUT_MARGIN = 0.25
 
 
 def build_worker(settings: Settings, *, burst: bool = False) -> Worker:
@@ -31,7 +31,7 @@ def build_worker(settings: Settings, *, burst: bool = False) -> Worker:
         durations = DurationModel(res.redis, res.keys, clock_speed=settings.genlook.clock_speed)
         ctx["res"] = res
         ctx["runner"] = TryOnRunner(
-            res, durations, budget_s=max(1.0, w.job_timeout - _TIMEOUT_MARGIN)
+            res, durations, budget_s=w.job_timeout * (1 - _TIMEOUT_MARGIN)
         )
 
     async def shutdown(ctx: dict[str, Any]) -> None:
