@@ -1,0 +1,275 @@
+"""Completed try-ons per (emulator) minute against the account's rate limit, time-scaled.
+
+The emulator enforces `--rate-limit` requests per 60 emulator seconds (all endpoints); at
+`--speed` S that window is 60/S real seconds. The gateway's fleet budget is configured to the
+same limit and window (GENLOOK_RATE_LIMIT, GENLOOK_RATE_WINDOW). Enough try-ons are submitted at
+once to keep the budget saturated; after one window of ramp-up, completions and upstream calls
+are counted over `--windows` windows, and every 429 the emulator sent during the run.
+
+Baseline, same emulator, same limit, same duration: the naive integration (bench/naive.py:
+upload + create + 2 s polls, Retry-After honoured per request, no shared budget) run by
+`--naive-tasks` concurrent tasks, each starting a new try-on as soon as its last one ended.
+
+    uv run python -m bench.throughput [--speed 10] [--limit 100] [--windows 5]
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import time
+from dataclasses import dataclass
+
+from bench._common import (
+    BenchStack,
+    counter_delta,
+    flush_redis,
+    gateway_client,
+    machine,
+    pct,
+    photo_bytes,
+    put_product,
+    record_doc,
+    redis_client,
+    start_tryon,
+    table,
+    upload_photo,
+    wait_terminal,
+)
+from bench.naive import NaiveClient
+
+
+@dataclass
+class Outcome:
+    name: str
+    submitted: int
+    completed_per_window: list[int]
+    calls_per_window: float
+    rate_limited: int
+    failed: int
+    worker_cpu_s: float = float("nan")
+    queue_latency_p50: float = float("nan")
+
+    @property
+    def per_window(self) -> float:
+        w = self.completed_per_window
+        return sum(w) / len(w) if w else float("nan")
+
+
+def _cpu_seconds(pid: int) -> float:
+    """User + system CPU seconds of a process (and its reaped children) from /proc."""
+    import os
+
+    with open(f"/proc/{pid}/stat") as f:
+        fields = f.read().rsplit(")", 1)[1].split()
+    ticks = sum(int(x) for x in fields[11:15])
+    return ticks / os.sysconf("SC_CLK_TCK")
+
+
+def _windows(times: list[float], start: float, window: float, count: int) -> list[int]:
+    counts = [0] * count
+    for t in times:
+        i = int((t - start) // window)
+        if 0 <= i < count:
+            counts[i] += 1
+    return counts
+
+
+async def _sleep_until(t: float) -> None:
+    await asyncio.sleep(max(0.0, t - time.time()))
+
+
+async def measure_ours(bs: BenchStack, strategy: str, args: argparse.Namespace) -> Outcome:
+    window = 60.0 / bs.speed
+    flush_redis(bs.redis_url)
+    bs.emulator.reset(speed=bs.speed, rateLimit=args.limit, credits=bs.credits)
+    bs.start_gateway(GENLOOK_WAIT_STRATEGY=strategy)
+    bs.start_worker(GENLOOK_WAIT_STRATEGY=strategy)
+    redis = redis_client(bs.redis_url)
+    submitted = args.limit * (args.windows + 2)
+    try:
+        async with gateway_client(bs.gateway_url, connections=20) as api:
+            image_id = await upload_photo(api, photo_bytes())
+            await put_product(api, "tee", bs.emulator.asset_url())
+            warm = await start_tryon(api, image_id, "tee")
+            await wait_terminal(api, warm, timeout=30)
+            # Let the warm-up's calls leave both windows (ours and the emulator's).
+            await asyncio.sleep(window)
+            before = bs.emulator.counters()
+            cpu0 = _cpu_seconds(bs.pid("worker"))
+            t0 = time.time()
+            sem = asyncio.Semaphore(20)
+
+            async def submit(_: int) -> str:
+                async with sem:
+                    return await start_tryon(api, image_id, "tee")
+
+            ids = await asyncio.gather(*(submit(i) for i in range(submitted)))
+            start = t0 + window
+            await _sleep_until(start)
+            at_start = bs.emulator.counters()
+            end = start + args.windows * window
+            await _sleep_until(end)
+            at_end = bs.emulator.counters()
+            cpu = _cpu_seconds(bs.pid("worker")) - cpu0
+        done_times: list[float] = []
+        latencies: list[float] = []
+        failed = 0
+        for tryon_id in ids:
+            doc = await record_doc(redis, tryon_id)
+            if doc.get("status") == "completed" and doc.get("completed_at"):
+                done_times.append(doc["completed_at"])
+                latencies.append(doc["completed_at"] - doc["created_at"])
+            elif doc.get("status") == "failed":
+                failed += 1
+    finally:
+        await redis.aclose()
+        bs.stop("worker")
+        bs.stop("gateway")
+    measured = counter_delta(at_start, at_end)
+    run = counter_delta(before, at_end)
+    return Outcome(
+        name=f"ours ({strategy})",
+        submitted=submitted,
+        completed_per_window=_windows(done_times, start, window, args.windows),
+        calls_per_window=sum(measured["requests"].values()) / args.windows,
+        rate_limited=run["rateLimited"],
+        failed=failed,
+        worker_cpu_s=cpu / (end - t0),
+        queue_latency_p50=pct(latencies, 0.5),
+    )
+
+
+async def measure_naive(bs: BenchStack, args: argparse.Namespace) -> Outcome:
+    window = 60.0 / bs.speed
+    flush_redis(bs.redis_url)
+    emu = bs.emulator
+    emu.reset(speed=bs.speed, rateLimit=args.limit, credits=bs.credits)
+    client = NaiveClient(
+        emu.base_url,
+        emu.api_key,
+        speed=bs.speed,
+        product_image_url=emu.asset_url(),
+        connections=args.naive_tasks,
+    )
+    photo = photo_bytes()
+    done_times: list[float] = []
+    failed = 0
+    started = 0
+    before = emu.counters()
+    t0 = time.time()
+    start = t0 + window
+    end = start + args.windows * window
+
+    async def loop() -> None:
+        nonlocal failed, started
+        while time.time() < end:
+            started += 1
+            try:
+                r = await client.tryon(photo, "tee", timeout=end - time.time() + window)
+            except Exception:
+                failed += 1
+                continue
+            if r.status == "completed":
+                done_times.append(r.detected_at)
+            else:
+                failed += 1
+
+    tasks = [asyncio.create_task(loop()) for _ in range(args.naive_tasks)]
+    try:
+        await _sleep_until(start)
+        at_start = emu.counters()
+        await _sleep_until(end)
+        at_end = emu.counters()
+    finally:
+        for t in tasks:
+            t.cancel()
+        await asyncio.gather(*tasks, return_exceptions=True)
+        await client.aclose()
+    measured = counter_delta(at_start, at_end)
+    run = counter_delta(before, at_end)
+    return Outcome(
+        name=f"naive, {args.naive_tasks} tasks",
+        submitted=started,
+        completed_per_window=_windows(done_times, start, window, args.windows),
+        calls_per_window=sum(measured["requests"].values()) / args.windows,
+        rate_limited=run["rateLimited"],
+        failed=failed,
+    )
+
+
+def report(outcomes: list[Outcome], args: argparse.Namespace) -> str:
+    naive = outcomes[-1]
+    rows = []
+    for o in outcomes:
+        rows.append(
+            [
+                o.name,
+                o.submitted,
+                " ".join(str(c) for c in o.completed_per_window),
+                o.per_window,
+                100.0 * o.per_window / args.limit,
+                o.calls_per_window,
+                o.rate_limited,
+                o.failed,
+                o.per_window / naive.per_window if naive.per_window else float("nan"),
+                o.worker_cpu_s,
+                o.queue_latency_p50,
+            ]
+        )
+    out = [
+        f"machine: {machine()}",
+        f"emulator speed {args.speed}x: limit {args.limit} requests per emulator minute "
+        f"= {60 / args.speed:.1f} real s; {args.windows} windows measured after 1 of ramp-up",
+        "",
+        table(
+            [
+                "client",
+                "submitted",
+                "completed per window",
+                "try-ons/min",
+                "% of limit",
+                "calls/min (incl. 429s)",
+                "429s",
+                "failed",
+                "ours/naive",
+                "worker CPU (cores)",
+                "latency p50 s",
+            ],
+            rows,
+        ),
+        "",
+        "calls/min counts every request that reached the emulator (429s included); "
+        "latency = record completed_at - created_at (queueing behind the budget included).",
+    ]
+    for o in outcomes:
+        if o.name == "ours (sync)":
+            share = o.per_window / args.limit
+            out.append(
+                f"target sync try-ons/min >= 95% of limit: {'PASS' if share >= 0.95 else 'FAIL'}"
+                f" ({100 * share:.1f}%)"
+            )
+        if o.name.startswith("ours"):
+            out.append(
+                f"target {o.name} zero 429s: {'PASS' if o.rate_limited == 0 else 'FAIL'}"
+                f" ({o.rate_limited})"
+            )
+    return "\n".join(out)
+
+
+async def main(args: argparse.Namespace) -> None:
+    with BenchStack(speed=args.speed, rate_limit=args.limit) as bs:
+        bs.start_emulator()
+        outcomes = [await measure_ours(bs, s, args) for s in args.strategies.split(",")]
+        outcomes.append(await measure_naive(bs, args))
+    print(report(outcomes, args))
+
+
+if __name__ == "__main__":
+    p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawTextHelpFormatter)
+    p.add_argument("--speed", type=float, default=10.0)
+    p.add_argument("--limit", type=int, default=100)
+    p.add_argument("--windows", type=int, default=5)
+    p.add_argument("--strategies", default="sync,poll")
+    p.add_argument("--naive-tasks", type=int, default=50)
+    asyncio.run(main(p.parse_args()))
