@@ -22,7 +22,6 @@ from typing import IO, Any
 
 import httpx
 from PIL import Image
-
 from service.devstack import Stack, free_port, wait_http
 
 EMULATOR_KEY = "gk_bench_emulator_key_0123456789abcdefghijklmnopq"
@@ -347,7 +346,7 @@ async def start_tryon(api: httpx.AsyncClient, image_id: str, external_id: str) -
 TERMINAL = ("completed", "failed", "canceled")
 
 
-async def wait_terminal(api: httpx.AsyncClient, tryon_id: str, timeout: float = 60) -> str:
+async def wait_terminal(api: httpx.AsyncClient, tryon_id: str, timeout: float = 60) -> str:  # noqa: ASYNC109
     loop = asyncio.get_running_loop()
     deadline = loop.time() + timeout
     while True:

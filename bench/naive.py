@@ -50,9 +50,7 @@ class NaiveClient:
             base_url=base_url.rstrip("/"),
             headers={"x-api-key": api_key},
             timeout=60.0,
-            limits=httpx.Limits(
-                max_connections=connections, max_keepalive_connections=connections
-            ),
+            limits=httpx.Limits(max_connections=connections, max_keepalive_connections=connections),
         )
         self._poll = DOCUMENTED_POLL_SECONDS / speed
         self._speed = speed
@@ -74,7 +72,13 @@ class NaiveClient:
             return r.json()
         raise RuntimeError(f"{name}: still rate limited after {MAX_ATTEMPTS} attempts")
 
-    async def tryon(self, photo: bytes, product_id: str, *, timeout: float = 120.0) -> NaiveResult:
+    async def tryon(
+        self,
+        photo: bytes,
+        product_id: str,
+        *,
+        timeout: float = 120.0,  # noqa: ASYNC109
+    ) -> NaiveResult:
         result = NaiveResult(generation_id=None, status="failed", detected_at=0.0)
         uploaded = await self._send(
             result,
@@ -103,9 +107,7 @@ class NaiveClient:
         deadline = time.monotonic() + timeout
         while time.monotonic() < deadline:
             await asyncio.sleep(self._poll)
-            gen = await self._send(
-                result, "poll", "GET", f"/generations/{result.generation_id}"
-            )
+            gen = await self._send(result, "poll", "GET", f"/generations/{result.generation_id}")
             if gen["status"] in ("COMPLETED", "FAILED"):
                 result.detected_at = time.time()
                 result.status = gen["status"].lower()
