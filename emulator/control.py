@@ -181,6 +181,24 @@ async def counters(runtime: RuntimeDep) -> dict[str, Any]:
     return runtime.counters.as_json()
 
 
+@get("/generations")
+async def list_generations(runtime: RuntimeDep) -> dict[str, Any]:
+    """Every generation, oldest first: lets a test check "at most one per try-on"."""
+    items = sorted(runtime.store.generations.values(), key=lambda g: g.created_at)
+    return {
+        "items": [
+            {
+                "generationId": g.id,
+                "status": g.status,
+                "owner": g.owner,
+                "externalUserId": g.external_user_id,
+                "productExternalId": g.product.external_id,
+            }
+            for g in items
+        ]
+    }
+
+
 @get("/generations/{generation_id:path}")
 async def inspect_generation(
     request: Request[Any, Any, Any], generation_id: str, runtime: RuntimeDep
@@ -241,6 +259,7 @@ control_router = Router(
         clear_faults,
         storm,
         counters,
+        list_generations,
         inspect_generation,
         list_assets,
         get_asset,

@@ -21,6 +21,10 @@ class Counters:
     faults_injected: int = 0
     uploads: int = 0
     unauthorized: int = 0
+    # Generations created from a reference-only product item vs from a full definition
+    # (inline upsert or one-shot): how a client's product cache is measured.
+    product_references: int = 0
+    product_inline_upserts: int = 0
 
     def as_json(self) -> dict[str, Any]:
         return {
@@ -34,4 +38,6 @@ class Counters:
             "faultsInjected": self.faults_injected,
             "uploads": self.uploads,
             "unauthorized": self.unauthorized,
+            "productReferences": self.product_references,
+            "productInlineUpserts": self.product_inline_upserts,
         }

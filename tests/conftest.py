@@ -87,6 +87,8 @@ def emulator_process() -> Iterator[Emulator]:
     root = f"http://127.0.0.1:{port}"
     try:
         wait_http(f"{root}/_emulator/counters", proc=proc)
+        # The port was free when chosen; make sure the server answering it is ours.
+        assert proc.poll() is None, "the emulator exited: its port was taken meanwhile"
         yield Emulator(root=root, api_key=EMULATOR_KEY)
     finally:
         proc.terminate()

@@ -30,9 +30,7 @@ def build_worker(settings: Settings, *, burst: bool = False) -> Worker:
         res = Resources.build(settings)
         durations = DurationModel(res.redis, res.keys, clock_speed=settings.genlook.clock_speed)
         ctx["res"] = res
-        ctx["runner"] = TryOnRunner(
-            res, durations, budget_s=w.job_timeout * (1 - _TIMEOUT_MARGIN)
-        )
+        ctx["runner"] = TryOnRunner(res, durations, budget_s=w.job_timeout * (1 - _TIMEOUT_MARGIN))
 
     async def shutdown(ctx: dict[str, Any]) -> None:
         res: Resources | None = ctx.get("res")
@@ -43,10 +41,17 @@ def build_worker(settings: Settings, *, burst: bool = False) -> Worker:
     return Worker(
         functions=[
             func(run_tryon, name=jobs.RUN_TRYON, timeout=w.job_timeout),
-            func(upload_photo, name=jobs.UPLOAD_PHOTO, timeout=120),
+            # arq leases every in-progress job for the LONGEST function timeout (+10 s):
+            # a longer timeout here would delay recovery of a killed worker's try-ons.
+            func(upload_photo, name=jobs.UPLOAD_PHOTO, timeout=w.job_timeout),
         ],
         cron_jobs=[
-            cron(sweep, second=set(range(0, 60, sweep_seconds)), run_at_startup=True, timeout=60)
+            cron(
+                sweep,
+                second=set(range(0, 60, sweep_seconds)),
+                run_at_startup=True,
+                timeout=w.job_timeout,
+            )
         ],
         queue_name=settings.redis.queue_name,
         redis_settings=ArqRedisSettings.from_dsn(settings.redis.url),

@@ -94,6 +94,8 @@ class TryOnRunner:
         started = time.monotonic()
         while not record.is_terminal:
             if time.time() > record.deadline_at:
+                if record.create_started_at is not None and record.generation_id is None:
+                    return (await self._outcome_unknown(record)).status
                 return (await self._fail(record, "DEADLINE_EXCEEDED", "No result in time.")).status
             try:
                 if record.status == "queued":

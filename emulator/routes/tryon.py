@@ -117,6 +117,10 @@ async def _create(
         account.credits -= 1
         runtime.counters.credits_spent += 1
     runtime.counters.generations_created += 1
+    if req.product.is_reference:
+        runtime.counters.product_references += 1
+    else:
+        runtime.counters.product_inline_upserts += 1
     runtime.store.generations[gen.id] = gen
     runtime.engine.start(gen)
     return gen

@@ -137,6 +137,11 @@ async def start_tryon(
     return result
 
 
+async def fetch(url: str) -> httpx.Response:
+    async with httpx.AsyncClient() as client:
+        return await client.get(url)
+
+
 async def wait_terminal(
     api: httpx.AsyncClient, tryon_id: str, within: float = 30
 ) -> dict[str, Any]:

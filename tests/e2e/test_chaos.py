@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import json
 import signal
 from collections import Counter
 from typing import Any
@@ -92,6 +93,16 @@ async def test_never_two_credits_under_faults_and_kills(emulator: Emulator, redi
         r for r in records if (r.get("error") or {}).get("code") == "UPSTREAM_OUTCOME_UNKNOWN"
     ]
     sent = sum(1 for r in records if r.get("generation_id")) + len(unknown)
+    known_ids = {r["generation_id"] for r in records if r.get("generation_id")}
+    unknown_users = {f"shop:{r['external_user_id']}" for r in unknown}
+    unexplained = [
+        g
+        for g in generations
+        if g["generationId"] not in known_ids and g["externalUserId"] not in unknown_users
+    ]
+    by_user = {f"shop:{r['external_user_id']}": r for r in records}
+    if unexplained:
+        pytest.fail(json.dumps([(g, by_user[g["externalUserId"]]) for g in unexplained[:3]]))
     assert len(generations) <= sent
     assert statuses["completed"] >= n * 0.8, statuses
 

@@ -192,12 +192,12 @@ async def test_gdpr_erase_removes_every_trace(
     created = await start_tryon(api, image_id, externalUserId="user-9")
     done = await wait_terminal(api, created["id"])
     result_url = done["result"]["imageUrl"]
-    assert await fetch(result_url).status_code == 200
+    assert (await fetch(result_url)).status_code == 200
 
     r = await api.delete("/v1/customers/user-9")
     assert r.status_code == 204
     assert (await api.get(f"/v1/try-ons/{created['id']}")).status_code == 404
-    assert await fetch(result_url).status_code == 404
+    assert (await fetch(result_url)).status_code == 404
     leftovers = [k.decode() for k in await redis.keys("*") if b"user-9" in k]
     assert leftovers == []
     assert await redis.get(f"tryon:img:{image_id}") is None
