@@ -83,8 +83,11 @@ async def measure_ours(bs: BenchStack, strategy: str, args: argparse.Namespace) 
     window = 60.0 / bs.speed
     flush_redis(bs.redis_url)
     bs.emulator.reset(speed=bs.speed, rateLimit=args.limit, credits=bs.credits)
-    bs.start_gateway(GENLOOK_WAIT_STRATEGY=strategy)
-    bs.start_worker(GENLOOK_WAIT_STRATEGY=strategy)
+    env = {"GENLOOK_WAIT_STRATEGY": strategy}
+    if args.gateway_limit:
+        env["GENLOOK_RATE_LIMIT"] = str(args.gateway_limit)
+    bs.start_gateway(**env)
+    bs.start_worker(**env)
     redis = redis_client(bs.redis_url)
     submitted = args.limit * (args.windows + 2)
     try:
@@ -272,4 +275,10 @@ if __name__ == "__main__":
     p.add_argument("--windows", type=int, default=5)
     p.add_argument("--strategies", default="sync,poll")
     p.add_argument("--naive-tasks", type=int, default=50)
+    p.add_argument(
+        "--gateway-limit",
+        type=int,
+        default=0,
+        help="GENLOOK_RATE_LIMIT for ours (default: the emulator's --limit)",
+    )
     asyncio.run(main(p.parse_args()))
