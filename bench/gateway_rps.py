@@ -229,9 +229,9 @@ def profile(  # noqa: PLR0917
         return f"(py-spy produced no profile: {err.strip()[-300:]})"
     with open(out_path) as f:
         by_package, by_function, ours, total = _collapse(f.read())
-    # py-spy ran ~1 s longer than the load: scale requests to the sampled span.
+    # py-spy runs ~1 s longer than the load, but skips idle time: the samples cover the load.
     return Profile(
-        requests=int(load.rps * (int(seconds) + 1)),
+        requests=load.requests,
         samples=total,
         rate=rate,
         self_by_package=by_package,
