@@ -31,8 +31,12 @@ ACCEPTED_TYPES = {
     "image/heif": "heic",
 }
 DEFAULT_KEEP_DAYS = 7
-_LOCK_TTL_MS = 60_000
 _LOCK_POLL = 0.05
+# Compare-and-delete: a holder whose lease ran out must not release its successor's lock.
+_RELEASE = """
+if redis.call('GET', KEYS[1]) == ARGV[1] then return redis.call('DEL', KEYS[1]) end
+return 0
+"""
 
 
 class StoredImage(msgspec.Struct, frozen=True, kw_only=True):
@@ -79,12 +83,19 @@ class PhotoStore:
         lifetime: Callable[[float], float],
         *,
         bytes_ttl: float,
+        lock_ttl: float,
+        lock_wait: float,
     ) -> None:
         self._redis = redis
         self._keys = keys
         # Genlook days -> our seconds (shortened, so our record expires before Genlook's copy).
         self._lifetime = lifetime
         self._bytes_ttl_ms = int(bytes_ttl * 1000)
+        # The lease outlives the slowest upload (timeouts included), so a holder that died
+        # blocks others only that long; waiters give up sooner and retry later.
+        self._lock_ttl_ms = int(lock_ttl * 1000)
+        self._lock_wait = lock_wait
+        self._release = redis.register_script(_RELEASE)
 
     async def save(
         self,
@@ -141,12 +152,16 @@ class PhotoStore:
         k = self._keys
         dk = image.dedupe_key
         token = secrets.token_hex(8)
+        give_up = time.monotonic() + self._lock_wait
         while True:
             known: bytes | None = await self._redis.get(k.upstream_photo(dk))
             if known is not None:
                 return known.decode()
-            if await self._redis.set(k.upstream_photo_lock(dk), token, nx=True, px=_LOCK_TTL_MS):
+            lock = k.upstream_photo_lock(dk)
+            if await self._redis.set(lock, token, nx=True, px=self._lock_ttl_ms):
                 break
+            if time.monotonic() > give_up:
+                raise PhotoBusy(image.id)
             await asyncio.sleep(_LOCK_POLL)
         try:
             data: bytes | None = await self._redis.get(k.image_bytes(dk))
@@ -157,10 +172,7 @@ class PhotoStore:
             await self._redis.set(k.upstream_photo(dk), upstream, px=ttl)
             return upstream
         finally:
-            # Release only our own lock: a slow upload may have outlived its lease.
-            lock: bytes | None = await self._redis.get(k.upstream_photo_lock(dk))
-            if lock is not None and lock.decode() == token:
-                await self._redis.delete(k.upstream_photo_lock(dk))
+            await self._release(keys=[k.upstream_photo_lock(dk)], args=[token])
 
     async def forget_upstream(self, image: StoredImage) -> None:
         await self._redis.delete(self._keys.upstream_photo(image.dedupe_key))
@@ -180,6 +192,10 @@ class PhotoStore:
             await self._redis.delete(*keys)
         await self._redis.delete(k.customer_images(app, external_user_id))
         return len(ids)
+
+
+class PhotoBusy(Exception):
+    """Another process is uploading this photo and has not finished yet; ask again later."""
 
 
 class PhotoGone(LookupError):

@@ -54,7 +54,15 @@ class Resources:
             redis=redis,
             keys=keys,
             store=TryOnStore(redis, keys, settings.redis.queue_name),
-            photos=PhotoStore(redis, keys, g.lifetime, bytes_ttl=settings.gateway.photo_bytes_ttl),
+            photos=PhotoStore(
+                redis,
+                keys,
+                g.lifetime,
+                bytes_ttl=settings.gateway.photo_bytes_ttl,
+                # An upload's worst case: every attempt times out, with backoff between.
+                lock_ttl=3 * (g.connect_timeout + g.read_timeout) + 10,
+                lock_wait=min(5.0, settings.worker.job_timeout / 4),
+            ),
             catalog=Catalog(redis, keys),
             products=ProductCache(
                 redis,

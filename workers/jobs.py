@@ -13,7 +13,7 @@ from typing import Any
 
 from arq import Retry
 from service.genlook import errors as gl
-from service.photos import PhotoGone, PhotoStore
+from service.photos import PhotoBusy, PhotoGone, PhotoStore
 from service.resources import Resources
 
 from workers.runner import RetryLater, TryOnRunner, make_uploader
@@ -46,6 +46,8 @@ async def upload_photo(ctx: dict[str, Any], image_id: str) -> str:
         await res.photos.upstream_id(image, make_uploader(res, image))
     except PhotoGone:
         return "gone"
+    except PhotoBusy as exc:
+        raise Retry(defer=0.5) from exc
     except (gl.TransportError, gl.RateLimited, gl.ServerError) as exc:
         raise Retry(defer=min(30.0, 0.5 * 2 ** ctx.get("job_try", 1))) from exc
     except gl.APIError as exc:

@@ -37,7 +37,7 @@ from service.genlook.models import (
     TryOnRequest,
 )
 from service.namespacing import upstream_product_id, upstream_user_id
-from service.photos import PhotoGone, StoredImage
+from service.photos import PhotoBusy, PhotoGone, StoredImage
 from service.products import fingerprint
 from service.resources import Resources
 from service.tryons.models import ErrorInfo, TryOnRecord
@@ -133,6 +133,7 @@ class TryOnRunner:
         )
         async with self._res.hooks.reserved(Priority.START):
             record = await self._mark(record, create_started_at=time.time())
+            log.info("try-on %s: create sent (try %d)", record.id, job_try)
             try:
                 generation = await self._create(request)
             except gl.GenlookError as exc:
@@ -144,6 +145,7 @@ class TryOnRunner:
         self, record: TryOnRecord, plan: PlannedProduct, exc: gl.GenlookError, job_try: int
     ) -> TryOnRecord:
         """Decide from the error whether the create may have happened, and what comes next."""
+        log.info("try-on %s: create failed: %s %s", record.id, type(exc).__name__, exc)
         if isinstance(exc, gl.ProductNotFound) and plan.is_reference:
             # The cached product expired or was deleted upstream; nothing was created.
             # Resend inline: the cache is corrected and no credit is lost.
@@ -241,6 +243,8 @@ class TryOnRunner:
                 )
             except PhotoGone:
                 raise Finished(await self._fail(record, "IMAGE_EXPIRED", _EXPIRED)) from None
+            except PhotoBusy as exc:
+                raise RetryLater(0.5, "photo upload in progress elsewhere") from exc
             except (gl.TransportError, gl.RateLimited, gl.ServerError) as exc:
                 raise RetryLater(_backoff(job_try), "photo upload") from exc
             except gl.APIError as exc:
