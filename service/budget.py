@@ -15,6 +15,8 @@ from __future__ import annotations
 
 import asyncio
 import math
+import random
+import time
 from dataclasses import dataclass
 
 from redis.asyncio import Redis
@@ -54,7 +56,7 @@ class BudgetShape:
     @classmethod
     def for_limit(cls, limit: int, window: float, margin: float) -> BudgetShape:
         rate = max(1, math.floor(limit * margin))
-        burst = max(1, limit - rate)
+        burst = max(1, limit - rate - 1)
         return cls(interval_ms=window * 1000.0 / rate, burst=burst)
 
     def tolerance_ms(self, priority: Priority) -> float:
@@ -68,6 +70,9 @@ class UpstreamBudget:
         self._redis = redis
         self._keys = keys
         self._shape = shape
+        # One asker per priority per process: the others queue here instead of all polling
+        # Redis and waking at the same instant (a saturated worker spent most of its CPU so).
+        self._askers = {p: asyncio.Lock() for p in Priority}
         self._acquire = redis.register_script(_ACQUIRE)
         self._pause = redis.register_script(_PAUSE)
 
@@ -88,11 +93,12 @@ class UpstreamBudget:
 
     async def acquire(self, priority: Priority = Priority.OTHER) -> float:
         """Wait until a cell is granted; returns the seconds spent waiting."""
-        waited = 0.0
-        while (wait := await self.try_acquire(priority)) > 0:
-            await asyncio.sleep(wait)
-            waited += wait
-        return waited
+        started = time.monotonic()
+        async with self._askers[priority]:
+            while (wait := await self.try_acquire(priority)) > 0:
+                # A little jitter so processes sharing the bucket do not ask in lockstep.
+                await asyncio.sleep(wait + random.uniform(0, self._shape.interval_ms / 4000))
+        return time.monotonic() - started
 
     async def pause(self, seconds: float) -> None:
         """Stop every process from calling upstream for `seconds` (a 429's Retry-After)."""

@@ -123,6 +123,7 @@ class TryOnRunner:
     async def _submit(self, record: TryOnRecord, job_try: int) -> TryOnRecord:
         if record.create_started_at is not None and record.generation_id is None:
             return await self._outcome_unknown(record)
+        log.info("try-on %s: submitting (try %d, rev of marker clear)", record.id, job_try)
         person = await self._person(record, job_try)
         plan = await self._plan_product(record)
         request = TryOnRequest(
@@ -167,11 +168,12 @@ class TryOnRunner:
             )
         if isinstance(exc, gl.OutcomeUnknown):
             return await self._outcome_unknown(record)
-        if isinstance(exc, gl.ServerError) and exc.code is None:
-            # A proxy's answer (502/504 with no Genlook envelope): Genlook may have acted.
+        if isinstance(exc, gl.ServerError) and not (exc.status == 503 and exc.code):
+            # 500 is "an unexpected condition": Genlook may have stored the generation before
+            # failing. 502/504 come from a proxy that may have passed the request on.
             return await self._outcome_unknown(record)
         if isinstance(exc, gl.ServerError | gl.RateLimited | gl.RequestNotSent):
-            # Genlook itself answered that it did not do it, or it never got the request.
+            # A 503 from Genlook itself (refused, not started), a 429, or never sent at all.
             await self._mark(record, create_started_at=None)
             delay = getattr(exc, "retry_after", None) or _backoff(job_try)
             raise RetryLater(delay, type(exc).__name__) from exc
@@ -348,6 +350,7 @@ class TryOnRunner:
             return r
 
         updated = await self._res.store.update(record.id, apply)
+        log.info("try-on %s: generation %s %s", record.id, generation.generation_id, updated.status)
         if generation.is_terminal:
             speed = self._res.settings.genlook.clock_speed
             took = (generation.updated_at - generation.created_at).total_seconds() / speed

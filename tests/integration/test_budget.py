@@ -13,9 +13,9 @@ from service.keys import Keys
 
 def test_shape_never_exceeds_the_limit_in_any_window() -> None:
     shape = BudgetShape.for_limit(100, 60.0, 0.97)
-    assert shape.burst == 3
-    # burst + sustained rate over one window is exactly the limit
-    assert shape.burst + 60_000 / shape.interval_ms == 100
+    assert shape.burst == 2
+    # burst + sustained rate over one window: one cell short of the limit
+    assert shape.burst + 60_000 / shape.interval_ms == 99
 
 
 async def test_grants_burst_then_spaces_requests(redis: Redis) -> None:
