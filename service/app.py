@@ -28,7 +28,7 @@ def create_app(settings: Settings | None = None, *, redis: Redis | None = None) 
 
     @contextlib.asynccontextmanager
     async def lifespan(app: Litestar) -> AsyncIterator[None]:
-        res = Resources.build(settings, redis)
+        res = Resources.build(settings, redis, autopipeline=True)
         hub = EventHub(res.redis, res.keys)
         await hub.start()
         app.state.resources = res

@@ -6,6 +6,7 @@ from dataclasses import dataclass
 
 from redis.asyncio import Redis
 
+from service.autopipeline import AutoPipeline
 from service.budget import UpstreamBudget
 from service.genlook.client import GenlookClient
 from service.keys import Keys
@@ -31,6 +32,9 @@ def connect_redis(settings: Settings) -> Redis:
 class Resources:
     settings: Settings
     redis: Redis
+    # The request path's small commands; it connects on first use, so a worker that never
+    # calls it holds no extra connection.
+    pipeline: AutoPipeline
     keys: Keys
     store: TryOnStore
     photos: PhotoStore
@@ -42,8 +46,17 @@ class Resources:
     credits: CreditsReader
 
     @classmethod
-    def build(cls, settings: Settings, redis: Redis | None = None) -> Resources:
+    def build(
+        cls, settings: Settings, redis: Redis | None = None, *, autopipeline: bool = False
+    ) -> Resources:
+        """`autopipeline`: the try-on store's request-path commands (accept, get) use the
+        auto-pipeline; the gateway wants this, workers keep redis-py for everything."""
         redis = redis or connect_redis(settings)
+        pipeline = AutoPipeline(
+            settings.redis.url,
+            connect_timeout=settings.redis.connect_timeout,
+            command_timeout=settings.redis.socket_timeout,
+        )
         keys = Keys(settings.redis.prefix)
         g = settings.genlook
         budget = UpstreamBudget(redis, keys, budget_shape(g))
@@ -52,8 +65,11 @@ class Resources:
         return cls(
             settings=settings,
             redis=redis,
+            pipeline=pipeline,
             keys=keys,
-            store=TryOnStore(redis, keys, settings.redis.queue_name),
+            store=TryOnStore(
+                redis, keys, settings.redis.queue_name, pipeline if autopipeline else None
+            ),
             photos=PhotoStore(
                 redis,
                 keys,
@@ -78,4 +94,5 @@ class Resources:
 
     async def aclose(self) -> None:
         await self.genlook.aclose()
+        await self.pipeline.aclose()
         await self.redis.aclose()

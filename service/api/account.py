@@ -4,14 +4,12 @@ from __future__ import annotations
 
 import msgspec
 from litestar import Controller, delete, get
-from litestar.di import NamedDependency, Provide
+from litestar.di import NamedDependency
 from litestar.params import FromPath
 
-from service.api.deps import resources
-from service.auth import Principal, require_secret
+from service.api.deps import CTX, Ctx
 from service.errors import ApiError
 from service.genlook.errors import GenlookError
-from service.resources import Resources
 from service.tryons.erase import erase_customer
 
 
@@ -22,16 +20,12 @@ class CreditsOut(msgspec.Struct, frozen=True, rename="camel"):
 
 class AccountController(Controller):
     tags = ["account"]
-    dependencies = {
-        "principal": Provide(require_secret, sync_to_thread=False),
-        "res": Provide(resources, sync_to_thread=False),
-    }
+    dependencies = CTX
 
     @get("/v1/account/credits")
-    async def credits(
-        self, principal: NamedDependency[Principal], res: NamedDependency[Resources]
-    ) -> CreditsOut:
+    async def credits(self, ctx: NamedDependency[Ctx]) -> CreditsOut:
         """The Genlook account's credit balance (shared by every app of this gateway)."""
+        res = ctx.res
         try:
             balance, as_of = await res.credits.read()
         except GenlookError as exc:
@@ -42,10 +36,10 @@ class AccountController(Controller):
     async def erase(
         self,
         external_user_id: FromPath[str],
-        principal: NamedDependency[Principal],
-        res: NamedDependency[Resources],
+        ctx: NamedDependency[Ctx],
     ) -> None:
         """Erase an end user upstream and every local trace (try-ons, photos). Idempotent."""
+        principal, res = ctx.principal, ctx.res
         try:
             await erase_customer(res, principal.app, external_user_id)
         except GenlookError as exc:

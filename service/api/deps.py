@@ -1,13 +1,30 @@
-"""Dependencies shared by the route modules."""
+"""Dependencies shared by the route modules.
+
+Routes take ONE dependency, `ctx`: Litestar resolves two or more independent dependencies
+concurrently in an anyio task group, which cost ~80 µs per request for what are attribute
+lookups (docs/benchmarks.md, F5). A single dependency is awaited directly.
+"""
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from typing import Any
 
 from litestar import Request
+from litestar.di import Provide
 
+from service.auth import Principal, require_secret
 from service.events import EventHub
 from service.resources import Resources
+
+
+@dataclass(frozen=True, slots=True)
+class Ctx:
+    """The authenticated caller and the process's shared objects."""
+
+    principal: Principal
+    res: Resources
+    events: EventHub
 
 
 def resources(request: Request[Any, Any, Any]) -> Resources:
@@ -15,6 +32,10 @@ def resources(request: Request[Any, Any, Any]) -> Resources:
     return res
 
 
-def hub(request: Request[Any, Any, Any]) -> EventHub:
-    events: EventHub = request.app.state.hub
-    return events
+def authenticated(request: Request[Any, Any, Any]) -> Ctx:
+    """Dependency: a caller holding a secret key, with the shared resources."""
+    state = request.app.state
+    return Ctx(require_secret(request), state.resources, state.hub)
+
+
+CTX = {"ctx": Provide(authenticated, sync_to_thread=False)}

@@ -7,14 +7,12 @@ from typing import Any
 import msgspec
 from litestar import Controller, Request, post
 from litestar.datastructures import UploadFile
-from litestar.di import NamedDependency, Provide
+from litestar.di import NamedDependency
 
 from service import jobs
-from service.api.deps import resources
-from service.auth import Principal, require_secret
+from service.api.deps import CTX, Ctx
 from service.errors import ApiError, validation_failed
 from service.photos import StoredImage
-from service.resources import Resources
 
 _FORM_OVERHEAD = 64 * 1024
 MAX_PHOTO_BYTES = 10 * 1024 * 1024
@@ -74,19 +72,16 @@ async def read_photo_form(request: Request[Any, Any, Any]) -> tuple[bytes, dict[
 class ImageController(Controller):
     path = "/v1/images"
     tags = ["images"]
-    dependencies = {
-        "principal": Provide(require_secret, sync_to_thread=False),
-        "res": Provide(resources, sync_to_thread=False),
-    }
+    dependencies = CTX
 
     @post("/", status_code=201, request_max_body_size=MAX_PHOTO_BYTES + _FORM_OVERHEAD)
     async def upload(
         self,
         request: Request[Any, Any, Any],
-        principal: NamedDependency[Principal],
-        res: NamedDependency[Resources],
+        ctx: NamedDependency[Ctx],
     ) -> ImageOut:
         """Upload a person photo (JPEG, PNG, WebP or HEIC, at most 10 MB)."""
+        principal, res = ctx.principal, ctx.res
         data, fields = await read_photo_form(request)
         crop = parse_crop(fields.get("crop"))
         keep = parse_keep_for_days(fields.get("keepForDays"))

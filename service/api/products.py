@@ -6,15 +6,13 @@ from typing import Annotated, Any
 
 import msgspec
 from litestar import Controller, Request, Response, delete, get, put
-from litestar.di import NamedDependency, Provide
+from litestar.di import NamedDependency
 from litestar.params import FromPath, QueryParameter
 
 from service.api.decoding import decode_json
-from service.api.deps import resources
-from service.auth import Principal, require_secret
+from service.api.deps import CTX, Ctx
 from service.errors import ApiError
 from service.products import CatalogProduct, ProductImageOut
-from service.resources import Resources
 from service.tryons.intake import check_external_id, product_definition
 from service.tryons.models import ProductImageIn, ProductIn
 
@@ -64,20 +62,17 @@ def product_view(product: CatalogProduct) -> ProductOut:
 class ProductController(Controller):
     path = "/v1/products"
     tags = ["products"]
-    dependencies = {
-        "principal": Provide(require_secret, sync_to_thread=False),
-        "res": Provide(resources, sync_to_thread=False),
-    }
+    dependencies = CTX
 
     @put("/{external_id:str}", status_code=200)
     async def put_product(
         self,
         request: Request[Any, Any, Any],
         external_id: FromPath[str],
-        principal: NamedDependency[Principal],
-        res: NamedDependency[Resources],
+        ctx: NamedDependency[Ctx],
     ) -> Response[ProductOut]:
         """Create or replace a product definition (201 when created)."""
+        principal, res = ctx.principal, ctx.res
         check_external_id(external_id, "externalId")
         body = decode_json(await request.body(), ProductPut)
         definition = product_definition(
@@ -96,9 +91,9 @@ class ProductController(Controller):
     async def get_product(
         self,
         external_id: FromPath[str],
-        principal: NamedDependency[Principal],
-        res: NamedDependency[Resources],
+        ctx: NamedDependency[Ctx],
     ) -> ProductOut:
+        principal, res = ctx.principal, ctx.res
         product = await res.catalog.get(principal.app, external_id)
         if product is None:
             raise ApiError(404, "PRODUCT_NOT_FOUND", f"Product '{external_id}' not found.")
@@ -108,21 +103,21 @@ class ProductController(Controller):
     async def delete_product(
         self,
         external_id: FromPath[str],
-        principal: NamedDependency[Principal],
-        res: NamedDependency[Resources],
+        ctx: NamedDependency[Ctx],
     ) -> None:
+        principal, res = ctx.principal, ctx.res
         if not await res.catalog.delete(principal.app, external_id):
             raise ApiError(404, "PRODUCT_NOT_FOUND", f"Product '{external_id}' not found.")
 
     @get("/")
     async def list_products(
         self,
-        principal: NamedDependency[Principal],
-        res: NamedDependency[Resources],
+        ctx: NamedDependency[Ctx],
         limit: Annotated[int, QueryParameter(ge=1, le=200)] = 50,
         cursor: Annotated[str | None, QueryParameter()] = None,
     ) -> ProductPage:
         """Oldest first; pass `nextCursor` back as `cursor` for the next page."""
+        principal, res = ctx.principal, ctx.res
         items, next_cursor = await res.catalog.page(principal.app, limit=limit, after=cursor)
         views = [product_view(p) for p in items]
         return ProductPage(

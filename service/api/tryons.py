@@ -15,15 +15,14 @@ from typing import Annotated, Any
 
 import msgspec
 from litestar import Controller, Request, Response, delete, get, post
-from litestar.di import NamedDependency, Provide
+from litestar.di import NamedDependency
 from litestar.params import FromPath, HeaderParameter, QueryParameter
 from litestar.response import ServerSentEvent, ServerSentEventMessage
 
 from service.api.decoding import decode_json
-from service.api.deps import hub, resources
-from service.auth import Principal, require_secret
+from service.api.deps import CTX, Ctx
+from service.auth import Principal
 from service.errors import ApiError
-from service.events import EventHub
 from service.photos import sniff
 from service.resources import Resources
 from service.tryons.intake import build_record
@@ -77,21 +76,17 @@ async def _parse(request: Request[Any, Any, Any]) -> tuple[bytes, bytes | None, 
 class TryOnController(Controller):
     path = "/v1/try-ons"
     tags = ["try-ons"]
-    dependencies = {
-        "principal": Provide(require_secret, sync_to_thread=False),
-        "res": Provide(resources, sync_to_thread=False),
-        "events": Provide(hub, sync_to_thread=False),
-    }
+    dependencies = CTX
 
     @post("/", status_code=202, request_max_body_size=MAX_BODY)
     async def create(
         self,
         request: Request[Any, Any, Any],
-        principal: NamedDependency[Principal],
-        res: NamedDependency[Resources],
+        ctx: NamedDependency[Ctx],
         idempotency_key: Annotated[str | None, HeaderParameter(name="Idempotency-Key")] = None,
     ) -> Response[TryOnOut]:
         """Accept a try-on; 202 with its id. Same Idempotency-Key + same body = same try-on."""
+        principal, res = ctx.principal, ctx.res
         raw, photo, photo_key = await _parse(request)
         body = decode_json(raw, TryOnCreate)
         if idempotency_key is not None and not 0 < len(idempotency_key) <= 255:
@@ -102,8 +97,8 @@ class TryOnController(Controller):
         record = await build_record(
             principal.app,
             body,
-            catalog=res.catalog,
-            photos=res.photos,
+            redis=res.pipeline,
+            keys=res.keys,
             uploaded={photo_key: _PENDING_UPLOAD} if photo_key else {},
             idempotency_key=idempotency_key,
             deadline=res.settings.worker.tryon_deadline,
@@ -145,12 +140,11 @@ class TryOnController(Controller):
     async def read(
         self,
         tryon_id: FromPath[str],
-        principal: NamedDependency[Principal],
-        res: NamedDependency[Resources],
-        events: NamedDependency[EventHub],
+        ctx: NamedDependency[Ctx],
         wait: Annotated[float, QueryParameter(ge=0, le=60)] = 0,
     ) -> TryOnOut:
         """The try-on; with `?wait=N`, hold up to N seconds for a terminal state."""
+        principal, res, events = ctx.principal, ctx.res, ctx.events
         record = await owned(res, principal, tryon_id)
         if record.is_terminal or wait <= 0:
             return public_view(record)
@@ -170,11 +164,10 @@ class TryOnController(Controller):
     async def stream(
         self,
         tryon_id: FromPath[str],
-        principal: NamedDependency[Principal],
-        res: NamedDependency[Resources],
-        events: NamedDependency[EventHub],
+        ctx: NamedDependency[Ctx],
     ) -> ServerSentEvent:
         """Server-Sent Events: the current state, then each change, until terminal."""
+        principal, res, events = ctx.principal, ctx.res, ctx.events
         await owned(res, principal, tryon_id)
 
         async def messages() -> AsyncIterator[ServerSentEventMessage]:
@@ -205,10 +198,10 @@ class TryOnController(Controller):
     async def cancel(
         self,
         tryon_id: FromPath[str],
-        principal: NamedDependency[Principal],
-        res: NamedDependency[Resources],
+        ctx: NamedDependency[Ctx],
     ) -> TryOnOut:
         """Cancel a try-on that has not been sent upstream; 409 once it has."""
+        principal, res = ctx.principal, ctx.res
         await owned(res, principal, tryon_id)
 
         def to_canceled(record: TryOnRecord) -> TryOnRecord | None:

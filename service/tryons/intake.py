@@ -3,16 +3,20 @@ before anything is written, so bad input changes nothing."""
 
 from __future__ import annotations
 
+import asyncio
 import secrets
 import time
 from collections.abc import Mapping
+from typing import Any
 from urllib.parse import urlsplit
 
 import msgspec
 
+from service.autopipeline import AutoPipeline
 from service.errors import ApiError, validation_failed
+from service.keys import Keys
 from service.photos import PhotoStore
-from service.products import Catalog
+from service.products import CatalogProduct
 from service.tryons.models import (
     PersonDef,
     ProductDef,
@@ -69,7 +73,8 @@ def product_definition(product: ProductIn, path: str) -> ProductDef:
     )
 
 
-async def resolve_product(app: str, product: ProductIn, catalog: Catalog) -> ProductDef:
+def product_source(product: ProductIn) -> ProductDef | str:
+    """The inline definition, or the externalId to look up in the app's catalog."""
     path = "products.0"
     if product.external_id is not None:
         check_external_id(product.external_id, f"{path}.externalId")
@@ -78,18 +83,11 @@ async def resolve_product(app: str, product: ProductIn, catalog: Catalog) -> Pro
         return product_definition(product, path)
     if product.external_id is None:
         raise ApiError(400, "PRODUCT_IMAGES_REQUIRED", "A product needs an externalId or images.")
-    stored = await catalog.get(app, product.external_id)
-    if stored is None:
-        raise ApiError(404, "PRODUCT_NOT_FOUND", f"Product '{product.external_id}' not found.")
-    return stored.definition
+    return product.external_id
 
 
-async def resolve_person(
-    app: str,
-    body: TryOnCreate,
-    photos: PhotoStore,
-    uploaded: Mapping[str, str],
-) -> PersonDef:
+def person_source(body: TryOnCreate, uploaded: Mapping[str, str]) -> PersonDef | str:
+    """The person, or the gateway image id to look up."""
     source = body.person.image.source
     path = "person.image.source"
     given = [v for v in (source.id, source.url, source.file_key) if v is not None]
@@ -108,20 +106,70 @@ async def resolve_person(
             )
         return PersonDef(image_id=image_id)
     assert source.id is not None
-    image = await photos.get(app, source.id)
-    if image is None:
-        raise ApiError(404, "IMAGE_NOT_FOUND", "Unknown or expired image id.")
-    if body.external_user_id and image.external_user_id not in (None, body.external_user_id):
-        raise ApiError(404, "IMAGE_NOT_FOUND", "Unknown or expired image id.")
-    return PersonDef(image_id=image.id)
+    return source.id
+
+
+_catalog_product = msgspec.json.Decoder(CatalogProduct)
+
+
+def _discard(fut: asyncio.Future[Any]) -> None:
+    """Abandon a lookup whose answer is no longer needed, without asyncio logging it as an
+    unretrieved error (the pipeline still consumes its reply in order)."""
+    if not fut.done():
+        fut.cancel()
+    elif not fut.cancelled():
+        fut.exception()
+
+
+async def resolve(
+    app: str,
+    body: TryOnCreate,
+    *,
+    redis: AutoPipeline,
+    keys: Keys,
+    uploaded: Mapping[str, str],
+) -> tuple[ProductDef, PersonDef]:
+    """Product and person, both lookups in one round trip: issued in the same tick, they leave
+    in one pipelined write. Reads the same keys as `Catalog.get` and `PhotoStore.get`."""
+    product = product_source(body.products[0])
+    person = person_source(body, uploaded)
+    product_raw = (
+        redis.execute("HGET", keys.catalog(app), product) if isinstance(product, str) else None
+    )
+    image_raw = redis.execute("GET", keys.image(person)) if isinstance(person, str) else None
+    try:
+        if product_raw is not None:
+            raw = await product_raw
+            if raw is None:
+                raise ApiError(404, "PRODUCT_NOT_FOUND", f"Product '{product}' not found.")
+            product = _catalog_product.decode(raw).definition
+        if image_raw is not None:
+            raw = await image_raw
+            image = None if raw is None else PhotoStore.decode(raw)
+            # Another app's image id is indistinguishable from an unknown one, and so is
+            # another end user's.
+            if image is None or image.app != app:
+                raise ApiError(404, "IMAGE_NOT_FOUND", "Unknown or expired image id.")
+            if body.external_user_id and image.external_user_id not in (
+                None,
+                body.external_user_id,
+            ):
+                raise ApiError(404, "IMAGE_NOT_FOUND", "Unknown or expired image id.")
+            person = PersonDef(image_id=image.id)
+    finally:
+        if image_raw is not None:
+            _discard(image_raw)
+    assert isinstance(product, ProductDef)
+    assert isinstance(person, PersonDef)
+    return product, person
 
 
 async def build_record(
     app: str,
     body: TryOnCreate,
     *,
-    catalog: Catalog,
-    photos: PhotoStore,
+    redis: AutoPipeline,
+    keys: Keys,
     uploaded: Mapping[str, str],
     idempotency_key: str | None,
     deadline: float,
@@ -134,8 +182,7 @@ async def build_record(
         _check_url(body.callback_url, "callbackUrl")
     if body.external_user_id is not None and not 0 < len(body.external_user_id) <= MAX_ID_LENGTH:
         raise validation_failed("externalUserId", f"Must be 1 to {MAX_ID_LENGTH} characters")
-    product = await resolve_product(app, body.products[0], catalog)
-    person = await resolve_person(app, body, photos, uploaded)
+    product, person = await resolve(app, body, redis=redis, keys=keys, uploaded=uploaded)
     output = body.output
     now = time.time()
     return TryOnRecord(

@@ -6,6 +6,7 @@ API writes it, workers advance it, events and webhooks publish its public view.
 
 from __future__ import annotations
 
+import functools
 import time
 from typing import Any, Literal
 
@@ -156,8 +157,15 @@ class TryOnOut(msgspec.Struct, frozen=True, rename="camel", omit_defaults=True):
     completed_at: str | None = None
 
 
+@functools.lru_cache(maxsize=4096)
+def _iso_seconds(seconds: int) -> str:
+    return time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime(seconds))
+
+
 def iso(ts: float) -> str:
-    return time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime(ts)) + f".{int(ts % 1 * 1000):03d}Z"
+    # A record's timestamps are formatted on every read of it; strftime dominated a GET's own
+    # cost, and the whole-second part repeats, so it is cached.
+    return f"{_iso_seconds(int(ts))}.{int(ts % 1 * 1000):03d}Z"
 
 
 def public_view(record: TryOnRecord) -> TryOnOut:

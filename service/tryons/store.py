@@ -16,6 +16,7 @@ import msgspec
 from redis.asyncio import Redis
 
 from service import jobs
+from service.autopipeline import AutoPipeline, Script
 from service.keys import Keys
 from service.tryons.models import TERMINAL, TryOnRecord, public_view
 
@@ -72,11 +73,17 @@ class TryOnStore:
     _encoder = msgspec.json.Encoder()
     _decoder = msgspec.json.Decoder(TryOnRecord)
 
-    def __init__(self, redis: Redis, keys: Keys, queue_name: str) -> None:
+    def __init__(
+        self, redis: Redis, keys: Keys, queue_name: str, pipeline: AutoPipeline | None = None
+    ) -> None:
         self._redis = redis
         self._keys = keys
         self._queue = queue_name
+        # The request path (accept, get) goes through the gateway's auto-pipeline when there is
+        # one; workers keep redis-py. Both speak to the same keys with the same scripts.
+        self._pipeline = pipeline
         self._accept = redis.register_script(_ACCEPT)
+        self._accept_pipelined = Script(pipeline, _ACCEPT) if pipeline else None
         self._update = redis.register_script(_UPDATE)
         self.queue = jobs.JobQueue(redis, queue_name)
 
@@ -102,7 +109,8 @@ class TryOnStore:
         job_id = jobs.tryon_job_id(record.id)
         job, score = jobs.encode_job(jobs.RUN_TRYON, record.id)
         customer = record.external_user_id
-        existing = await self._accept(
+        run = self._accept_pipelined or self._accept
+        existing = await run(
             keys=[
                 k.idempotency(record.app, idempotency_key or "-"),
                 k.tryon(record.id),
@@ -138,7 +146,11 @@ class TryOnStore:
         return prior, False
 
     async def get(self, tryon_id: str) -> TryOnRecord | None:
-        raw: bytes | None = await self._redis.hget(self._keys.tryon(tryon_id), "doc")  # type: ignore[misc]
+        raw: bytes | None
+        if self._pipeline is not None:
+            raw = await self._pipeline.execute("HGET", self._keys.tryon(tryon_id), "doc")
+        else:
+            raw = await self._redis.hget(self._keys.tryon(tryon_id), "doc")  # type: ignore[misc]
         return None if raw is None else self._decoder.decode(raw)
 
     async def _get_with_rev(self, tryon_id: str) -> tuple[TryOnRecord, bytes]:
