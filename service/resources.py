@@ -13,6 +13,7 @@ from service.keys import Keys
 from service.photos import PhotoStore
 from service.products import Catalog, ProductCache
 from service.settings import Settings
+from service.tryons.lookups import LookupCache
 from service.tryons.store import TryOnStore
 from service.upstream import BudgetHooks, CreditsReader, budget_shape, make_client
 
@@ -35,6 +36,7 @@ class Resources:
     # The request path's small commands; it connects on first use, so a worker that never
     # calls it holds no extra connection.
     pipeline: AutoPipeline
+    lookups: LookupCache
     keys: Keys
     store: TryOnStore
     photos: PhotoStore
@@ -66,6 +68,7 @@ class Resources:
             settings=settings,
             redis=redis,
             pipeline=pipeline,
+            lookups=LookupCache(),
             keys=keys,
             store=TryOnStore(
                 redis, keys, settings.redis.queue_name, pipeline if autopipeline else None

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import functools
 import hashlib
 import time
 from collections.abc import AsyncIterator
@@ -26,6 +27,7 @@ from service.errors import ApiError
 from service.photos import sniff
 from service.resources import Resources
 from service.tryons.intake import build_record
+from service.tryons.lookups import StaleLookup
 from service.tryons.models import (
     CANCELABLE,
     PersonDef,
@@ -94,19 +96,29 @@ class TryOnController(Controller):
         if photo is not None:
             sniff(photo)  # reject a bad photo before anything is written
         gw = res.settings.gateway
-        record = await build_record(
+        build = functools.partial(
+            build_record,
             principal.app,
             body,
             redis=res.pipeline,
             keys=res.keys,
             uploaded={photo_key: _PENDING_UPLOAD} if photo_key else {},
+            cache=res.lookups,
             idempotency_key=idempotency_key,
             deadline=res.settings.worker.tryon_deadline,
         )
+        record, expected = await build()
         digest = hashlib.sha256(raw)
         if photo is not None:
             digest.update(hashlib.sha256(photo).digest())
-        request_fp = fingerprint(digest.digest())
+        accept = functools.partial(
+            res.store.accept,
+            idempotency_key=idempotency_key,
+            request_fingerprint=fingerprint(digest.digest()),
+            idempotency_ttl=gw.idempotency_ttl,
+            retention=gw.tryon_retention,
+        )
+        person = None
         if photo is not None:
             image = await res.photos.save(
                 principal.app,
@@ -114,15 +126,16 @@ class TryOnController(Controller):
                 external_user_id=body.external_user_id,
                 keep_for_days=body.output.keep_for_days if body.output else None,
             )
-            record.person = PersonDef(image_id=image.id)
+            person = record.person = PersonDef(image_id=image.id)
         try:
-            stored, created = await res.store.accept(
-                record,
-                idempotency_key=idempotency_key,
-                request_fingerprint=request_fp,
-                idempotency_ttl=gw.idempotency_ttl,
-                retention=gw.tryon_retention,
-            )
+            try:
+                stored, created = await accept(record, expected=expected)
+            except StaleLookup:
+                # The remembered product or photo changed: build again from what Redis holds.
+                res.lookups.forget(expected)
+                record, _ = await build(fresh=True)
+                record.person = person or record.person
+                stored, created = await accept(record)
         except IdempotencyConflict as exc:
             raise ApiError(
                 409,

@@ -17,6 +17,7 @@ from service.errors import ApiError, validation_failed
 from service.keys import Keys
 from service.photos import PhotoStore
 from service.products import CatalogProduct
+from service.tryons.lookups import Expected, LookupCache
 from service.tryons.models import (
     PersonDef,
     ProductDef,
@@ -128,40 +129,64 @@ async def resolve(
     redis: AutoPipeline,
     keys: Keys,
     uploaded: Mapping[str, str],
-) -> tuple[ProductDef, PersonDef]:
-    """Product and person, both lookups in one round trip: issued in the same tick, they leave
-    in one pipelined write. Reads the same keys as `Catalog.get` and `PhotoStore.get`."""
+    cache: LookupCache,
+    fresh: bool,
+) -> tuple[ProductDef, PersonDef, Expected]:
+    """Product and person, plus what the accept script must find unchanged.
+
+    Values remembered in `cache` are used unless `fresh`; the others are read, both in one
+    round trip (issued in the same tick, they leave in one pipelined write). Reads the same
+    keys as `Catalog.get` and `PhotoStore.get`.
+    """
     product = product_source(body.products[0])
     person = person_source(body, uploaded)
-    product_raw = (
-        redis.execute("HGET", keys.catalog(app), product) if isinstance(product, str) else None
+    catalog_key = keys.catalog(app) if isinstance(product, str) else ""
+    image_key = keys.image(person) if isinstance(person, str) else ""
+    product_field = product if isinstance(product, str) else ""
+    product_cached = None if fresh or not catalog_key else cache.get(catalog_key, product_field)
+    image_cached = None if fresh or not image_key else cache.get(image_key)
+    product_read = (
+        redis.execute("HGET", catalog_key, product_field)
+        if catalog_key and product_cached is None
+        else None
     )
-    image_raw = redis.execute("GET", keys.image(person)) if isinstance(person, str) else None
+    image_read = redis.execute("GET", image_key) if image_key and image_cached is None else None
     try:
-        if product_raw is not None:
-            raw = await product_raw
-            if raw is None:
-                raise ApiError(404, "PRODUCT_NOT_FOUND", f"Product '{product}' not found.")
-            product = _catalog_product.decode(raw).definition
-        if image_raw is not None:
-            raw = await image_raw
-            image = None if raw is None else PhotoStore.decode(raw)
-            # Another app's image id is indistinguishable from an unknown one, and so is
-            # another end user's.
-            if image is None or image.app != app:
-                raise ApiError(404, "IMAGE_NOT_FOUND", "Unknown or expired image id.")
-            if body.external_user_id and image.external_user_id not in (
-                None,
-                body.external_user_id,
-            ):
-                raise ApiError(404, "IMAGE_NOT_FOUND", "Unknown or expired image id.")
-            person = PersonDef(image_id=image.id)
+        product_raw = product_cached
+        if product_read is not None:
+            product_raw = await product_read
+            cache.put(catalog_key, product_field, product_raw)
+        image_raw = image_cached
+        if image_read is not None:
+            image_raw = await image_read
+            cache.put(image_key, "", image_raw)
     finally:
-        if image_raw is not None:
-            _discard(image_raw)
+        for read in (product_read, image_read):
+            if read is not None:
+                _discard(read)
+    if catalog_key:
+        if product_raw is None:
+            raise ApiError(404, "PRODUCT_NOT_FOUND", f"Product '{product}' not found.")
+        product = _catalog_product.decode(product_raw).definition
+    if image_key:
+        image = None if image_raw is None else PhotoStore.decode(image_raw)
+        # Another app's image id is indistinguishable from an unknown one, and so is another
+        # end user's.
+        if image is None or image.app != app:
+            raise ApiError(404, "IMAGE_NOT_FOUND", "Unknown or expired image id.")
+        if body.external_user_id and image.external_user_id not in (None, body.external_user_id):
+            raise ApiError(404, "IMAGE_NOT_FOUND", "Unknown or expired image id.")
+        person = PersonDef(image_id=image.id)
     assert isinstance(product, ProductDef)
     assert isinstance(person, PersonDef)
-    return product, person
+    expected = Expected(
+        catalog_key=catalog_key,
+        external_id=product_field,
+        product_raw=product_cached or b"",
+        image_key=image_key,
+        image_raw=image_cached or b"",
+    )
+    return product, person, expected
 
 
 async def build_record(
@@ -171,9 +196,12 @@ async def build_record(
     redis: AutoPipeline,
     keys: Keys,
     uploaded: Mapping[str, str],
+    cache: LookupCache,
+    fresh: bool = False,
     idempotency_key: str | None,
     deadline: float,
-) -> TryOnRecord:
+) -> tuple[TryOnRecord, Expected]:
+    """The record to accept, and what `TryOnStore.accept` must find unchanged for it."""
     if len(body.products) != 1:
         raise validation_failed("products", "Exactly one product is supported")
     if body.metadata is not None and len(msgspec.json.encode(body.metadata)) > MAX_METADATA_BYTES:
@@ -182,10 +210,12 @@ async def build_record(
         _check_url(body.callback_url, "callbackUrl")
     if body.external_user_id is not None and not 0 < len(body.external_user_id) <= MAX_ID_LENGTH:
         raise validation_failed("externalUserId", f"Must be 1 to {MAX_ID_LENGTH} characters")
-    product, person = await resolve(app, body, redis=redis, keys=keys, uploaded=uploaded)
+    product, person, expected = await resolve(
+        app, body, redis=redis, keys=keys, uploaded=uploaded, cache=cache, fresh=fresh
+    )
     output = body.output
     now = time.time()
-    return TryOnRecord(
+    record = TryOnRecord(
         id=new_tryon_id(),
         app=app,
         created_at=now,
@@ -201,3 +231,4 @@ async def build_record(
         idempotency_key=idempotency_key,
         deadline_at=now + deadline,
     )
+    return record, expected

@@ -18,9 +18,12 @@ from redis.asyncio import Redis
 from service import jobs
 from service.autopipeline import AutoPipeline, Script
 from service.keys import Keys
+from service.tryons.lookups import Expected, StaleLookup
 from service.tryons.models import TERMINAL, TryOnRecord, public_view
 
 _ACCEPT = """
+if ARGV[14] ~= '' and redis.call('HGET', KEYS[7], ARGV[15]) ~= ARGV[14] then return 0 end
+if ARGV[16] ~= '' and redis.call('GET', KEYS[8]) ~= ARGV[16] then return 0 end
 if ARGV[11] == '1' then
   local existing = redis.call('GET', KEYS[1])
   if existing then return existing end
@@ -99,12 +102,14 @@ class TryOnStore:
         request_fingerprint: str,
         idempotency_ttl: float,
         retention: float,
+        expected: Expected | None = None,
     ) -> tuple[TryOnRecord, bool]:
         """Persist a new try-on and its job atomically; or return the one the key already made.
 
         Returns (record, created). Raises IdempotencyConflict when the key was used with
-        another body.
+        another body, and StaleLookup (nothing written) when a value in `expected` changed.
         """
+        e = expected or Expected()
         k = self._keys
         job_id = jobs.tryon_job_id(record.id)
         job, score = jobs.encode_job(jobs.RUN_TRYON, record.id)
@@ -118,6 +123,8 @@ class TryOnStore:
                 k.customer_tryons(record.app, customer or "-"),
                 jobs.job_key(job_id),
                 self._queue,
+                e.catalog_key or k.tryon(record.id),
+                e.image_key or k.tryon(record.id),
             ],
             args=[
                 f"{record.id} {request_fingerprint}",
@@ -133,10 +140,15 @@ class TryOnStore:
                 "1" if idempotency_key else "0",
                 "1" if customer else "0",
                 record.id,
+                e.product_raw,
+                e.external_id,
+                e.image_raw,
             ],
         )
         if existing is None:
             return record, True
+        if existing == 0:
+            raise StaleLookup(record.id)
         existing_id, existing_fp = existing.decode().split(" ", 1)
         if existing_fp != request_fingerprint:
             raise IdempotencyConflict(existing_id)
