@@ -95,7 +95,8 @@ class UpstreamBudget:
         """Wait until a cell is granted; returns the seconds spent waiting."""
         started = time.monotonic()
         async with self._askers[priority]:
-            while (wait := await self.try_acquire(priority)) > 0:
+            # The bucket lives in Redis and frees cells with time: there is no event to await.
+            while (wait := await self.try_acquire(priority)) > 0:  # noqa: ASYNC110
                 # A little jitter so processes sharing the bucket do not ask in lockstep.
                 await asyncio.sleep(wait + random.uniform(0, self._shape.interval_ms / 4000))
         return time.monotonic() - started

@@ -73,8 +73,6 @@ def build_worker(settings: Settings, *, burst: bool = False) -> Worker:
 
 
 def run(settings: Settings | None = None) -> None:
-    logging.basicConfig(
-        level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s %(message)s"
-    )
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s %(message)s")
     logging.getLogger("httpx").setLevel(logging.WARNING)
     build_worker(settings or Settings.from_env()).run()

@@ -88,9 +88,14 @@ async def test_never_two_credits_under_faults_and_kills(emulator: Emulator, redi
     # one try-on per end user in this test: at most one generation each
     twice = [u for u, count in per_user.items() if count > 1]
     if twice:
-        pytest.fail(json.dumps([
-            (by_user[u], [g for g in generations if g["externalUserId"] == u]) for u in twice[:2]
-        ]))
+        pytest.fail(
+            json.dumps(
+                [
+                    (by_user[u], [g for g in generations if g["externalUserId"] == u])
+                    for u in twice[:2]
+                ]
+            )
+        )
     assert emulator.counters()["generationsCreated"] == len(generations)
     by_id = {g["generationId"]: g for g in generations}
     for rec in records:
