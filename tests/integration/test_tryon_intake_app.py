@@ -1,0 +1,61 @@
+"""The gateway app in process on Redis database 9: a product replaced after a try-on used it
+is not taken from the per-process memory of lookups (the accept script catches the change)."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+from typing import Any
+
+import msgspec
+import pytest
+from litestar.testing import AsyncTestClient
+from service.app import create_app
+from service.settings import Settings
+
+from tests.conftest import TEST_REDIS_URL
+
+KEY = "sk_test_integration_key_0123456789"
+
+
+@pytest.fixture
+async def client(redis: Any) -> AsyncIterator[AsyncTestClient[Any]]:
+    settings = Settings.from_env(
+        {"REDIS_URL": TEST_REDIS_URL, "GATEWAY_SECRET_KEYS": f"{KEY}=shop"}
+    )
+    async with AsyncTestClient(app=create_app(settings)) as c:
+        c.headers["Authorization"] = f"Bearer {KEY}"
+        yield c
+
+
+async def _put(client: AsyncTestClient[Any], title: str) -> None:
+    body = {"title": title, "images": [{"source": {"url": "https://example.com/t.png"}}]}
+    r = await client.put("/v1/products/tee", json=body)
+    assert r.status_code in (200, 201), r.text
+
+
+async def _stored_title(redis: Any, tryon_id: str) -> str:
+    doc = msgspec.json.decode(await redis.hget(f"tryon:t:{tryon_id}", "doc"))
+    title: str = doc["product"]["title"]
+    return title
+
+
+async def test_replaced_and_deleted_products_are_seen(
+    client: AsyncTestClient[Any], redis: Any
+) -> None:
+    tryon = {
+        "products": [{"externalId": "tee"}],
+        "person": {"image": {"source": {"url": "https://example.com/p.jpg"}}},
+    }
+    await _put(client, "v1")
+    first = await client.post("/v1/try-ons", json=tryon)
+    assert first.status_code == 202, first.text
+    assert await _stored_title(redis, first.json()["id"]) == "v1"
+
+    await _put(client, "v2")
+    second = await client.post("/v1/try-ons", json=tryon)
+    assert second.status_code == 202, second.text
+    assert await _stored_title(redis, second.json()["id"]) == "v2"
+
+    assert (await client.delete("/v1/products/tee")).status_code in (200, 204)
+    gone = await client.post("/v1/try-ons", json=tryon)
+    assert (gone.status_code, gone.json()["code"]) == (404, "PRODUCT_NOT_FOUND")
