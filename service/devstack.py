@@ -111,7 +111,13 @@ class Stack:
             shutil.rmtree(d, ignore_errors=True)
 
 
+def _interrupt(signum: int, frame: object) -> None:
+    raise KeyboardInterrupt
+
+
 def run_dev(*, port: int, emulator_port: int, speed: float) -> int:
+    # SIGTERM (a supervisor, `timeout`) stops everything as Ctrl-C does.
+    signal.signal(signal.SIGTERM, _interrupt)
     env = dict(os.environ)
     env.setdefault("GATEWAY_SECRET_KEYS", f"{DEMO_SECRET_KEY}={DEMO_APP}")
     redis_url = env.setdefault("REDIS_URL", "redis://127.0.0.1:6379/0")
