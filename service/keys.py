@@ -88,3 +88,14 @@ class Keys:
     def durations(self) -> str:
         """List: recent upstream generation durations (ms), newest first, for adaptive polls."""
         return f"{self.prefix}durations"
+
+    # --- webhooks --------------------------------------------------------------------------
+    def webhook_endpoint(self, endpoint_id: str) -> str:
+        """String: one registered webhook endpoint (msgspec JSON, secrets included)."""
+        return f"{self.prefix}whe:{endpoint_id}"
+
+    def webhook_endpoints(self, app: str) -> str:
+        """Sorted set: one app's endpoint ids, all scored 0. Ids begin with their creation
+        time, so Redis' lexical order is creation order and a page can start after any
+        cursor with ZRANGE BYLEX, even one whose endpoint was deleted meanwhile."""
+        return f"{self.prefix}whe-app:{app}"
