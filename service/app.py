@@ -15,6 +15,7 @@ from service.api.health import healthz, readyz
 from service.api.images import ImageController
 from service.api.products import ProductController
 from service.api.tryons import TryOnController
+from service.api.webhooks import CallbackSecretController, WebhookEndpointController
 from service.auth import KeyRing, parse_secret_keys
 from service.errors import EXCEPTION_HANDLERS
 from service.events import EventHub
@@ -42,6 +43,8 @@ def create_app(settings: Settings | None = None, *, redis: Redis | None = None) 
     app = Litestar(
         route_handlers=[
             TryOnController,
+            WebhookEndpointController,
+            CallbackSecretController,
             ImageController,
             ProductController,
             AccountController,

@@ -18,6 +18,7 @@ from redis.asyncio import Redis
 
 RUN_TRYON = "run_tryon"
 UPLOAD_PHOTO = "upload_photo"
+DELIVER = "deliver_webhook"
 # arq drops a job that has not started this long after its score.
 JOB_EXPIRY_MS = 86_400_000
 

@@ -99,3 +99,47 @@ class Keys:
         time, so Redis' lexical order is creation order and a page can start after any
         cursor with ZRANGE BYLEX, even one whose endpoint was deleted meanwhile."""
         return f"{self.prefix}whe-app:{app}"
+
+    # --- webhook deliveries ----------------------------------------------------------------
+    @property
+    def outbox(self) -> str:
+        """Stream: one entry per try-on event that has somewhere to go, written atomically with
+        the state change that caused it."""
+        return f"{self.prefix}outbox"
+
+    def delivery(self, delivery_id: str) -> str:
+        """String: a delivery (event x target) as JSON."""
+        return f"{self.prefix}dlv:{delivery_id}"
+
+    def delivery_attempts(self, delivery_id: str) -> str:
+        """List: the delivery's attempts, oldest first, as JSON."""
+        return f"{self.prefix}dlv-att:{delivery_id}"
+
+    def delivery_order(self, target: str, tryon_id: str) -> str:
+        """List: deliveries of one try-on to one target, in event order (the head goes first)."""
+        return f"{self.prefix}dlv-order:{target}:{tryon_id}"
+
+    def delivery_slots(self, target: str) -> str:
+        """Sorted set: deliveries in flight to one target, scored by lease expiry."""
+        return f"{self.prefix}dlv-slots:{target}"
+
+    def deliveries_by_target(self, target: str) -> str:
+        """Sorted set: delivery ids of one target by creation time."""
+        return f"{self.prefix}dlv-by-target:{target}"
+
+    def deliveries_by_tryon(self, tryon_id: str) -> str:
+        """Sorted set: delivery ids of one try-on by creation time."""
+        return f"{self.prefix}dlv-by-tryon:{tryon_id}"
+
+    @property
+    def deliveries_due(self) -> str:
+        """Sorted set: pending deliveries by next attempt time (the sweeper's list)."""
+        return f"{self.prefix}dlv-due"
+
+    def target_failing_since(self, target: str) -> str:
+        """String: when the target's current run of failures began."""
+        return f"{self.prefix}dlv-failing:{target}"
+
+    def callback_secrets(self, app: str) -> str:
+        """String: the app's secrets (JSON) for per-request callback URLs."""
+        return f"{self.prefix}cb-secrets:{app}"

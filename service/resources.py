@@ -16,6 +16,10 @@ from service.settings import Settings
 from service.tryons.lookups import LookupCache
 from service.tryons.store import TryOnStore
 from service.upstream import BudgetHooks, CreditsReader, budget_shape, make_client
+from service.webhooks.callback_secrets import CallbackSecrets
+from service.webhooks.deliveries import DeliveryStore
+from service.webhooks.registry import EndpointRegistry
+from service.webhooks.ssrf import UrlPolicy
 
 
 def connect_redis(settings: Settings) -> Redis:
@@ -27,6 +31,11 @@ def connect_redis(settings: Settings) -> Redis:
         health_check_interval=30,
     )
     return client
+
+
+def url_policy(settings: Settings) -> UrlPolicy:
+    hosts = (h.strip() for h in settings.webhooks.allow_http_hosts.split(","))
+    return UrlPolicy(allow_http_hosts=frozenset(h for h in hosts if h))
 
 
 @dataclass
@@ -46,6 +55,10 @@ class Resources:
     hooks: BudgetHooks
     genlook: GenlookClient
     credits: CreditsReader
+    endpoints: EndpointRegistry
+    deliveries: DeliveryStore
+    callback_secrets: CallbackSecrets
+    url_policy: UrlPolicy
 
     @classmethod
     def build(
@@ -93,6 +106,10 @@ class Resources:
             hooks=hooks,
             genlook=genlook,
             credits=CreditsReader(genlook),
+            endpoints=EndpointRegistry(redis, keys),
+            deliveries=DeliveryStore(redis, keys),
+            callback_secrets=CallbackSecrets(redis, keys),
+            url_policy=url_policy(settings),
         )
 
     async def aclose(self) -> None:

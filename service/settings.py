@@ -100,11 +100,29 @@ class WorkerSettings(msgspec.Struct, frozen=True, kw_only=True):
     sweep_interval: float = 30.0
 
 
+class WebhookSettings(msgspec.Struct, frozen=True, kw_only=True):
+    attempt_timeout: float = 15.0
+    # Only this much of a receiver's answer is read (kept as an excerpt for the attempt log).
+    max_response_bytes: int = 4096
+    # Divides the retry schedule and the disable-after period: tests and benches run days in
+    # seconds. 1.0 in production.
+    time_scale: float = 1.0
+    # An endpoint failing without a single success for this long is disabled and reported.
+    disable_after_days: float = 5.0
+    # Deliveries in flight per endpoint: one slow receiver never holds every worker.
+    endpoint_concurrency: int = 10
+    # Hosts that may be called over http:// and on internal addresses (dev and tests only),
+    # comma separated, e.g. "127.0.0.1,localhost".
+    allow_http_hosts: str = ""
+    rotation_overlap: float = 86_400.0
+
+
 class Settings(msgspec.Struct, frozen=True, kw_only=True):
     redis: RedisSettings = msgspec.field(default_factory=RedisSettings)
     genlook: GenlookSettings = msgspec.field(default_factory=GenlookSettings)
     gateway: GatewaySettings = msgspec.field(default_factory=GatewaySettings)
     worker: WorkerSettings = msgspec.field(default_factory=WorkerSettings)
+    webhooks: WebhookSettings = msgspec.field(default_factory=WebhookSettings)
 
     @classmethod
     def from_env(cls, env: Mapping[str, str] | None = None) -> Settings:
@@ -114,6 +132,7 @@ class Settings(msgspec.Struct, frozen=True, kw_only=True):
             genlook=_load(GenlookSettings, "GENLOOK_", env),
             gateway=_load(GatewaySettings, "GATEWAY_", env),
             worker=_load(WorkerSettings, "WORKER_", env),
+            webhooks=_load(WebhookSettings, "WEBHOOK_", env),
         )
 
 

@@ -17,6 +17,7 @@ from service.photos import PhotoBusy, PhotoGone, PhotoStore
 from service.resources import Resources
 
 from workers.runner import RetryLater, TryOnRunner, make_uploader
+from workers.webhooks import sweep_deliveries
 
 log = logging.getLogger("workers.jobs")
 
@@ -61,7 +62,7 @@ async def sweep(ctx: dict[str, Any]) -> int:
     """Give every non-terminal try-on a job: covers jobs arq dropped (expired, out of tries)
     and deadlines passed while no job was running. Returns how many were enqueued."""
     res: Resources = ctx["res"]
-    enqueued = 0
+    enqueued = await sweep_deliveries(res, ctx["deliverer"])
     for tryon_id in await res.store.active():
         if await res.store.enqueue(tryon_id):
             enqueued += 1

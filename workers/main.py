@@ -2,7 +2,11 @@
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
 import logging
+import os
+import socket
 from datetime import timedelta
 from typing import Any
 
@@ -10,12 +14,13 @@ from arq import cron
 from arq.connections import RedisSettings as ArqRedisSettings
 from arq.worker import Worker, func
 from service import jobs
-from service.resources import Resources
+from service.resources import Resources, connect_redis
 from service.settings import Settings
 
 from workers.jobs import run_tryon, sweep, upload_photo
 from workers.runner import TryOnRunner
 from workers.waiting import DurationModel
+from workers.webhooks import Dispatcher, deliver_webhook, make_deliverer
 
 log = logging.getLogger("workers")
 
@@ -30,9 +35,27 @@ def build_worker(settings: Settings, *, burst: bool = False) -> Worker:
         res = Resources.build(settings)
         durations = DurationModel(res.redis, res.keys, clock_speed=settings.genlook.clock_speed)
         ctx["res"] = res
+        deliverer, http = make_deliverer(res)
+        ctx["deliverer"] = deliverer
+        ctx["webhook_http"] = http
+        # Its own connection: XREADGROUP blocks for up to a second (under the socket timeout).
+        blocking = connect_redis(settings)
+        ctx["dispatch_redis"] = blocking
+        dispatcher = Dispatcher(
+            res, deliverer, blocking, name=f"{socket.gethostname()}-{os.getpid()}"
+        )
+        ctx["dispatcher"] = asyncio.create_task(dispatcher.run(), name="webhook-dispatcher")
         ctx["runner"] = TryOnRunner(res, durations, budget_s=w.job_timeout * (1 - _TIMEOUT_MARGIN))
 
     async def shutdown(ctx: dict[str, Any]) -> None:
+        task: asyncio.Task[None] | None = ctx.get("dispatcher")
+        if task is not None:
+            task.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await task
+        for name in ("webhook_http", "dispatch_redis"):
+            if ctx.get(name) is not None:
+                await ctx[name].aclose()
         res: Resources | None = ctx.get("res")
         if res is not None:
             await res.aclose()
@@ -44,6 +67,7 @@ def build_worker(settings: Settings, *, burst: bool = False) -> Worker:
             # arq leases every in-progress job for the LONGEST function timeout (+10 s):
             # a longer timeout here would delay recovery of a killed worker's try-ons.
             func(upload_photo, name=jobs.UPLOAD_PHOTO, timeout=w.job_timeout),
+            func(deliver_webhook, name=jobs.DELIVER, timeout=w.job_timeout),
         ],
         cron_jobs=[
             cron(

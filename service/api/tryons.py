@@ -22,6 +22,7 @@ from litestar.response import ServerSentEvent, ServerSentEventMessage
 
 from service.api.decoding import decode_json
 from service.api.deps import CTX, Ctx
+from service.api.webhooks import DeliveryOut, check_url, delivery_view
 from service.auth import Principal
 from service.errors import ApiError
 from service.photos import sniff
@@ -91,6 +92,8 @@ class TryOnController(Controller):
         principal, res = ctx.principal, ctx.res
         raw, photo, photo_key = await _parse(request)
         body = decode_json(raw, TryOnCreate)
+        if body.callback_url is not None:
+            await check_url(res, body.callback_url)
         if idempotency_key is not None and not 0 < len(idempotency_key) <= 255:
             raise ApiError(400, "VALIDATION_FAILED", "Idempotency-Key must be 1-255 characters.")
         if photo is not None:
@@ -206,6 +209,15 @@ class TryOnController(Controller):
                         yield ServerSentEventMessage(comment="keep-alive", data=None)
 
         return ServerSentEvent(messages(), headers={"Cache-Control": "no-store"})
+
+    @get("/{tryon_id:str}/deliveries")
+    async def deliveries(
+        self, tryon_id: FromPath[str], ctx: NamedDependency[Ctx]
+    ) -> list[DeliveryOut]:
+        """Webhook deliveries of this try-on's events, with every attempt."""
+        await owned(ctx.res, ctx.principal, tryon_id)
+        found = await ctx.res.deliveries.by_tryon(tryon_id)
+        return [await delivery_view(ctx.res, d) for d in found]
 
     @delete("/{tryon_id:str}", status_code=200)
     async def cancel(

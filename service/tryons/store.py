@@ -20,6 +20,7 @@ from service.autopipeline import AutoPipeline, Script
 from service.keys import Keys
 from service.tryons.lookups import Expected, StaleLookup
 from service.tryons.models import TERMINAL, TryOnRecord, public_view
+from service.webhooks.events import EVENT_FOR_STATUS, event_body, event_id
 
 _ACCEPT = """
 if ARGV[14] ~= '' and redis.call('HGET', KEYS[7], ARGV[15]) ~= ARGV[14] then return 0 end
@@ -49,6 +50,12 @@ local next = tonumber(rev) + 1
 redis.call('HSET', KEYS[1], 'rev', next, 'status', ARGV[2], 'doc', ARGV[3])
 if ARGV[4] == '1' then redis.call('ZREM', KEYS[2], ARGV[5]) end
 if ARGV[6] ~= '' then redis.call('PUBLISH', KEYS[3], ARGV[6]) end
+-- The event goes to the outbox in the same step as the change: a crash cannot separate them.
+-- Only when it has somewhere to go: a callback URL, or endpoints registered by the app.
+if ARGV[7] ~= '' and (ARGV[10] ~= '' or redis.call('ZCARD', KEYS[5]) > 0) then
+  redis.call('XADD', KEYS[4], '*', 'id', ARGV[11], 'type', ARGV[7], 'app', ARGV[9],
+             'tryon', ARGV[5], 'callback', ARGV[10], 'body', ARGV[8])
+end
 return next
 """
 
@@ -185,13 +192,21 @@ class TryOnStore:
                 return current
             changed.updated_at = time.time()
             event = b""
+            webhook_type = ""
+            webhook_body = b""
             if changed.status != before:
-                event = self._encoder.encode(public_view(changed))
+                view = public_view(changed)
+                event = self._encoder.encode(view)
+                webhook_type = EVENT_FOR_STATUS.get(changed.status, "")
+                if webhook_type:
+                    webhook_body = event_body(webhook_type, view)
             result = await self._update(
                 keys=[
                     self._keys.tryon(tryon_id),
                     self._keys.active_tryons,
                     self._keys.tryon_events(tryon_id),
+                    self._keys.outbox,
+                    self._keys.webhook_endpoints(changed.app),
                 ],
                 args=[
                     rev,
@@ -200,6 +215,11 @@ class TryOnStore:
                     "1" if changed.status in TERMINAL else "0",
                     tryon_id,
                     event,
+                    webhook_type,
+                    webhook_body,
+                    changed.app,
+                    changed.callback_url or "",
+                    event_id(tryon_id, webhook_type) if webhook_type else "",
                 ],
             )
             if result == -1:

@@ -1,0 +1,214 @@
+"""One delivery attempt, and what follows from its outcome.
+
+Used for first attempts (by the dispatcher, within milliseconds of the event) and for retries
+(arq jobs, one per scheduled attempt). Every attempt is recorded; 2xx is success; 410 disables
+the endpoint; a redirect is a failure with a hint (never followed); 429/503 honour Retry-After;
+anything else waits for the next slot of the published schedule, then the delivery is failed.
+"""
+
+from __future__ import annotations
+
+import email.utils
+import logging
+import random
+import time
+
+import httpx
+import msgspec
+
+from service import jobs
+from service.settings import WebhookSettings
+from service.webhooks import signing
+from service.webhooks.callback_secrets import CallbackSecrets
+from service.webhooks.deliveries import Attempt, Delivery, DeliveryStore
+from service.webhooks.registry import EndpointRegistry
+from service.webhooks.schedule import MAX_ATTEMPTS, next_delay
+from service.webhooks.ssrf import ForbiddenTarget
+
+log = logging.getLogger("service.webhooks")
+
+USER_AGENT = "tryon-gateway-webhooks/1"
+_EXCERPT = 512
+# A delivery waiting behind an earlier event of the same try-on, or for a free slot.
+_WAIT = 0.25
+
+
+def deliver_job_id(delivery_id: str, attempt: int) -> str:
+    return f"dlv:{delivery_id}:{attempt}"
+
+
+def _retry_after(value: str | None) -> float | None:
+    if not value:
+        return None
+    try:
+        return max(0.0, float(value))
+    except ValueError:
+        when = email.utils.parsedate_to_datetime(value)
+        return max(0.0, when.timestamp() - time.time()) if when else None
+
+
+class Deliverer:
+    def __init__(
+        self,
+        *,
+        store: DeliveryStore,
+        registry: EndpointRegistry,
+        callbacks: CallbackSecrets,
+        client: httpx.AsyncClient,
+        queue: jobs.JobQueue,
+        settings: WebhookSettings,
+    ) -> None:
+        self._store = store
+        self._registry = registry
+        self._callbacks = callbacks
+        self._client = client
+        self._queue = queue
+        self._settings = settings
+        self._rng = random.Random()
+
+    async def schedule(self, delivery: Delivery, delay: float) -> None:
+        await self._queue.enqueue(
+            jobs.DELIVER,
+            delivery.id,
+            job_id=deliver_job_id(delivery.id, delivery.attempts),
+            defer=delay,
+        )
+
+    async def attempt(self, delivery_id: str) -> str:
+        """Make the delivery's next attempt if it is due and its turn; returns what happened."""
+        delivery = await self._store.get(delivery_id)
+        if delivery is None or delivery.status != "pending":
+            return "settled"
+        if not await self._store.is_next(delivery):
+            await self._wait(delivery)
+            return "waiting"
+        target = await self._target(delivery)
+        if isinstance(target, str):
+            return await self._settle(delivery, "failed", target)
+        url, secrets, extra = target
+        lease = self._settings.attempt_timeout + 5
+        if not await self._store.take_slot(delivery, self._settings.endpoint_concurrency, lease):
+            await self._wait(delivery)
+            return "busy"
+        try:
+            attempt = await self._send(delivery, url, secrets, extra)
+        finally:
+            await self._store.release_slot(delivery)
+        return await self._after(delivery, attempt)
+
+    async def _wait(self, delivery: Delivery) -> None:
+        # A fresh job id each time: the job running now still holds its own id.
+        job_id = f"dlv-wait:{delivery.id}:{time.time_ns()}"
+        await self._queue.enqueue(jobs.DELIVER, delivery.id, job_id=job_id, defer=_WAIT)
+
+    async def _target(self, delivery: Delivery) -> tuple[str, list[str], dict[str, str]] | str:
+        """(url, signing secrets, extra headers), or why there is nowhere to deliver."""
+        if not delivery.target.startswith("we_"):
+            return delivery.url, await self._callbacks.active(delivery.app), {}
+        endpoint = await self._registry.get(delivery.app, delivery.target)
+        if endpoint is None:
+            return "the endpoint was deleted"
+        if not endpoint.enabled:
+            return f"the endpoint is disabled ({endpoint.disabled_reason or 'manual'})"
+        return endpoint.url, self._registry.active_secrets(endpoint), dict(endpoint.headers)
+
+    async def _send(
+        self, delivery: Delivery, url: str, secrets: list[str], extra: dict[str, str]
+    ) -> Attempt:
+        body = delivery.body.encode()
+        headers = {
+            **extra,
+            **signing.headers(delivery.id, int(time.time()), body, secrets),
+            "content-type": "application/json",
+            "user-agent": USER_AGENT,
+        }
+        started = time.time()
+        try:
+            async with self._client.stream("POST", url, content=body, headers=headers) as r:
+                excerpt = b""
+                # Only the start of the answer is read: it is kept for the attempt log.
+                async for chunk in r.aiter_raw():
+                    excerpt += chunk
+                    if len(excerpt) >= _EXCERPT:
+                        break
+                status = r.status_code
+                location = r.headers.get("location")
+                retry_after = r.headers.get("retry-after")
+        except ForbiddenTarget as exc:
+            return Attempt(at=started, duration_ms=_ms(started), error=f"{exc.code}: {exc}")
+        except httpx.TimeoutException as exc:
+            return Attempt(
+                at=started, duration_ms=_ms(started), error=f"timeout ({type(exc).__name__})"
+            )
+        except httpx.HTTPError as exc:
+            return Attempt(at=started, duration_ms=_ms(started), error=type(exc).__name__)
+        text = excerpt[:_EXCERPT].decode("utf-8", "replace")
+        error = None
+        if 300 <= status < 400:
+            error = f"redirect to {location!r} not followed: register the final URL"
+        elif not 200 <= status < 300:
+            error = f"HTTP {status}"
+        return Attempt(
+            at=started,
+            duration_ms=_ms(started),
+            status=status,
+            error=error,
+            response=text or None,
+            retry_after=_retry_after(retry_after) if status in (429, 503) else None,
+        )
+
+    async def _after(self, delivery: Delivery, attempt: Attempt) -> str:
+        delivery.attempts += 1
+        now = time.time()
+        if attempt.status is not None and 200 <= attempt.status < 300:
+            await self._store.add_attempt(delivery.id, attempt)
+            await self._store.succeeded(delivery.target)
+            return await self._settle(delivery, "succeeded", None)
+        if attempt.status == 410 and delivery.target.startswith("we_"):
+            await self._store.add_attempt(delivery.id, attempt)
+            await self._registry.disable(delivery.app, delivery.target, "410 Gone from receiver")
+            return await self._settle(delivery, "failed", "410 Gone: the endpoint was disabled")
+        delay = next_delay(
+            delivery.attempts,
+            retry_after=attempt.retry_after,
+            scale=self._settings.time_scale,
+            rng=self._rng,
+        )
+        await self._disable_if_failing_for_days(delivery, now)
+        if delay is None:
+            await self._store.add_attempt(delivery.id, attempt)
+            return await self._settle(
+                delivery, "failed", f"{attempt.error}; gave up after {MAX_ATTEMPTS} attempts"
+            )
+        next_at = now + delay
+        await self._store.add_attempt(
+            delivery.id, msgspec.structs.replace(attempt, next_attempt_at=next_at)
+        )
+        delivery.next_attempt_at = next_at
+        delivery.last_error = attempt.error
+        await self._store.save(delivery)
+        await self.schedule(delivery, delay)
+        return "retrying"
+
+    async def _disable_if_failing_for_days(self, delivery: Delivery, now: float) -> None:
+        since = await self._store.failing_since(delivery.target, now)
+        limit = self._settings.disable_after_days * 86_400 / self._settings.time_scale
+        if delivery.target.startswith("we_") and now - since > limit:
+            reason = f"failing since {time.strftime('%Y-%m-%dT%H:%M:%SZ', time.gmtime(since))}"
+            log.warning("webhook endpoint %s disabled: %s", delivery.target, reason)
+            await self._registry.disable(delivery.app, delivery.target, reason)
+
+    async def _settle(self, delivery: Delivery, status: str, error: str | None) -> str:
+        delivery.status = "succeeded" if status == "succeeded" else "failed"
+        delivery.next_attempt_at = None
+        delivery.last_error = error
+        await self._store.save(delivery)
+        following = await self._store.done_in_order(delivery)
+        if following is not None:
+            job_id = f"dlv-next:{following}:{time.time_ns()}"
+            await self._queue.enqueue(jobs.DELIVER, following, job_id=job_id)
+        return delivery.status
+
+
+def _ms(started: float) -> float:
+    return round((time.time() - started) * 1000, 1)

@@ -1,0 +1,193 @@
+"""Deliveries: one per (event, target), recorded before the first attempt is made.
+
+A target is a registered endpoint (`we_...`) or an app's per-request callback URLs
+(`cb:<app>`). The delivery id is derived from the event id and the target, and is the
+`webhook-id` the receiver sees on every attempt, retry, resend and recovery.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import time
+from typing import Literal
+
+import msgspec
+from redis.asyncio import Redis
+
+from service.keys import Keys
+
+DeliveryStatus = Literal["pending", "succeeded", "failed"]
+
+# Create once: a delivery written twice (a dispatcher crash before its ack) keeps the first.
+_CREATE = """
+if redis.call('SET', KEYS[1], ARGV[1], 'NX') == false then return 0 end
+redis.call('RPUSH', KEYS[2], ARGV[2])
+redis.call('ZADD', KEYS[3], ARGV[3], ARGV[2])
+redis.call('ZADD', KEYS[4], ARGV[3], ARGV[2])
+redis.call('ZADD', KEYS[5], ARGV[3], ARGV[2])
+return 1
+"""
+
+# A bounded number in flight per target; leases expire so a killed worker frees its slot.
+_TAKE_SLOT = """
+redis.call('ZREMRANGEBYSCORE', KEYS[1], '-inf', ARGV[1])
+-- A delivery already in flight (another worker, the sweeper's copy) is not sent twice at once.
+if redis.call('ZSCORE', KEYS[1], ARGV[3]) then return 0 end
+if redis.call('ZCARD', KEYS[1]) >= tonumber(ARGV[4]) then return 0 end
+redis.call('ZADD', KEYS[1], ARGV[2], ARGV[3])
+return 1
+"""
+
+
+class Attempt(msgspec.Struct, frozen=True, kw_only=True, rename="camel", omit_defaults=True):
+    at: float
+    duration_ms: float
+    status: int | None = None
+    error: str | None = None
+    response: str | None = None
+    retry_after: float | None = None
+    next_attempt_at: float | None = None
+
+
+class Delivery(msgspec.Struct, kw_only=True, rename="camel", omit_defaults=True):
+    id: str
+    event_id: str
+    event_type: str
+    app: str
+    target: str
+    url: str
+    tryon_id: str | None = None
+    body: str
+    status: DeliveryStatus = "pending"
+    attempts: int = 0
+    created_at: float
+    next_attempt_at: float | None = None
+    last_error: str | None = None
+
+
+def delivery_id(event_id: str, target: str) -> str:
+    return "msg_" + hashlib.sha256(f"{event_id}|{target}".encode()).hexdigest()[:26]
+
+
+class DeliveryStore:
+    _encoder = msgspec.json.Encoder()
+    _decoder = msgspec.json.Decoder(Delivery)
+    _attempt_decoder = msgspec.json.Decoder(Attempt)
+
+    def __init__(self, redis: Redis, keys: Keys) -> None:
+        self._redis = redis
+        self._keys = keys
+        self._create = redis.register_script(_CREATE)
+        self._take_slot = redis.register_script(_TAKE_SLOT)
+
+    async def create(self, delivery: Delivery) -> bool:
+        k = self._keys
+        order = k.delivery_order(delivery.target, delivery.tryon_id or delivery.id)
+        created = await self._create(
+            keys=[
+                k.delivery(delivery.id),
+                order,
+                k.deliveries_by_target(delivery.target),
+                k.deliveries_due,
+                k.deliveries_by_tryon(delivery.tryon_id or "-"),
+            ],
+            args=[self._encoder.encode(delivery), delivery.id, delivery.created_at],
+        )
+        return bool(created)
+
+    async def get(self, delivery_id: str) -> Delivery | None:
+        raw: bytes | None = await self._redis.get(self._keys.delivery(delivery_id))
+        return None if raw is None else self._decoder.decode(raw)
+
+    async def save(self, delivery: Delivery) -> None:
+        k = self._keys
+        async with self._redis.pipeline(transaction=True) as pipe:
+            pipe.set(k.delivery(delivery.id), self._encoder.encode(delivery))
+            if delivery.status == "pending" and delivery.next_attempt_at is not None:
+                pipe.zadd(k.deliveries_due, {delivery.id: delivery.next_attempt_at})
+            else:
+                pipe.zrem(k.deliveries_due, delivery.id)
+            await pipe.execute()
+
+    async def add_attempt(self, delivery_id: str, attempt: Attempt) -> None:
+        await self._redis.rpush(  # type: ignore[misc]
+            self._keys.delivery_attempts(delivery_id), self._encoder.encode(attempt)
+        )
+
+    async def attempts(self, delivery_id: str) -> list[Attempt]:
+        raw: list[bytes] = await self._redis.lrange(  # type: ignore[misc]
+            self._keys.delivery_attempts(delivery_id), 0, -1
+        )
+        return [self._attempt_decoder.decode(r) for r in raw]
+
+    # --- order per try-on and target ---------------------------------------------------------
+
+    async def is_next(self, delivery: Delivery) -> bool:
+        """Events of one try-on reach a target in order: only the head of its queue goes."""
+        order = self._keys.delivery_order(delivery.target, delivery.tryon_id or delivery.id)
+        head: bytes | None = await self._redis.lindex(order, 0)  # type: ignore[misc]
+        return head is None or head.decode() == delivery.id
+
+    async def done_in_order(self, delivery: Delivery) -> str | None:
+        """Leave the head of the queue; the id that goes next, if any."""
+        order = self._keys.delivery_order(delivery.target, delivery.tryon_id or delivery.id)
+        await self._redis.lrem(order, 1, delivery.id)  # type: ignore[misc]
+        nxt: bytes | None = await self._redis.lindex(order, 0)  # type: ignore[misc]
+        return None if nxt is None else nxt.decode()
+
+    async def requeue_in_order(self, delivery: Delivery) -> None:
+        """A resent or recovered delivery waits behind whatever is queued for that try-on."""
+        order = self._keys.delivery_order(delivery.target, delivery.tryon_id or delivery.id)
+        await self._redis.lrem(order, 1, delivery.id)  # type: ignore[misc]
+        await self._redis.rpush(order, delivery.id)  # type: ignore[misc]
+
+    # --- concurrency per target ------------------------------------------------------------
+
+    async def take_slot(self, delivery: Delivery, limit: int, lease: float) -> bool:
+        now = time.time()
+        taken = await self._take_slot(
+            keys=[self._keys.delivery_slots(delivery.target)],
+            args=[now, now + lease, delivery.id, limit],
+        )
+        return bool(taken)
+
+    async def release_slot(self, delivery: Delivery) -> None:
+        await self._redis.zrem(self._keys.delivery_slots(delivery.target), delivery.id)
+
+    # --- listings --------------------------------------------------------------------------
+
+    async def by_target(
+        self, target: str, *, since: float = 0.0, limit: int = 100
+    ) -> list[Delivery]:
+        ids: list[bytes] = await self._redis.zrevrangebyscore(
+            self._keys.deliveries_by_target(target), "+inf", since, 0, limit
+        )
+        return await self._many([i.decode() for i in ids])
+
+    async def by_tryon(self, tryon_id: str) -> list[Delivery]:
+        ids: list[bytes] = await self._redis.zrange(self._keys.deliveries_by_tryon(tryon_id), 0, -1)
+        return await self._many([i.decode() for i in ids])
+
+    async def due(self, now: float, limit: int = 500) -> list[str]:
+        ids: list[bytes] = await self._redis.zrangebyscore(
+            self._keys.deliveries_due, "-inf", now, 0, limit
+        )
+        return [i.decode() for i in ids]
+
+    async def _many(self, ids: list[str]) -> list[Delivery]:
+        if not ids:
+            return []
+        raws: list[bytes | None] = await self._redis.mget([self._keys.delivery(i) for i in ids])
+        return [self._decoder.decode(r) for r in raws if r is not None]
+
+    # --- a target's run of failures ---------------------------------------------------------
+
+    async def failing_since(self, target: str, now: float) -> float:
+        """Mark a failure; returns when the current run of failures began."""
+        key = self._keys.target_failing_since(target)
+        await self._redis.set(key, now, nx=True)
+        raw: bytes | None = await self._redis.get(key)
+        return float(raw) if raw is not None else now
+
+    async def succeeded(self, target: str) -> None:
+        await self._redis.delete(self._keys.target_failing_since(target))
