@@ -7,12 +7,14 @@ import contextlib
 import logging
 import os
 import socket
+import time
 from datetime import timedelta
 from typing import Any
 
 from arq import cron
 from arq.connections import RedisSettings as ArqRedisSettings
 from arq.worker import Worker, func
+from redis.exceptions import RedisError
 from service import jobs
 from service.resources import Resources, connect_redis
 from service.settings import Settings
@@ -99,4 +101,13 @@ def build_worker(settings: Settings, *, burst: bool = False) -> Worker:
 def run(settings: Settings | None = None) -> None:
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s %(message)s")
     logging.getLogger("httpx").setLevel(logging.WARNING)
-    build_worker(settings or Settings.from_env()).run()
+    settings = settings or Settings.from_env()
+    while True:
+        try:
+            build_worker(settings).run()
+            return
+        except (RedisError, OSError) as exc:
+            # arq stops on a lost Redis connection; everything it was doing is recorded in
+            # Redis and resumes, so start again once Redis answers (a restart, a failover).
+            log.warning("worker stopped: Redis unavailable (%s); restarting in 1 s", exc)
+            time.sleep(1.0)
