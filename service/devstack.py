@@ -120,6 +120,8 @@ def run_dev(*, port: int, emulator_port: int, speed: float) -> int:
     signal.signal(signal.SIGTERM, _interrupt)
     env = dict(os.environ)
     env.setdefault("GATEWAY_SECRET_KEYS", f"{DEMO_SECRET_KEY}={DEMO_APP}")
+    # Local receivers (http://127.0.0.1:...) may get webhooks in dev; never in production.
+    env.setdefault("WEBHOOK_ALLOW_HTTP_HOSTS", "127.0.0.1,localhost")
     redis_url = env.setdefault("REDIS_URL", "redis://127.0.0.1:6379/0")
     stack = Stack(env=env)
     lines = []

@@ -167,6 +167,26 @@ async def test_retries_follow_the_schedule_and_keep_the_webhook_id(
     assert attempts[0]["attempts"][0]["nextAttemptAt"] > attempts[0]["attempts"][0]["at"]
 
 
+async def test_a_timed_out_attempt_is_retried(
+    api: httpx.AsyncClient, emulator: Emulator, receiver: Receiver
+) -> None:
+    # The attempt timeout is 2 s in this stack; the first answer takes 3.
+    receiver.reply = lambda r: Reply(delay=3.0) if len(receiver.received) == 1 else Reply()
+    endpoint = await register(api, receiver.url)
+    await tryon(api, emulator)
+    first, second = await receiver.wait_for(2)
+    assert first.headers["webhook-id"] == second.headers["webhook-id"]
+    assert 1.9 <= second.at - first.at <= 3.0
+    attempts = (await api.get(f"/v1/webhook-endpoints/{endpoint['id']}/attempts")).json()
+    for _ in range(50):
+        attempts = (await api.get(f"/v1/webhook-endpoints/{endpoint['id']}/attempts")).json()
+        if attempts[0]["status"] == "succeeded":
+            break
+        await asyncio.sleep(0.05)
+    assert "timeout" in attempts[0]["attempts"][0]["error"]
+    assert attempts[0]["attempts"][1]["status"] == 200
+
+
 async def test_retry_after_is_honoured(
     api: httpx.AsyncClient, emulator: Emulator, receiver: Receiver
 ) -> None:
