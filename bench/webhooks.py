@@ -185,6 +185,14 @@ def cpu_seconds(pid: int) -> float:
     return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
 
 
+def machine_busy() -> tuple[float, float]:
+    """(busy, total) jiffies of all CPUs, from /proc/stat."""
+    with open("/proc/stat") as f:
+        values = [int(v) for v in f.readline().split()[1:]]
+    idle = values[3] + values[4]
+    return sum(values) - idle, sum(values)
+
+
 async def redis_commands(redis: Any) -> int:
     info = await redis.info("stats")
     return int(info["total_commands_processed"])
@@ -225,6 +233,8 @@ class Latency:
     delivered: int
     duplicates: int
     ms: list[float]
+    worker_cpu_pct: float  # of one core, over the phase
+    machine_cpu_pct: float  # of all cores
 
 
 async def setup_endpoint(bs: BenchStack, rcv: ReceiverHandle) -> tuple[str, str, str]:
@@ -248,6 +258,8 @@ async def measure_latency(
 ) -> Latency:
     redis = redis_client(bs.redis_url)
     rcv.reset(bodies=True)
+    pid = bs.pid("worker")
+    cpu0, busy0, t0 = cpu_seconds(pid), machine_busy(), time.monotonic()
     try:
         async with gateway_client(bs.gateway_url) as api:
 
@@ -257,6 +269,7 @@ async def measure_latency(
                 return tryon_id
 
             ids = await asyncio.wait_for(_bounded(concurrency, count, one), timeout=90)
+        cpu1, busy1, t1 = cpu_seconds(pid), machine_busy(), time.monotonic()
         # One tryon.completed each (plus tryon.processing if the store emits it): wait for
         # at least that many, then a moment for stragglers.
         await rcv.wait_count(count, 15)
@@ -281,7 +294,15 @@ async def measure_latency(
                 ms.append((t - completed_at[tid]) * 1000)
     finally:
         await redis.aclose()
-    return Latency(f"{concurrency} in flight", count, len(ms), duplicates, ms)
+    return Latency(
+        f"{concurrency} in flight",
+        count,
+        len(ms),
+        duplicates,
+        ms,
+        worker_cpu_pct=100 * (cpu1 - cpu0) / (t1 - t0),
+        machine_cpu_pct=100 * (busy1[0] - busy0[0]) / max(1, busy1[1] - busy0[1]),
+    )
 
 
 # --- 2. throughput ---------------------------------------------------------------------------
@@ -490,6 +511,8 @@ def report(
                 "p95 ms",
                 "p99 ms",
                 "max ms",
+                "worker CPU %",
+                "machine CPU %",
             ],
             [
                 [
@@ -501,6 +524,8 @@ def report(
                     pct(lat.ms, 0.95),
                     pct(lat.ms, 0.99),
                     max(lat.ms, default=float("nan")),
+                    lat.worker_cpu_pct,
+                    lat.machine_cpu_pct,
                 ]
                 for lat in latencies
             ],
@@ -520,7 +545,7 @@ def report(
                 "receiver/s",
                 "ours/receiver",
                 "worker CPU ms/dlv",
-                "Redis cmds/dlv",
+                "Redis cmds/dlv (server-wide)",
                 "receiver p50/p99 ms",
             ],
             [
