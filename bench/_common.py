@@ -21,6 +21,7 @@ from datetime import datetime
 from typing import IO, Any
 
 import httpx
+from emulator.control_client import EmulatorControl
 from PIL import Image
 from service.devstack import Stack, free_port, wait_http
 
@@ -96,30 +97,16 @@ def photo_bytes(color: tuple[int, int, int] = (200, 150, 120)) -> bytes:
 
 
 @dataclass
-class EmulatorHandle:
-    root: str
+class EmulatorHandle(EmulatorControl):
     api_key: str = EMULATOR_KEY
     speed: float = 1.0
     # Wall-clock epoch seconds of the emulator clock's origin (see `fit_clock`).
     origin: float = 0.0
 
-    @property
-    def base_url(self) -> str:
-        return f"{self.root}/tryon/v1"
-
-    def control(self, method: str, path: str, json: Any = None) -> Any:
-        r = httpx.request(method, f"{self.root}/_emulator/{path}", json=json, timeout=30.0)
-        r.raise_for_status()
-        return r.json() if r.content else None
-
     def reset(self, **config: Any) -> None:
-        self.control("POST", "reset", json=config or None)
+        super().reset(**config)
         self.speed = float(config.get("speed", self.speed))
         self.fit_clock()
-
-    def counters(self) -> dict[str, Any]:
-        result: dict[str, Any] = self.control("GET", "counters")
-        return result
 
     def fit_clock(self, samples: int = 15) -> None:
         """Find the wall time of the emulator's origin.

@@ -7,65 +7,22 @@ that takes the `emulator` fixture starts from a reset state.
 from __future__ import annotations
 
 import os
-import socket
 import subprocess
 import sys
-import time
 from collections.abc import Iterator
-from dataclasses import dataclass
 from typing import Any
 
-import httpx
 import pytest
+from emulator.control_client import EmulatorControl
+from service.devstack import free_port, wait_http
 
 EMULATOR_KEY = "gk_test_emulator_key_0123456789abcdefghijklmnopq"
 # Fast enough that a ~10 s generation takes ~0.1 s, slow enough that states are observable.
 EMULATOR_SPEED = 100.0
 
 
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        port: int = s.getsockname()[1]
-        return port
-
-
-def wait_http(url: str, timeout: float = 20.0, proc: subprocess.Popen[bytes] | None = None) -> None:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if proc is not None and proc.poll() is not None:
-            raise RuntimeError(f"process exited with {proc.returncode} before {url} answered")
-        try:
-            httpx.get(url, timeout=1.0)
-        except httpx.TransportError:
-            time.sleep(0.05)
-        else:
-            return
-    raise TimeoutError(f"{url} did not answer within {timeout}s")
-
-
-@dataclass
-class Emulator:
-    """A running emulator: its Genlook base URL, its key and its control API."""
-
-    root: str
-    api_key: str
-
-    @property
-    def base_url(self) -> str:
-        return f"{self.root}/tryon/v1"
-
-    def control(self, method: str, path: str, json: Any = None) -> Any:
-        r = httpx.request(method, f"{self.root}/_emulator/{path}", json=json, timeout=10.0)
-        r.raise_for_status()
-        return r.json() if r.content else None
-
-    def reset(self, **config: Any) -> None:
-        self.control("POST", "reset", json=config or None)
-
-    def counters(self) -> dict[str, Any]:
-        result: dict[str, Any] = self.control("GET", "counters")
-        return result
+class Emulator(EmulatorControl):
+    """The session's emulator (see `emulator_process`)."""
 
 
 @pytest.fixture(scope="session")
