@@ -106,6 +106,14 @@ async def resend(res: Resources, delivery: Delivery) -> None:
     )
 
 
+async def overlap(request: Request[Any, Any, Any], res: Resources) -> int:
+    """Seconds the previous secret keeps signing: the body's `overlapSeconds` or the default."""
+    raw = await request.body()
+    if raw.strip():
+        return decode_json(raw, SecretRotate).overlap_seconds
+    return int(res.settings.webhooks.rotation_overlap)
+
+
 def _not_found() -> ApiError:
     return ApiError(404, "WEBHOOK_ENDPOINT_NOT_FOUND", "No such webhook endpoint.")
 
@@ -268,9 +276,7 @@ class CallbackSecretController(Controller):
     async def rotate(
         self, request: Request[Any, Any, Any], ctx: NamedDependency[Ctx]
     ) -> CallbackSecretOut:
-        raw = await request.body()
-        overlap = decode_json(raw, SecretRotate).overlap_seconds if raw.strip() else None
-        seconds = overlap if overlap is not None else ctx.res.settings.webhooks.rotation_overlap
+        seconds = await overlap(request, ctx.res)
         versions = await ctx.res.callback_secrets.rotate(ctx.principal.app, seconds)
         previous = versions[1].expires_at if len(versions) > 1 else None
         return CallbackSecretOut(
