@@ -4,7 +4,7 @@ one worker makes per second, and what the receiver itself can take.
 One run, all on 127.0.0.1, Redis db 13 (`BENCH_WEBHOOK_REDIS_URL`; flushed before and after):
 
 1. First-attempt latency after completion. N try-ons through the gateway (emulator at --speed,
-   GENLOOK_WAIT_STRATEGY=sync, one worker), one endpoint registered for every event type,
+   GENLOOK_WAIT_STRATEGY=sync, one worker), one endpoint registered with the default event types,
    pointing at the receiver. Latency = when the receiver got the `tryon.completed` request
    (wall clock, taken when the ASGI app is called, i.e. headers parsed) minus the try-on
    record's `completed_at` (Redis hash `tryon:t:<id>`, field `doc`). Same clock, same machine.
@@ -270,8 +270,8 @@ async def measure_latency(
 
             ids = await asyncio.wait_for(_bounded(concurrency, count, one), timeout=90)
         cpu1, busy1, t1 = cpu_seconds(pid), machine_busy(), time.monotonic()
-        # One tryon.completed each (plus tryon.processing if the store emits it): wait for
-        # at least that many, then a moment for stragglers.
+        # One tryon.completed each (tryon.processing is not a default event type): wait for
+        # that many, then a moment for stragglers.
         await rcv.wait_count(count, 15)
         await asyncio.sleep(0.5)
         completed_at: dict[str, float] = {}
@@ -496,7 +496,7 @@ def report(
     out = [
         f"# Webhook delivery -- {machine()}",
         f"receiver: {RECEIVER_WHAT}; baseline load: {pairs[0][1].tool if pairs else '-'}",
-        f"emulator speed {args.speed:g}, sync strategy, 1 worker, 1 endpoint (all event types);"
+        f"emulator speed {args.speed:g}, sync strategy, 1 worker, 1 endpoint (default event types);"
         f" body {len(body)} bytes; run took {elapsed:.0f} s",
         "",
         "## 1. First attempt of tryon.completed after the record's completed_at",
