@@ -21,6 +21,7 @@ from redis.exceptions import RedisError, ResponseError
 from service.resources import Resources
 from service.webhooks.deliverer import Deliverer
 from service.webhooks.deliveries import Delivery, delivery_id
+from service.webhooks.models import WebhookEndpoint
 from service.webhooks.ssrf import guarded_client
 
 log = logging.getLogger("workers.webhooks")
@@ -99,22 +100,43 @@ class Dispatcher:
             await self._handle(stream, claimed[1])
 
     async def _handle(self, stream: str, entries: list[Any]) -> None:
-        for entry_id, fields in entries:
+        """Record the deliveries of a batch of entries, then acknowledge the batch at once."""
+        endpoints: dict[tuple[str, str], list[WebhookEndpoint]] = {}
+        events = []
+        for _, fields in entries:
             if fields:  # a claimed entry deleted meanwhile comes back empty
-                await self.fan_out({k.decode(): v.decode() for k, v in fields.items()})
-            await self._blocking.xack(stream, GROUP, entry_id)
-            await self._blocking.xdel(stream, entry_id)
+                event = {k.decode(): v.decode() for k, v in fields.items()}
+                key = (event["app"], event["type"])
+                if key not in endpoints:
+                    endpoints[key] = await self._res.endpoints.for_event(*key)
+                events.append((event, endpoints[key]))
+        # Across try-ons in parallel; within one try-on in stream order, so its deliveries are
+        # queued in the order its events happened.
+        by_tryon: dict[str, list[tuple[dict[str, str], list[WebhookEndpoint]]]] = {}
+        for event, found in events:
+            by_tryon.setdefault(event.get("tryon") or event["id"], []).append((event, found))
+        await asyncio.gather(*(self._fan_out_in_order(group) for group in by_tryon.values()))
+        ids = [entry_id for entry_id, _ in entries]
+        async with self._blocking.pipeline(transaction=False) as pipe:
+            pipe.xack(stream, GROUP, *ids)
+            pipe.xdel(stream, *ids)
+            await pipe.execute()
 
-    async def fan_out(self, event: dict[str, str]) -> None:
+    async def _fan_out_in_order(
+        self, group: list[tuple[dict[str, str], list[WebhookEndpoint]]]
+    ) -> None:
+        for event, found in group:
+            await self.fan_out(event, found)
+
+    async def fan_out(self, event: dict[str, str], endpoints: list[WebhookEndpoint]) -> None:
         """Record one delivery per target of the event, then start their first attempts."""
-        res = self._res
         now = time.time()
-        targets = [
-            (e.id, e.url) for e in await res.endpoints.for_event(event["app"], event["type"])
+        targets: list[tuple[str, str, WebhookEndpoint | None]] = [
+            (e.id, e.url, e) for e in endpoints
         ]
         if event.get("callback"):
-            targets.append((f"cb:{event['app']}", event["callback"]))
-        for target, url in targets:
+            targets.append((f"cb:{event['app']}", event["callback"], None))
+        for target, url, endpoint in targets:
             delivery = Delivery(
                 id=delivery_id(event["id"], target),
                 event_id=event["id"],
@@ -127,21 +149,21 @@ class Dispatcher:
                 created_at=now,
                 next_attempt_at=now,
             )
-            if await res.deliveries.create(delivery):
-                await self.start(delivery.id)
+            if await self._res.deliveries.create(delivery):
+                await self.start(delivery, endpoint)
 
-    async def start(self, delivery_id: str) -> None:
+    async def start(self, delivery: Delivery, endpoint: WebhookEndpoint | None) -> None:
         await self._slots.acquire()
-        task = asyncio.create_task(self._first_attempt(delivery_id))
+        task = asyncio.create_task(self._first_attempt(delivery, endpoint))
         self._tasks.add(task)
         task.add_done_callback(self._tasks.discard)
 
-    async def _first_attempt(self, delivery_id: str) -> None:
+    async def _first_attempt(self, delivery: Delivery, endpoint: WebhookEndpoint | None) -> None:
         try:
-            await self._deliverer.attempt(delivery_id)
+            await self._deliverer.attempt(delivery.id, delivery=delivery, endpoint=endpoint)
         except Exception:
             # The delivery is recorded and due: the sweep hands it to a job.
-            log.exception("first attempt of %s failed", delivery_id)
+            log.exception("first attempt of %s failed", delivery.id)
         finally:
             self._slots.release()
 

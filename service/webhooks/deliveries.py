@@ -28,14 +28,33 @@ redis.call('ZADD', KEYS[5], ARGV[3], ARGV[2])
 return 1
 """
 
-# A bounded number in flight per target; leases expire so a killed worker frees its slot.
-_TAKE_SLOT = """
+# One step before an attempt: is it this delivery's turn (events of one try-on go in order),
+# and is there a free slot at its target (a bounded number in flight; leases expire so a killed
+# worker frees its slot)? 1: go; 0: no slot, or already in flight elsewhere; -1: not its turn.
+_ADMIT = """
+local head = redis.call('LINDEX', KEYS[2], 0)
+if head and head ~= ARGV[3] then return -1 end
 redis.call('ZREMRANGEBYSCORE', KEYS[1], '-inf', ARGV[1])
--- A delivery already in flight (another worker, the sweeper's copy) is not sent twice at once.
 if redis.call('ZSCORE', KEYS[1], ARGV[3]) then return 0 end
 if redis.call('ZCARD', KEYS[1]) >= tonumber(ARGV[4]) then return 0 end
 redis.call('ZADD', KEYS[1], ARGV[2], ARGV[3])
 return 1
+"""
+
+# One step after an attempt: the delivery's new state, the attempt log, the slot released, the
+# due index, and (when settled) its place in the order queue; returns the id that goes next.
+_RECORD = """
+redis.call('SET', KEYS[1], ARGV[1])
+if ARGV[2] ~= '' then redis.call('RPUSH', KEYS[2], ARGV[2]) end
+redis.call('ZREM', KEYS[3], ARGV[3])
+if ARGV[4] == 'pending' then
+  redis.call('ZADD', KEYS[4], ARGV[5], ARGV[3])
+  return false
+end
+redis.call('ZREM', KEYS[4], ARGV[3])
+if ARGV[4] == 'succeeded' then redis.call('DEL', KEYS[6]) end
+redis.call('LREM', KEYS[5], 1, ARGV[3])
+return redis.call('LINDEX', KEYS[5], 0)
 """
 
 
@@ -78,7 +97,8 @@ class DeliveryStore:
         self._redis = redis
         self._keys = keys
         self._create = redis.register_script(_CREATE)
-        self._take_slot = redis.register_script(_TAKE_SLOT)
+        self._admit = redis.register_script(_ADMIT)
+        self._record = redis.register_script(_RECORD)
 
     async def create(self, delivery: Delivery) -> bool:
         k = self._keys
@@ -109,47 +129,56 @@ class DeliveryStore:
                 pipe.zrem(k.deliveries_due, delivery.id)
             await pipe.execute()
 
-    async def add_attempt(self, delivery_id: str, attempt: Attempt) -> None:
-        await self._redis.rpush(  # type: ignore[misc]
-            self._keys.delivery_attempts(delivery_id), self._encoder.encode(attempt)
-        )
-
     async def attempts(self, delivery_id: str) -> list[Attempt]:
         raw: list[bytes] = await self._redis.lrange(  # type: ignore[misc]
             self._keys.delivery_attempts(delivery_id), 0, -1
         )
         return [self._attempt_decoder.decode(r) for r in raw]
 
-    # --- order per try-on and target ---------------------------------------------------------
+    # --- one step before and one after each attempt ----------------------------------------
 
-    async def is_next(self, delivery: Delivery) -> bool:
-        """Events of one try-on reach a target in order: only the head of its queue goes."""
-        order = self._keys.delivery_order(delivery.target, delivery.tryon_id or delivery.id)
-        head: bytes | None = await self._redis.lindex(order, 0)  # type: ignore[misc]
-        return head is None or head.decode() == delivery.id
+    def _order(self, delivery: Delivery) -> str:
+        return self._keys.delivery_order(delivery.target, delivery.tryon_id or delivery.id)
 
-    async def done_in_order(self, delivery: Delivery) -> str | None:
-        """Leave the head of the queue; the id that goes next, if any."""
-        order = self._keys.delivery_order(delivery.target, delivery.tryon_id or delivery.id)
-        await self._redis.lrem(order, 1, delivery.id)  # type: ignore[misc]
-        nxt: bytes | None = await self._redis.lindex(order, 0)  # type: ignore[misc]
-        return None if nxt is None else nxt.decode()
+    async def admit(self, delivery: Delivery, limit: int, lease: float) -> int:
+        """1: send now; 0: no free slot at the target; -1: an earlier event goes first."""
+        now = time.time()
+        verdict = await self._admit(
+            keys=[self._keys.delivery_slots(delivery.target), self._order(delivery)],
+            args=[now, now + lease, delivery.id, limit],
+        )
+        return int(verdict)
+
+    async def record(self, delivery: Delivery, attempt: Attempt | None) -> str | None:
+        """Write the outcome of an attempt (or of a settlement without one) in one step.
+
+        Releases the target slot; a settled delivery leaves its order queue, and the id of the
+        delivery that goes next for that try-on is returned."""
+        k = self._keys
+        following = await self._record(
+            keys=[
+                k.delivery(delivery.id),
+                k.delivery_attempts(delivery.id),
+                k.delivery_slots(delivery.target),
+                k.deliveries_due,
+                self._order(delivery),
+                k.target_failing_since(delivery.target),
+            ],
+            args=[
+                self._encoder.encode(delivery),
+                self._encoder.encode(attempt) if attempt is not None else "",
+                delivery.id,
+                delivery.status,
+                delivery.next_attempt_at or 0,
+            ],
+        )
+        return None if following is None else following.decode()
 
     async def requeue_in_order(self, delivery: Delivery) -> None:
         """A resent or recovered delivery waits behind whatever is queued for that try-on."""
-        order = self._keys.delivery_order(delivery.target, delivery.tryon_id or delivery.id)
+        order = self._order(delivery)
         await self._redis.lrem(order, 1, delivery.id)  # type: ignore[misc]
         await self._redis.rpush(order, delivery.id)  # type: ignore[misc]
-
-    # --- concurrency per target ------------------------------------------------------------
-
-    async def take_slot(self, delivery: Delivery, limit: int, lease: float) -> bool:
-        now = time.time()
-        taken = await self._take_slot(
-            keys=[self._keys.delivery_slots(delivery.target)],
-            args=[now, now + lease, delivery.id, limit],
-        )
-        return bool(taken)
 
     async def release_slot(self, delivery: Delivery) -> None:
         await self._redis.zrem(self._keys.delivery_slots(delivery.target), delivery.id)
@@ -188,6 +217,3 @@ class DeliveryStore:
         await self._redis.set(key, now, nx=True)
         raw: bytes | None = await self._redis.get(key)
         return float(raw) if raw is not None else now
-
-    async def succeeded(self, target: str) -> None:
-        await self._redis.delete(self._keys.target_failing_since(target))
