@@ -32,6 +32,8 @@ _BATCH = 100
 _CLAIM_IDLE_MS = 30_000
 # First attempts in flight per worker process.
 _IN_FLIGHT = 200
+# How long a first attempt waits in-process for its target's slot or its try-on's turn.
+_PATIENCE = 5.0
 
 
 def make_deliverer(res: Resources) -> tuple[Deliverer, httpx.AsyncClient]:
@@ -160,7 +162,9 @@ class Dispatcher:
 
     async def _first_attempt(self, delivery: Delivery, endpoint: WebhookEndpoint | None) -> None:
         try:
-            await self._deliverer.attempt(delivery.id, delivery=delivery, endpoint=endpoint)
+            await self._deliverer.attempt(
+                delivery.id, delivery=delivery, endpoint=endpoint, patience=_PATIENCE
+            )
         except Exception:
             # The delivery is recorded and due: the sweep hands it to a job.
             log.exception("first attempt of %s failed", delivery.id)

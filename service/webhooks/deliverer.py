@@ -8,6 +8,7 @@ anything else waits for the next slot of the published schedule, then the delive
 
 from __future__ import annotations
 
+import asyncio
 import email.utils
 import logging
 import random
@@ -30,8 +31,11 @@ log = logging.getLogger("service.webhooks")
 
 USER_AGENT = "tryon-gateway-webhooks/1"
 _EXCERPT = 512
-# A delivery waiting behind an earlier event of the same try-on, or for a free slot.
+# A delivery waiting behind an earlier event of the same try-on, or for a free slot: in-process
+# it asks again after _SPIN, doubling up to _SPIN_MAX; a job asks again after _WAIT.
 _WAIT = 0.25
+_SPIN = 0.005
+_SPIN_MAX = 0.1
 
 
 def deliver_job_id(delivery_id: str, attempt: int) -> str:
@@ -81,11 +85,14 @@ class Deliverer:
         *,
         delivery: Delivery | None = None,
         endpoint: WebhookEndpoint | None = None,
+        patience: float = 0.0,
     ) -> str:
         """Make the delivery's next attempt if it is its turn; returns what happened.
 
         The dispatcher passes the delivery and endpoint it has just read, saving the round
-        trips on the first attempt (the one whose latency receivers see)."""
+        trips on the first attempt (the one whose latency receivers see), and waits up to
+        `patience` seconds in-process for the target's slot or the try-on's turn before handing
+        the delivery to a job."""
         if delivery is None:
             delivery = await self._store.get(delivery_id)
         if delivery is None or delivery.status != "pending":
@@ -95,10 +102,15 @@ class Deliverer:
             return await self._settle(delivery, "failed", target, None)
         url, secrets, extra = target
         lease = self._settings.attempt_timeout + 5
-        verdict = await self._store.admit(delivery, self._settings.endpoint_concurrency, lease)
-        if verdict != 1:
-            await self._wait(delivery)
-            return "busy" if verdict == 0 else "waiting"
+        give_up = time.monotonic() + patience
+        pause = _SPIN
+        limit = self._settings.endpoint_concurrency
+        while (verdict := await self._store.admit(delivery, limit, lease)) != 1:
+            if time.monotonic() + pause > give_up:
+                await self._wait(delivery)
+                return "busy" if verdict == 0 else "waiting"
+            await asyncio.sleep(pause)
+            pause = min(pause * 2, _SPIN_MAX)
         try:
             attempt = await self._send(delivery, url, secrets, extra)
         except BaseException:
