@@ -12,6 +12,7 @@ from redis.asyncio import Redis
 
 from service.api.account import AccountController
 from service.api.health import healthz, readyz
+from service.api.metrics import metrics
 from service.api.images import ImageController
 from service.api.products import ProductController
 from service.api.tryons import TryOnController
@@ -50,6 +51,7 @@ def create_app(settings: Settings | None = None, *, redis: Redis | None = None) 
             AccountController,
             healthz,
             readyz,
+            metrics,
         ],
         exception_handlers=EXCEPTION_HANDLERS,
         lifespan=[lifespan],

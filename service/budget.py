@@ -36,6 +36,7 @@ if tat < now then tat = now end
 local wait = tat - now - tolerance
 if wait > 0 then return math.ceil(wait) end
 redis.call('SET', KEYS[1], tat + interval, 'PX', math.ceil(tolerance + 2 * interval + 1000))
+redis.call('HINCRBYFLOAT', KEYS[3], 'upstream_budget_grants', 1)
 return 0
 """
 
@@ -83,7 +84,7 @@ class UpstreamBudget:
     async def try_acquire(self, priority: Priority = Priority.OTHER) -> float:
         """Take one cell if one is free: 0.0 when granted, else seconds until worth asking."""
         wait_ms = await self._acquire(
-            keys=[self._keys.budget, self._keys.budget_pause],
+            keys=[self._keys.budget, self._keys.budget_pause, self._keys.metrics],
             args=[
                 round(self._shape.interval_ms, 3),
                 round(self._shape.tolerance_ms(priority), 3),

@@ -73,6 +73,12 @@ class Keys:
         """String: the `_anon_` id Genlook gave a one-shot product with this definition."""
         return f"{self.prefix}pcache-anon:{fingerprint}"
 
+    # --- metrics ---------------------------------------------------------------------------
+    @property
+    def metrics(self) -> str:
+        """Hash: every fleet-wide counter and histogram series (see service/metrics.py)."""
+        return f"{self.prefix}metrics"
+
     # --- upstream budget -------------------------------------------------------------------
     @property
     def budget(self) -> str:
@@ -143,3 +149,28 @@ class Keys:
     def callback_secrets(self, app: str) -> str:
         """String: the app's secrets (JSON) for per-request callback URLs."""
         return f"{self.prefix}cb-secrets:{app}"
+
+    # --- ops (service/ops/control.py) -------------------------------------------------------
+    def ops_pause(self, what: str) -> str:
+        """String (JSON: who, when, why; a TTL when the pause was given one): `intake` or
+        `processing` is paused while it exists."""
+        return f"{self.prefix}ops:pause:{what}"
+
+    def ops_worker(self, worker_id: str) -> str:
+        """String (JSON) with a TTL of a few beats: one live worker's heartbeat."""
+        return f"{self.prefix}ops:worker:{worker_id}"
+
+    @property
+    def ops_workers(self) -> str:
+        """Sorted set: worker ids by last beat, so live workers are listed without SCAN."""
+        return f"{self.prefix}ops:workers"
+
+    @property
+    def ops_failed_tryons(self) -> str:
+        """Sorted set, capped: failed try-on ids by failure time, for the ops API."""
+        return f"{self.prefix}ops:failed"
+
+    @property
+    def ops_failed_deliveries(self) -> str:
+        """Sorted set, capped: delivery ids that ended failed, by failure time."""
+        return f"{self.prefix}ops:dlv-failed"

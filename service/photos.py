@@ -22,6 +22,7 @@ from redis.asyncio import Redis
 
 from service.errors import ApiError
 from service.keys import Keys
+from service.metrics import MetricsWriter
 
 ACCEPTED_TYPES = {
     "image/jpeg": "jpg",
@@ -85,6 +86,7 @@ class PhotoStore:
         bytes_ttl: float,
         lock_ttl: float,
         lock_wait: float,
+        metrics: MetricsWriter,
     ) -> None:
         self._redis = redis
         self._keys = keys
@@ -96,6 +98,7 @@ class PhotoStore:
         self._lock_ttl_ms = int(lock_ttl * 1000)
         self._lock_wait = lock_wait
         self._release = redis.register_script(_RELEASE)
+        self._metrics = metrics
 
     async def save(
         self,
@@ -156,6 +159,7 @@ class PhotoStore:
         while True:
             known: bytes | None = await self._redis.get(k.upstream_photo(dk))
             if known is not None:
+                await self._metrics.add("photo_uploads", result="hit")
                 return known.decode()
             lock = k.upstream_photo_lock(dk)
             if await self._redis.set(lock, token, nx=True, px=self._lock_ttl_ms):
@@ -168,6 +172,7 @@ class PhotoStore:
             if data is None:
                 raise PhotoGone(image.id)
             upstream = await upload(data)
+            await self._metrics.add("photo_uploads", result="uploaded")
             ttl = int(self._lifetime(image.keep_for_days) * 1000)
             await self._redis.set(k.upstream_photo(dk), upstream, px=ttl)
             return upstream

@@ -10,6 +10,7 @@ from service.autopipeline import AutoPipeline
 from service.budget import UpstreamBudget
 from service.genlook.client import GenlookClient
 from service.keys import Keys
+from service.metrics import MetricsWriter
 from service.photos import PhotoStore
 from service.products import Catalog, ProductCache
 from service.settings import Settings
@@ -59,6 +60,7 @@ class Resources:
     deliveries: DeliveryStore
     callback_secrets: CallbackSecrets
     url_policy: UrlPolicy
+    metrics: MetricsWriter
 
     @classmethod
     def build(
@@ -75,7 +77,8 @@ class Resources:
         keys = Keys(settings.redis.prefix)
         g = settings.genlook
         budget = UpstreamBudget(redis, keys, budget_shape(g))
-        hooks = BudgetHooks(budget, g.rate_window)
+        metrics = MetricsWriter(redis, keys)
+        hooks = BudgetHooks(budget, g.rate_window, metrics)
         genlook = make_client(g, hooks)
         return cls(
             settings=settings,
@@ -94,6 +97,7 @@ class Resources:
                 # An upload's worst case: every attempt times out, with backoff between.
                 lock_ttl=3 * (g.connect_timeout + g.read_timeout) + 10,
                 lock_wait=min(5.0, settings.worker.job_timeout / 4),
+                metrics=metrics,
             ),
             catalog=Catalog(redis, keys),
             products=ProductCache(
@@ -110,6 +114,7 @@ class Resources:
             deliveries=DeliveryStore(redis, keys),
             callback_secrets=CallbackSecrets(redis, keys),
             url_policy=url_policy(settings),
+            metrics=metrics,
         )
 
     async def aclose(self) -> None:

@@ -12,6 +12,7 @@ import httpx
 
 from service.budget import BudgetShape, UpstreamBudget
 from service.genlook.client import GenlookClient, Priority
+from service.metrics import MetricsWriter, status_class
 from service.settings import GenlookSettings
 
 log = logging.getLogger("service.upstream")
@@ -27,9 +28,10 @@ _prepaid: ContextVar[bool] = ContextVar("budget_prepaid", default=False)
 class BudgetHooks:
     """Client hooks: take a cell of the shared budget before every attempt; pause on 429."""
 
-    def __init__(self, budget: UpstreamBudget, window: float) -> None:
+    def __init__(self, budget: UpstreamBudget, window: float, metrics: MetricsWriter) -> None:
         self._budget = budget
         self._window = window
+        self._metrics = metrics
 
     @contextlib.asynccontextmanager
     async def reserved(self, priority: Priority) -> AsyncIterator[None]:
@@ -51,11 +53,12 @@ class BudgetHooks:
             log.info("upstream budget: %s waited %.1fs", endpoint, waited)
 
     async def after_response(self, endpoint: str, status: int | None, elapsed: float) -> None:
-        return None
+        await self._metrics.add("upstream_requests", endpoint=endpoint, status=status_class(status))
 
     async def on_rate_limited(self, endpoint: str, retry_after: float | None) -> None:
         pause = retry_after if retry_after is not None else self._window * _DEFAULT_PAUSE_SHARE
         log.warning("upstream 429 on %s: fleet paused for %.2fs", endpoint, pause)
+        await self._metrics.add("upstream_rate_limited")
         await self._budget.pause(pause)
 
 

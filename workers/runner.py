@@ -273,7 +273,9 @@ class TryOnRunner:
         if d.external_id is not None:
             upstream_id = upstream_product_id(record.app, d.external_id)
             if await cache.known(upstream_id, fp):
+                await self._res.metrics.add("product_cache", result="hit")
                 return PlannedProduct(ProductInput(external_id=upstream_id), upstream_id, fp, True)
+            await self._res.metrics.add("product_cache", result="miss")
             inline = ProductInput(
                 external_id=upstream_id,
                 title=full.title,

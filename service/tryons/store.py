@@ -18,6 +18,7 @@ from redis.asyncio import Redis
 from service import jobs
 from service.autopipeline import AutoPipeline, Script
 from service.keys import Keys
+from service.metrics import LUA_APPLY, encode_increments, field, observations
 from service.tryons.lookups import Expected, StaleLookup
 from service.tryons.models import TERMINAL, TryOnRecord, public_view
 from service.webhooks.events import EVENT_FOR_STATUS, event_body, event_id
@@ -39,10 +40,13 @@ if ARGV[12] == '1' then
 end
 redis.call('SET', KEYS[5], ARGV[7], 'PX', ARGV[9])
 redis.call('ZADD', KEYS[6], ARGV[8], ARGV[10])
+redis.call('HINCRBYFLOAT', KEYS[9], 'tryon_accepted', 1)
 return false
 """
 
-_UPDATE = """
+_UPDATE = (
+    LUA_APPLY
+    + """
 local rev = redis.call('HGET', KEYS[1], 'rev')
 if not rev then return -1 end
 if rev ~= ARGV[1] then return 0 end
@@ -56,11 +60,28 @@ if ARGV[7] ~= '' and (ARGV[10] ~= '' or redis.call('ZCARD', KEYS[5]) > 0) then
   redis.call('XADD', KEYS[4], '*', 'id', ARGV[11], 'type', ARGV[7], 'app', ARGV[9],
              'tryon', ARGV[5], 'callback', ARGV[10], 'body', ARGV[8])
 end
+apply_metrics(KEYS[6], ARGV[12])
 return next
 """
+)
 
 
 Mutation = Callable[[TryOnRecord], TryOnRecord | None]
+
+
+def transition_metrics(before: str, after: TryOnRecord) -> list[tuple[str, float]]:
+    """What a state change adds to the fleet's metrics (written in the same script)."""
+    out: list[tuple[str, float]] = []
+    if before == "queued" and after.started_at is not None:
+        out += observations("queue_wait", after.started_at - after.created_at)
+    if after.status in TERMINAL and after.completed_at is not None:
+        out.append((field("tryon_finished", status=after.status), 1.0))
+        out += observations("end_to_end", after.completed_at - after.created_at)
+        if after.create_started_at is not None and after.generation_id is not None:
+            out += observations("upstream", after.completed_at - after.create_started_at)
+        if after.status == "completed":
+            out.append(("credits_spent", 1.0))
+    return out
 
 
 class TryOnNotFound(LookupError):
@@ -132,6 +153,7 @@ class TryOnStore:
                 self._queue,
                 e.catalog_key or k.tryon(record.id),
                 e.image_key or k.tryon(record.id),
+                k.metrics,
             ],
             args=[
                 f"{record.id} {request_fingerprint}",
@@ -207,6 +229,7 @@ class TryOnStore:
                     self._keys.tryon_events(tryon_id),
                     self._keys.outbox,
                     self._keys.webhook_endpoints(changed.app),
+                    self._keys.metrics,
                 ],
                 args=[
                     rev,
@@ -220,6 +243,7 @@ class TryOnStore:
                     changed.app,
                     changed.callback_url or "",
                     event_id(tryon_id, webhook_type) if webhook_type else "",
+                    encode_increments(transition_metrics(before, changed)) if event else "",
                 ],
             )
             if result == -1:

@@ -15,6 +15,7 @@ import msgspec
 from redis.asyncio import Redis
 
 from service.keys import Keys
+from service.metrics import field
 
 DeliveryStatus = Literal["pending", "succeeded", "failed"]
 
@@ -45,6 +46,7 @@ return 1
 # due index, and (when settled) its place in the order queue; returns the id that goes next.
 _RECORD = """
 redis.call('SET', KEYS[1], ARGV[1])
+if ARGV[6] ~= '' then redis.call('HINCRBYFLOAT', KEYS[7], ARGV[6], 1) end
 if ARGV[2] ~= '' then redis.call('RPUSH', KEYS[2], ARGV[2]) end
 redis.call('ZREM', KEYS[3], ARGV[3])
 if ARGV[4] == 'pending' then
@@ -82,6 +84,10 @@ class Delivery(msgspec.Struct, kw_only=True, rename="camel", omit_defaults=True)
     created_at: float
     next_attempt_at: float | None = None
     last_error: str | None = None
+
+
+def _outcome(delivery: Delivery) -> str:
+    return "retrying" if delivery.status == "pending" else delivery.status
 
 
 def delivery_id(event_id: str, target: str) -> str:
@@ -163,6 +169,7 @@ class DeliveryStore:
                 k.deliveries_due,
                 self._order(delivery),
                 k.target_failing_since(delivery.target),
+                k.metrics,
             ],
             args=[
                 self._encoder.encode(delivery),
@@ -170,6 +177,7 @@ class DeliveryStore:
                 delivery.id,
                 delivery.status,
                 delivery.next_attempt_at or 0,
+                "" if attempt is None else field("webhook_deliveries", outcome=_outcome(delivery)),
             ],
         )
         return None if following is None else following.decode()

@@ -1,0 +1,178 @@
+"""Fleet-wide metrics: counters and histograms kept in one Redis hash, exported by every gateway.
+
+Workers and gateways add to the same hash (`HINCRBYFLOAT`, inside the Lua scripts that make
+the state changes where they can, so a count never disagrees with the state it counts); the
+gateway's `/metrics` reads the hash and a few live figures (queue depth, oldest waiting job,
+delivery backlog) at scrape time and renders them with prometheus-client. Label sets are small
+and fixed (endpoint names, status classes, stages, outcomes): never an id.
+"""
+
+from __future__ import annotations
+
+import time
+from collections import defaultdict
+from collections.abc import Iterable, Iterator, Mapping
+
+from prometheus_client.core import (
+    CounterMetricFamily,
+    GaugeMetricFamily,
+    HistogramMetricFamily,
+    Metric,
+)
+from prometheus_client.registry import Collector
+from redis.asyncio import Redis
+
+from service.keys import Keys
+
+# Seconds; generations take ~10 s, queues should take milliseconds.
+BUCKETS: tuple[float, ...] = (0.01, 0.05, 0.1, 0.5, 1, 2.5, 5, 10, 20, 30, 60, 120, 300, 900)
+STAGES = ("queue_wait", "upstream", "end_to_end")
+
+_COUNTERS: dict[str, tuple[str, tuple[str, ...]]] = {
+    "tryon_accepted": ("Try-ons accepted by the gateway.", ()),
+    "tryon_finished": ("Try-ons that reached a terminal state, by status.", ("status",)),
+    "upstream_requests": (
+        "Genlook requests, by endpoint and status class.",
+        ("endpoint", "status"),
+    ),
+    "upstream_rate_limited": ("Genlook 429 answers.", ()),
+    "upstream_budget_grants": ("Cells taken from the shared upstream budget.", ()),
+    "credits_spent": ("Credits spent: completed generations.", ()),
+    "product_cache": ("Product cache lookups, by result.", ("result",)),
+    "photo_uploads": ("Photos needed upstream, by result (hit: already there).", ("result",)),
+    "webhook_deliveries": ("Webhook delivery attempts, by outcome.", ("outcome",)),
+}
+_HISTOGRAMS: dict[str, tuple[str, tuple[str, ...]]] = {
+    "tryon_stage_seconds": ("Seconds spent per stage of a try-on.", ("stage",)),
+}
+
+
+def field(name: str, **labels: str) -> str:
+    """The hash field of one series: `name` or `name|k=v,k=v` (labels sorted)."""
+    if not labels:
+        return name
+    return name + "|" + ",".join(f"{k}={v}" for k, v in sorted(labels.items()))
+
+
+def status_class(status: int | None) -> str:
+    return "error" if status is None else f"{status // 100}xx"
+
+
+def observations(stage: str, seconds: float) -> list[tuple[str, float]]:
+    """The hash increments that record one histogram observation (cumulative buckets)."""
+    name = "tryon_stage_seconds"
+    out = [(field(name + "_bucket", stage=stage, le=_le(b)), 1.0) for b in BUCKETS if seconds <= b]
+    out.append((field(name + "_bucket", stage=stage, le="+Inf"), 1.0))
+    out.append((field(name + "_sum", stage=stage), seconds))
+    out.append((field(name + "_count", stage=stage), 1.0))
+    return out
+
+
+def encode_increments(increments: Iterable[tuple[str, float]]) -> str:
+    """For the Lua scripts: `field value field value ...` (fields never contain spaces)."""
+    return " ".join(f"{name} {value!r}" for name, value in increments)
+
+
+# Applies `encode_increments` output to the metrics hash; shared by the scripts that use it.
+LUA_APPLY = """
+local function apply_metrics(key, encoded)
+  if encoded == '' then return end
+  local name = nil
+  for token in string.gmatch(encoded, '%S+') do
+    if name == nil then name = token
+    else redis.call('HINCRBYFLOAT', key, name, token); name = nil end
+  end
+end
+"""
+
+
+def _le(bound: float) -> str:
+    return repr(float(bound))
+
+
+class MetricsWriter:
+    """Adds to the fleet's counters from Python, for events no Lua script sees."""
+
+    def __init__(self, redis: Redis, keys: Keys) -> None:
+        self._redis = redis
+        self._key = keys.metrics
+
+    async def add(self, name: str, by: float = 1.0, **labels: str) -> None:
+        await self._redis.hincrbyfloat(self._key, field(name, **labels), by)  # type: ignore[misc]
+
+
+def _parse(raw: Mapping[bytes, bytes]) -> dict[str, dict[tuple[tuple[str, str], ...], float]]:
+    series: dict[str, dict[tuple[tuple[str, str], ...], float]] = defaultdict(dict)
+    for key, value in raw.items():
+        name, _, label_text = key.decode().partition("|")
+        labels = tuple(
+            (k, v) for k, _, v in (part.partition("=") for part in label_text.split(",") if part)
+        )
+        series[name][labels] = float(value)
+    return series
+
+
+class Snapshot:
+    """What one scrape read from Redis."""
+
+    def __init__(
+        self,
+        stored: Mapping[bytes, bytes],
+        gauges: Mapping[str, tuple[str, float]],
+    ) -> None:
+        self.series = _parse(stored)
+        self.gauges = gauges
+
+    def families(self) -> Iterator[Metric]:
+        for name, (doc, label_names) in _COUNTERS.items():
+            family = CounterMetricFamily(f"tryon_gateway_{name}", doc, labels=label_names)
+            for labels, value in sorted(self.series.get(name, {}).items()):
+                family.add_metric([dict(labels).get(n, "") for n in label_names], value)
+            yield family
+        for name, (doc, label_names) in _HISTOGRAMS.items():
+            histogram = HistogramMetricFamily(f"tryon_gateway_{name}", doc, labels=label_names)
+            buckets = self.series.get(name + "_bucket", {})
+            sums = self.series.get(name + "_sum", {})
+            for stage in STAGES:
+                rows = [(dict(k)["le"], v) for k, v in buckets.items() if dict(k)["stage"] == stage]
+                if not rows:
+                    continue
+                rows.sort(key=lambda r: float(r[0]))
+                histogram.add_metric([stage], rows, sum_value=sums.get((("stage", stage),), 0.0))
+            yield histogram
+        for name, (doc, value) in self.gauges.items():
+            yield GaugeMetricFamily(f"tryon_gateway_{name}", doc, value=value)
+
+
+class SnapshotCollector(Collector):
+    """prometheus-client collector over a snapshot taken just before rendering."""
+
+    def __init__(self, snapshot: Snapshot) -> None:
+        self._snapshot = snapshot
+
+    def collect(self) -> Iterator[Metric]:
+        return self._snapshot.families()
+
+
+async def take_snapshot(redis: Redis, keys: Keys, queue_name: str) -> Snapshot:
+    now_ms = time.time() * 1000
+    async with redis.pipeline(transaction=False) as pipe:
+        pipe.hgetall(keys.metrics)
+        pipe.zcount(queue_name, "-inf", now_ms)
+        pipe.zcount(queue_name, f"({now_ms}", "+inf")
+        pipe.zrangebyscore(queue_name, "-inf", now_ms, start=0, num=1, withscores=True)
+        pipe.zcard(keys.active_tryons)
+        pipe.zcard(keys.deliveries_due)
+        stored, ready, deferred, oldest, active, backlog = await pipe.execute()
+    oldest_age = (now_ms - oldest[0][1]) / 1000 if oldest else 0.0
+    gauges = {
+        "queue_ready_jobs": ("Jobs waiting for a worker now.", float(ready)),
+        "queue_deferred_jobs": ("Jobs scheduled for later (retries, backoff).", float(deferred)),
+        "queue_oldest_ready_age_seconds": (
+            "Age of the oldest job waiting for a worker (0 when none).",
+            max(0.0, oldest_age),
+        ),
+        "tryons_active": ("Try-ons not yet in a terminal state.", float(active)),
+        "webhook_backlog": ("Webhook deliveries pending (first attempt or retry).", float(backlog)),
+    }
+    return Snapshot(stored, gauges)
