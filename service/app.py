@@ -12,8 +12,8 @@ from redis.asyncio import Redis
 
 from service.api.account import AccountController
 from service.api.health import healthz, readyz
-from service.api.metrics import metrics
 from service.api.images import ImageController
+from service.api.metrics import metrics
 from service.api.products import ProductController
 from service.api.tryons import TryOnController
 from service.api.webhooks import CallbackSecretController, WebhookEndpointController

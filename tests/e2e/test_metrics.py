@@ -10,7 +10,7 @@ from redis.asyncio import Redis
 
 from tests.conftest import Emulator
 from tests.e2e.conftest import put_product, start_gateway, upload_photo, wait_terminal
-from tests.e2e.receiver import Receiver, Received, Reply
+from tests.e2e.receiver import Received, Receiver, Reply
 
 
 def samples(text: str) -> dict[tuple[str, tuple[tuple[str, str], ...]], float]:
@@ -44,8 +44,8 @@ async def test_metrics_count_a_known_workload_exactly(emulator: Emulator, redis:
             finals = []
             # one after the other, so the product cache sees a first use, then repeats
             for product in [{"externalId": "tee"}] * 3 + [broken] * 2:
-                r = await api.post("/v1/try-ons", json={
-                    "products": [product], "person": {"image": {"source": {"id": image_id}}}})  # fmt: skip
+                person = {"image": {"source": {"id": image_id}}}
+                r = await api.post("/v1/try-ons", json={"products": [product], "person": person})
                 finals.append(await wait_terminal(api, r.json()["id"]))
             assert [f["status"] for f in finals] == ["completed"] * 3 + ["failed"] * 2
             await receiver.wait_for(10)
