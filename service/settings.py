@@ -14,6 +14,8 @@ from typing import Literal, TypeVar
 
 import msgspec
 
+from service.ops import parse_admin_tokens
+
 EMULATOR_BASE_URL = "http://127.0.0.1:8081/tryon/v1"
 GENLOOK_BASE_URL = "https://api.genlook.app/tryon/v1"
 # The emulator's demo key (`tryon-gateway emulator` prints it): used when no real key is set.
@@ -117,12 +119,26 @@ class WebhookSettings(msgspec.Struct, frozen=True, kw_only=True):
     rotation_overlap: float = 86_400.0
 
 
+class OpsSettings(msgspec.Struct, frozen=True, kw_only=True):
+    # Bearer tokens of the ops API (`/ops/api`), comma separated, each optionally `token=name`
+    # (the name is recorded as who paused what). Kept as SHA-256 digests like app keys. An app
+    # key can never be one: tokens starting `sk_`/`pk_` are refused at start-up. Empty: the ops
+    # API refuses every call.
+    admin_tokens: str = ""
+    # Retry-After of a 503 INTAKE_PAUSED when the pause has no end time.
+    intake_retry_after: int = 30
+
+    def __post_init__(self) -> None:
+        parse_admin_tokens(self.admin_tokens)  # a bad token fails at start-up, named
+
+
 class Settings(msgspec.Struct, frozen=True, kw_only=True):
     redis: RedisSettings = msgspec.field(default_factory=RedisSettings)
     genlook: GenlookSettings = msgspec.field(default_factory=GenlookSettings)
     gateway: GatewaySettings = msgspec.field(default_factory=GatewaySettings)
     worker: WorkerSettings = msgspec.field(default_factory=WorkerSettings)
     webhooks: WebhookSettings = msgspec.field(default_factory=WebhookSettings)
+    ops: OpsSettings = msgspec.field(default_factory=OpsSettings)
 
     @classmethod
     def from_env(cls, env: Mapping[str, str] | None = None) -> Settings:
@@ -133,6 +149,7 @@ class Settings(msgspec.Struct, frozen=True, kw_only=True):
             gateway=_load(GatewaySettings, "GATEWAY_", env),
             worker=_load(WorkerSettings, "WORKER_", env),
             webhooks=_load(WebhookSettings, "WEBHOOK_", env),
+            ops=_load(OpsSettings, "OPS_", env),
         )
 
 

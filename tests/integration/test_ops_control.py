@@ -1,0 +1,382 @@
+"""service/ops/control.py and workers/ops.py against a real Redis: pause flags, the intake
+gate's one-second cache, heartbeats, the queue snapshot in arq's layout, failed lists, retry."""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from typing import Any
+
+import msgspec
+import pytest
+from redis.asyncio import Redis
+from service import jobs
+from service.errors import ApiError
+from service.keys import Keys
+from service.ops import parse_admin_tokens, token_digest
+from service.ops.control import IntakeGate, OpsControl, RetryRefused, WorkerBeat
+from service.tryons.models import ErrorInfo, PersonDef, ProductDef, TryOnRecord
+from service.tryons.store import TryOnStore
+from service.webhooks.deliveries import Delivery, DeliveryStore
+from workers.ops import WorkerOps
+
+KEYS = Keys("t:")
+QUEUE = "t:queue"
+
+
+@pytest.fixture
+def ops(redis: Redis) -> OpsControl:
+    return OpsControl(redis, KEYS, QUEUE)
+
+
+class FakeClock:
+    def __init__(self) -> None:
+        self.now = 1000.0
+
+    def __call__(self) -> float:
+        return self.now
+
+
+class FakeWorker:
+    """The attributes of arq's Worker that workers/ops.py reads and writes."""
+
+    def __init__(self) -> None:
+        self.allow_pick_jobs = True
+        self.queue_name = QUEUE
+        self.job_tasks: dict[str, Any] = {"a": None, "b": None}
+        self.jobs_complete = 3
+        self.jobs_failed = 1
+        self.jobs_retried = 2
+        self.stopping = False
+
+
+# --- admin tokens ----------------------------------------------------------------------------
+
+
+def test_admin_tokens_are_kept_as_digests_and_never_look_like_app_keys() -> None:
+    token = "ops_" + "x" * 30
+    parsed = parse_admin_tokens(f"{token}=alice, {'y' * 30}")
+    assert parsed[token_digest(token)] == "alice"
+    assert token not in str(parsed)
+    assert parsed[token_digest("y" * 30)].startswith("admin-")
+    for bad in ("sk_" + "a" * 30, "pk_" + "a" * 30, "short"):
+        with pytest.raises(ValueError, match="admin token"):
+            parse_admin_tokens(bad)
+
+
+# --- pause flags -----------------------------------------------------------------------------
+
+
+async def test_pause_and_resume_record_who_when_and_why(ops: OpsControl, redis: Redis) -> None:
+    assert await ops.pauses.get("intake") is None
+    state = await ops.pauses.pause("intake", by="alice", reason="migration")
+    assert (state.by, state.reason, state.until) == ("alice", "migration", None)
+    stored = await ops.pauses.get("intake")
+    assert stored == state
+    assert await redis.ttl(KEYS.ops_pause("intake")) == -1  # no end: only resume ends it
+    assert await ops.pauses.get("processing") is None
+    assert await ops.pauses.resume("intake") is True
+    assert await ops.pauses.resume("intake") is False
+    assert await ops.pauses.get("intake") is None
+
+
+async def test_a_timed_pause_ends_by_itself(ops: OpsControl) -> None:
+    state = await ops.pauses.pause("processing", by="bob", seconds=0.3)
+    assert state.until is not None
+    assert 0.25 < state.until - time.time() <= 0.3
+    assert await ops.pauses.get("processing") is not None
+    await asyncio.sleep(0.4)
+    assert await ops.pauses.get("processing") is None
+
+
+# --- the intake gate -------------------------------------------------------------------------
+
+
+async def test_the_gate_reads_the_flag_at_most_once_per_second(ops: OpsControl) -> None:
+    clock = FakeClock()
+    gate = IntakeGate(ops.pauses, retry_after=17, clock=clock)
+    for _ in range(100):
+        await gate.check()
+    assert gate.reads == 1
+
+    await ops.pauses.pause("intake", by="alice", reason="upgrade")
+    clock.now += 0.5
+    await gate.check()  # still the cached answer: not paused
+    assert gate.reads == 1
+
+    clock.now += 0.6  # past one second since the read
+    with pytest.raises(ApiError) as raised:
+        await gate.check()
+    err = raised.value
+    assert (err.status, err.code, err.headers["Retry-After"]) == (503, "INTAKE_PAUSED", "17")
+    assert "upgrade" in err.message
+    for _ in range(50):
+        with pytest.raises(ApiError):
+            await gate.check()
+    assert gate.reads == 2
+
+    await ops.pauses.resume("intake")
+    with pytest.raises(ApiError):
+        await gate.check()  # within the second: still paused here
+    clock.now += 1.0
+    await gate.check()
+    assert gate.reads == 3
+
+
+async def test_a_timed_pause_answers_its_remaining_time(ops: OpsControl) -> None:
+    await ops.pauses.pause("intake", by="alice", seconds=120)
+    gate = IntakeGate(ops.pauses, retry_after=5)
+    with pytest.raises(ApiError) as raised:
+        await gate.check()
+    assert 115 <= int(raised.value.headers["Retry-After"]) <= 120
+
+
+async def test_concurrent_requests_share_one_read(ops: OpsControl) -> None:
+    gate = IntakeGate(ops.pauses)
+    await asyncio.gather(*(gate.check() for _ in range(200)))
+    assert gate.reads == 1
+
+
+# --- heartbeats and the processing pause -----------------------------------------------------
+
+
+def beat(worker_id: str, **fields: Any) -> WorkerBeat:
+    now = time.time()
+    base: dict[str, Any] = {
+        "id": worker_id,
+        "host": "h",
+        "pid": 1,
+        "version": "t",
+        "queue": QUEUE,
+        "started_at": now,
+        "beat_at": now,
+    }
+    return WorkerBeat(**{**base, **fields})
+
+
+async def test_heartbeats_expire_after_a_few_beats(ops: OpsControl, redis: Redis) -> None:
+    await ops.heartbeats.beat(beat("w1"), interval=0.1)
+    await ops.heartbeats.beat(beat("w2"), interval=10)
+    assert [b.id for b in await ops.live_workers()] == ["w1", "w2"]
+    await asyncio.sleep(0.4)  # three beats of w1 without a new one
+    assert [b.id for b in await ops.live_workers()] == ["w2"]
+    # the dead worker's id left the index as it was met
+    assert await redis.zrange(KEYS.ops_workers, 0, -1) == [b"w2"]
+    await ops.heartbeats.gone("w2")
+    assert await ops.live_workers() == []
+
+
+async def test_worker_ops_follows_the_processing_flag(ops: OpsControl, redis: Redis) -> None:
+    worker = FakeWorker()
+    wops = WorkerOps(redis, KEYS, worker, beat_interval=5.0, poll_interval=0.05, name="host-42")
+    wops.start()
+    try:
+        await asyncio.sleep(0.1)
+        [live] = await ops.live_workers()
+        assert (live.id, live.host, live.pid, live.picking) == ("host-42", "host", 42, True)
+        assert (live.jobs_in_progress, live.jobs_complete) == (2, 3)
+
+        await ops.pauses.pause("processing", by="alice")
+        await asyncio.sleep(0.2)
+        assert worker.allow_pick_jobs is False
+        # a change of picking is beaten at once, not at the next 5 s beat
+        [live] = await ops.live_workers()
+        assert live.picking is False
+
+        await ops.pauses.resume("processing")
+        await asyncio.sleep(0.2)
+        assert worker.allow_pick_jobs is True
+        [live] = await ops.live_workers()
+        assert live.picking is True
+    finally:
+        await wops.stop()
+    assert await ops.live_workers() == []
+
+
+async def test_resume_never_restarts_a_worker_that_is_stopping(
+    ops: OpsControl, redis: Redis
+) -> None:
+    worker = FakeWorker()
+    wops = WorkerOps(redis, KEYS, worker, beat_interval=5.0)
+    # arq stopped picking itself (SIGTERM): the watcher did not, so it never turns it back on
+    worker.allow_pick_jobs = False
+    assert await wops.apply_pause() is False
+    assert worker.allow_pick_jobs is False
+    # paused by ops, then SIGTERM, then resumed: still off
+    worker.allow_pick_jobs = True
+    await ops.pauses.pause("processing", by="alice")
+    assert await wops.apply_pause() is True
+    worker.stopping = True
+    await ops.pauses.resume("processing")
+    assert await wops.apply_pause() is False
+    assert worker.allow_pick_jobs is False
+
+
+# --- the queue snapshot ------------------------------------------------------------------------
+
+
+async def test_snapshot_counts_ready_deferred_and_in_progress(
+    ops: OpsControl, redis: Redis
+) -> None:
+    queue = jobs.JobQueue(redis, QUEUE)
+    for i in range(5):
+        await queue.enqueue(jobs.RUN_TRYON, f"to_{i}", job_id=jobs.tryon_job_id(f"to_{i}"))
+    await queue.enqueue(jobs.DELIVER, "msg_x", job_id="dlv:x", defer=60)
+    await queue.enqueue(jobs.DELIVER, "msg_y", job_id="dlv:y", defer=120)
+    # arq keeps a running job in the queue and marks it with an in-progress key
+    await redis.set(jobs.in_progress_key(jobs.tryon_job_id("to_0")), b"1", px=10_000)
+    # the oldest ready job is a second old
+    await redis.zadd(QUEUE, {jobs.tryon_job_id("to_1"): int((time.time() - 1.0) * 1000)})
+    await redis.zadd(KEYS.active_tryons, {"to_a": 1, "to_b": 2})
+    await redis.zadd(KEYS.deliveries_due, {"msg_a": 1, "msg_b": time.time() + 100})
+    await ops.pauses.pause("processing", by="alice")
+
+    snap = await ops.snapshot()
+    q = snap.queue
+    assert (q.ready, q.deferred, q.in_progress, q.in_progress_exact) == (4, 2, 1, True)
+    assert q.oldest_ready_age_seconds is not None
+    assert 0.9 < q.oldest_ready_age_seconds < 3
+    assert (snap.tryons_active, snap.deliveries_pending, snap.deliveries_due_now) == (2, 2, 1)
+    assert snap.intake_pause is None
+    assert snap.processing_pause is not None
+    assert snap.processing_pause.by == "alice"
+    # the snapshot is what the API returns: camelCase JSON
+    assert b'"oldestReadyAgeSeconds"' in msgspec.json.encode(snap)
+
+    oldest = await ops.queue.oldest_ready(limit=2)
+    assert [j.job_id for j in oldest] == [jobs.tryon_job_id("to_1"), jobs.tryon_job_id("to_2")]
+    assert oldest[0].function == jobs.RUN_TRYON
+    assert oldest[0].args == ["to_1"]
+
+
+async def test_an_empty_queue(ops: OpsControl) -> None:
+    snap = await ops.snapshot()
+    assert (snap.queue.ready, snap.queue.deferred, snap.queue.in_progress) == (0, 0, 0)
+    assert snap.queue.oldest_ready_age_seconds is None
+    assert snap.workers == []
+    assert await ops.queue.oldest_ready() == []
+
+
+# --- failed try-ons and retry ----------------------------------------------------------------
+
+
+async def failed_tryon(store: TryOnStore, redis: Redis, tryon_id: str, **fields: Any) -> None:
+    """A try-on accepted, taken up and failed as the runner does, listed as the store does."""
+    record = TryOnRecord(
+        id=tryon_id,
+        app="shop",
+        product=ProductDef(external_id="tee"),
+        person=PersonDef(url="https://example.com/p.jpg"),
+        deadline_at=time.time() + 60,
+    )
+    await store.accept(
+        record, idempotency_key=None, request_fingerprint="f", idempotency_ttl=60, retention=600
+    )
+    await redis.delete(jobs.job_key(jobs.tryon_job_id(tryon_id)))
+    await redis.zrem(QUEUE, jobs.tryon_job_id(tryon_id))
+
+    def fail(r: TryOnRecord) -> TryOnRecord:
+        r.status = "failed"
+        r.error = ErrorInfo(code="INSUFFICIENT_CREDITS", message="no credits")
+        r.completed_at = time.time()
+        for name, value in fields.items():
+            setattr(r, name, value)
+        return r
+
+    await store.update(tryon_id, fail)
+    await redis.zadd(KEYS.ops_failed_tryons, {tryon_id: time.time()})
+
+
+async def test_retry_requeues_a_try_on_no_create_reached(ops: OpsControl, redis: Redis) -> None:
+    store = TryOnStore(redis, KEYS, QUEUE)
+    await failed_tryon(store, redis, "to_1")
+    assert await redis.zscore(KEYS.active_tryons, "to_1") is None
+    [listed] = await ops.failed_tryons()
+    assert listed.error is not None
+    assert listed.error.code == "INSUFFICIENT_CREDITS"
+
+    record = await ops.retry(store, "to_1", deadline=300)
+    assert record.status == "queued"
+    assert record.error is None
+    assert record.completed_at is None
+    assert 290 < record.deadline_at - time.time() <= 300
+    stored = await store.get("to_1")
+    assert stored is not None
+    assert stored.status == "queued"
+    # the sweeper's list and a job, as at accept; and no longer listed as failed
+    assert await redis.zscore(KEYS.active_tryons, "to_1") == pytest.approx(record.deadline_at)
+    assert await redis.zscore(QUEUE, jobs.tryon_job_id("to_1")) is not None
+    assert await ops.failed_tryons() == []
+
+    # retrying again is harmless: it is queued, the job is not duplicated
+    again = await ops.retry(store, "to_1", deadline=300)
+    assert again.status == "queued"
+    assert await redis.zcard(QUEUE) == 1
+
+
+@pytest.mark.parametrize(
+    "fields",
+    [{"generation_id": "gen_1"}, {"create_started_at": 1.0}],
+    ids=["generation id", "create marker"],
+)
+async def test_retry_refuses_whenever_a_create_may_have_spent_a_credit(
+    ops: OpsControl, redis: Redis, fields: dict[str, Any]
+) -> None:
+    store = TryOnStore(redis, KEYS, QUEUE)
+    await failed_tryon(store, redis, "to_1", **fields)
+    with pytest.raises(RetryRefused) as refused:
+        await ops.retry(store, "to_1", deadline=300)
+    assert refused.value.code == "CREATE_SENT"
+    assert "second" in refused.value.message
+    stored = await store.get("to_1")
+    assert stored is not None
+    assert stored.status == "failed"
+    assert await redis.zcard(QUEUE) == 0
+
+
+async def test_retry_refuses_a_try_on_that_did_not_fail(ops: OpsControl, redis: Redis) -> None:
+    store = TryOnStore(redis, KEYS, QUEUE)
+    await failed_tryon(store, redis, "to_1", status="completed", error=None)
+    with pytest.raises(RetryRefused) as refused:
+        await ops.retry(store, "to_1", deadline=300)
+    assert refused.value.code == "NOT_FAILED"
+
+
+async def test_discard_and_lazy_cleanup_of_the_failed_list(ops: OpsControl, redis: Redis) -> None:
+    store = TryOnStore(redis, KEYS, QUEUE)
+    await failed_tryon(store, redis, "to_1")
+    await failed_tryon(store, redis, "to_2")
+    await redis.zadd(KEYS.ops_failed_tryons, {"to_expired": time.time()})
+    assert [r.id for r in await ops.failed_tryons()] == ["to_2", "to_1"]
+    assert await redis.zscore(KEYS.ops_failed_tryons, "to_expired") is None
+    assert await ops.discard("to_2") is True
+    assert await ops.discard("to_2") is False
+    assert [r.id for r in await ops.failed_tryons()] == ["to_1"]
+    stored = await store.get("to_2")
+    assert stored is not None
+    assert stored.status == "failed"  # discarding changes nothing but the list
+
+
+async def test_failed_deliveries_leave_the_list_once_resent(ops: OpsControl, redis: Redis) -> None:
+    deliveries = DeliveryStore(redis, KEYS)
+    for i in range(2):
+        d = Delivery(
+            id=f"msg_{i}",
+            event_id=f"evt_{i}",
+            event_type="tryon.failed",
+            app="shop",
+            target="we_1",
+            url="https://example.com/hook",
+            body="{}",
+            created_at=time.time(),
+            status="failed",
+        )
+        await deliveries.create(d)
+        await deliveries.save(d)
+        await redis.zadd(KEYS.ops_failed_deliveries, {d.id: time.time() + i})
+    assert [d.id for d in await ops.failed_deliveries()] == ["msg_1", "msg_0"]
+    resent = await deliveries.get("msg_1")
+    assert resent is not None
+    resent.status = "pending"
+    await deliveries.save(resent)
+    assert [d.id for d in await ops.failed_deliveries()] == ["msg_0"]
