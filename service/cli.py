@@ -107,6 +107,55 @@ def _add_dev(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     p.set_defaults(handler=run)
 
 
+def _add_ops(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
+    # --url/--token go on every ops command, so they may follow it (`ops status --url ...`).
+    common = argparse.ArgumentParser(add_help=False)
+    common.add_argument("--url", default="http://127.0.0.1:8080", help="the gateway")
+    common.add_argument("--token", default=None, help="admin token (default: OPS_ADMIN_TOKEN)")
+    p = sub.add_parser(
+        "ops",
+        help="see and steer the queue through the ops API (status, jobs, pause, resume, retry)",
+        description="Talk to a gateway's ops API (/ops/api) with an admin token "
+        "(OPS_ADMIN_TOKENS on the gateway). See docs/ops.md.",
+    )
+    cmds = p.add_subparsers(title="ops commands", metavar="OPS_COMMAND")
+
+    def command(name: str, help_text: str) -> argparse.ArgumentParser:
+        child = cmds.add_parser(name, help=help_text, parents=[common])
+        child.set_defaults(handler=run, ops_command=name)
+        return child
+
+    def run(args: argparse.Namespace) -> int:
+        import os
+
+        from service.ops.control import run_ops_command
+
+        token = args.token or os.environ.get("OPS_ADMIN_TOKEN", "")
+        if not token:
+            print("an admin token is needed: --token or OPS_ADMIN_TOKEN", file=sys.stderr)
+            return 2
+        return run_ops_command(args.url, token, args.ops_command, vars(args))
+
+    def usage(_: argparse.Namespace) -> int:
+        p.print_help()
+        return 2
+
+    p.set_defaults(handler=usage)
+    command("status", "pauses, queue counts, try-ons, deliveries, live workers")
+    command("jobs", "ready/deferred counts and the oldest ready jobs").add_argument(
+        "--limit", type=int, default=10
+    )
+    command("retry", "send a failed try-on again (refused if it could spend a second credit)")
+    cmds.choices["retry"].add_argument("tryon_id")
+    pause = command("pause", "pause intake (503 on new try-ons) or processing (no new jobs)")
+    pause.add_argument("what", choices=["intake", "processing"])
+    pause.add_argument("--reason", default=None)
+    pause.add_argument("--seconds", type=float, default=None, help="lift by itself after this")
+    command("resume", "resume intake or processing").add_argument(
+        "what", choices=["intake", "processing"]
+    )
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="tryon-gateway",
@@ -117,6 +166,7 @@ def build_parser() -> argparse.ArgumentParser:
     _add_serve(sub)
     _add_worker(sub)
     _add_emulator(sub)
+    _add_ops(sub)
     return parser
 
 

@@ -20,10 +20,12 @@ from __future__ import annotations
 
 import logging
 import math
+import sys
 import time
 from collections.abc import Callable
-from typing import Literal
+from typing import Any, Literal
 
+import httpx
 import msgspec
 from redis.asyncio import Redis
 from redis.exceptions import RedisError
@@ -484,6 +486,133 @@ class OpsControl:
         if stale:
             await self._redis.zrem(key, *stale)
         return found
+
+
+# --- how the CLI shows them --------------------------------------------------------------------
+
+
+def _ago(seconds: float | None) -> str:
+    if seconds is None:
+        return "-"
+    if seconds < 120:
+        return f"{seconds:.1f}s"
+    if seconds < 7200:
+        return f"{seconds / 60:.1f}m"
+    return f"{seconds / 3600:.1f}h"
+
+
+def _pause_line(what: str, state: PauseState | None, now: float) -> str:
+    if state is None:
+        return f"{what:<11} running"
+    until = "until resumed" if state.until is None else f"for {_ago(state.until - now)} more"
+    reason = f" ({state.reason})" if state.reason else ""
+    return f"{what:<11} PAUSED by {state.by} {_ago(now - state.at)} ago, {until}{reason}"
+
+
+def render_status(snap: Snapshot) -> str:
+    """`tryon-gateway ops status`: the snapshot as a few aligned lines and a worker table."""
+    q = snap.queue
+    exact = "" if q.in_progress_exact else " (at least)"
+    lines = [
+        _pause_line("intake", snap.intake_pause, snap.at),
+        _pause_line("processing", snap.processing_pause, snap.at),
+        "",
+        f"queue {q.name}: {q.ready} ready, {q.deferred} deferred, "
+        f"{q.in_progress}{exact} in progress; oldest ready {_ago(q.oldest_ready_age_seconds)}",
+        f"try-ons: {snap.tryons_active} not finished, {snap.tryons_failed_listed} failed listed",
+        f"deliveries: {snap.deliveries_pending} pending ({snap.deliveries_due_now} due now), "
+        f"{snap.deliveries_failed_listed} failed listed",
+        "",
+        f"workers: {len(snap.workers)} live",
+    ]
+    if snap.workers:
+        rows = [("ID", "VERSION", "UP", "LAST BEAT", "RUNNING", "DONE", "FAILED", "PICKING")]
+        rows += [
+            (
+                w.id,
+                w.version,
+                _ago(snap.at - w.started_at),
+                _ago(snap.at - w.beat_at) + " ago",
+                str(w.jobs_in_progress),
+                str(w.jobs_complete),
+                str(w.jobs_failed),
+                "yes" if w.picking else "NO",
+            )
+            for w in snap.workers
+        ]
+        widths = [max(len(r[i]) for r in rows) for i in range(len(rows[0]))]
+        lines += ["  ".join(c.ljust(n) for c, n in zip(r, widths, strict=True)) for r in rows]
+    return "\n".join(lines)
+
+
+def render_jobs(jobs_out: dict[str, Any]) -> str:
+    """`tryon-gateway ops jobs`: the counts and the oldest jobs waiting for a worker."""
+    j = jobs_out
+    oldest = msgspec.convert(j["oldestReady"], list[ReadyJob])
+    lines = [
+        f"queue {j['queue']}: {j['ready']} ready, {j['deferred']} deferred, "
+        f"{j['inProgress']} in progress",
+    ]
+    if oldest:
+        lines.append("oldest ready:")
+        lines += [f"  {_ago(j.age_seconds):>7}  {j.function or '?':<16} {j.job_id}" for j in oldest]
+    return "\n".join(lines)
+
+
+def run_ops_command(url: str, token: str, command: str, args: dict[str, Any]) -> int:
+    """`tryon-gateway ops <command>` over HTTP; prints the answer, returns the exit status."""
+    try:
+        r = _ops_request(url, token, command, args)
+    except httpx.TransportError as exc:
+        print(f"{url}: {type(exc).__name__}: {exc}", file=sys.stderr)
+        return 1
+    return _print_answer(command, r)
+
+
+def _ops_request(url: str, token: str, command: str, args: dict[str, Any]) -> httpx.Response:
+    with httpx.Client(
+        base_url=url.rstrip("/") + "/ops/api",
+        headers={"Authorization": f"Bearer {token}"},
+        timeout=30.0,
+    ) as client:
+        if command == "status":
+            r = client.get("/status")
+        elif command == "jobs":
+            r = client.get("/jobs", params={"limit": args.get("limit", 10)})
+        elif command == "retry":
+            r = client.post(f"/tryons/{args['tryon_id']}/retry")
+        elif command == "pause":
+            body = {k: args.get(k) for k in ("what", "reason", "seconds")}
+            r = client.post("/pause", json={k: v for k, v in body.items() if v is not None})
+        elif command == "resume":
+            r = client.post("/resume", json={"what": args["what"]})
+        else:
+            raise ValueError(command)
+    return r
+
+
+def _print_answer(command: str, r: httpx.Response) -> int:
+    if r.status_code >= 400:
+        try:
+            err = r.json()
+            print(f"{r.status_code} {err['code']}: {err['message']}", file=sys.stderr)
+        except (ValueError, KeyError, TypeError):
+            print(f"{r.status_code}: {r.text[:500]}", file=sys.stderr)
+        return 1
+    data: dict[str, Any] = r.json()
+    if command == "status":
+        print(render_status(msgspec.convert(data, Snapshot)))
+    elif command == "jobs":
+        print(render_jobs(data))
+    elif command == "retry":
+        print(f"{data['id']}: {data['status']}. {data['message']}")
+    elif command == "pause":
+        state = data["state"]
+        until = f", lifts in {_ago(state['until'] - time.time())}" if state.get("until") else ""
+        print(f"{data['what']} paused by {state['by']}{until}")
+    else:
+        print(f"{data['what']} resumed" + ("" if data["wasPaused"] else " (it was not paused)"))
+    return 0
 
 
 __all__ = [

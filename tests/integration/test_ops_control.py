@@ -273,7 +273,7 @@ async def failed_tryon(store: TryOnStore, redis: Redis, tryon_id: str, **fields:
         record, idempotency_key=None, request_fingerprint="f", idempotency_ttl=60, retention=600
     )
     await redis.delete(jobs.job_key(jobs.tryon_job_id(tryon_id)))
-    await redis.zrem(QUEUE, jobs.tryon_job_id(tryon_id))
+    await redis.zrem(store.queue.name, jobs.tryon_job_id(tryon_id))
 
     def fail(r: TryOnRecord) -> TryOnRecord:
         r.status = "failed"
@@ -284,7 +284,7 @@ async def failed_tryon(store: TryOnStore, redis: Redis, tryon_id: str, **fields:
         return r
 
     await store.update(tryon_id, fail)
-    await redis.zadd(KEYS.ops_failed_tryons, {tryon_id: time.time()})
+    await redis.zadd(store.keys.ops_failed_tryons, {tryon_id: time.time()})
 
 
 async def test_retry_requeues_a_try_on_no_create_reached(ops: OpsControl, redis: Redis) -> None:
@@ -380,3 +380,92 @@ async def test_failed_deliveries_leave_the_list_once_resent(ops: OpsControl, red
     resent.status = "pending"
     await deliveries.save(resent)
     assert [d.id for d in await ops.failed_deliveries()] == ["msg_0"]
+
+
+# --- the API in process (registered on the app here until app.py wires it) ------------------
+
+ADMIN = "ops_admin_token_0123456789abcdef"
+SECRET = "sk_test_integration_key_0123456789"
+
+
+@pytest.fixture
+async def admin_api(redis: Redis) -> Any:
+    from litestar.testing import AsyncTestClient
+    from service.api.ops import OpsController
+    from service.app import create_app
+    from service.settings import Settings
+
+    from tests.conftest import TEST_REDIS_URL
+
+    settings = Settings.from_env(
+        {
+            "REDIS_URL": TEST_REDIS_URL,
+            "GATEWAY_SECRET_KEYS": f"{SECRET}=shop",
+            "OPS_ADMIN_TOKENS": f"{ADMIN}=alice",
+        }
+    )
+    app = create_app(settings)
+    if not any(r.path.startswith("/ops/api") for r in app.routes):
+        app.register(OpsController)
+    async with AsyncTestClient(app=app) as client:
+        yield client
+
+
+@pytest.mark.parametrize(
+    ("authorization", "status"),
+    [
+        (None, 401),
+        (f"Bearer {SECRET}", 403),
+        ("Bearer pk_live_0123456789abcdef0123", 403),
+        ("Bearer not-a-token-at-all-0123456789", 401),
+        (f"Basic {ADMIN}", 401),
+    ],
+    ids=["no key", "secret key", "publishable key", "unknown token", "not bearer"],
+)
+async def test_only_admin_tokens_open_the_ops_api(
+    admin_api: Any, authorization: str | None, status: int
+) -> None:
+    headers = {"Authorization": authorization} if authorization else {}
+    r = await admin_api.get("/ops/api/status", headers=headers)
+    assert r.status_code == status, r.text
+    assert r.json() == {
+        "code": "ADMIN_TOKEN_REQUIRED",
+        "message": r.json()["message"],
+        "status": status,
+    }
+
+
+async def test_pause_status_and_retry_answers(admin_api: Any, redis: Redis) -> None:
+    auth = {"Authorization": f"Bearer {ADMIN}"}
+    r = await admin_api.post(
+        "/ops/api/pause", json={"what": "intake", "reason": "upgrade", "seconds": 60}, headers=auth
+    )
+    assert r.status_code == 200, r.text
+    assert r.json()["state"]["by"] == "alice"
+    status = (await admin_api.get("/ops/api/status", headers=auth)).json()
+    assert status["intakePause"]["reason"] == "upgrade"
+    assert status["processingPause"] is None
+    assert status["queue"]["ready"] == 0
+    bad = await admin_api.post("/ops/api/pause", json={"what": "everything"}, headers=auth)
+    assert (bad.status_code, bad.json()["code"]) == (400, "VALIDATION_FAILED")
+    r = await admin_api.post("/ops/api/resume", json={"what": "intake"}, headers=auth)
+    assert r.json() == {"what": "intake", "paused": False, "wasPaused": True}
+
+    store = TryOnStore(redis, Keys("tryon:"), "tryon:queue")
+    missing = await admin_api.post("/ops/api/tryons/to_nope/retry", headers=auth)
+    assert (missing.status_code, missing.json()["code"]) == (404, "TRYON_NOT_FOUND")
+    await failed_tryon(store, redis, "to_sent", create_started_at=1.0)
+    refused = await admin_api.post("/ops/api/tryons/to_sent/retry", headers=auth)
+    assert (refused.status_code, refused.json()["code"]) == (409, "RETRY_WOULD_SPEND_CREDIT")
+    await failed_tryon(store, redis, "to_ok")
+    listed = (await admin_api.get("/ops/api/tryons?status=failed", headers=auth)).json()
+    assert {(t["id"], t["retryable"]) for t in listed} == {("to_sent", False), ("to_ok", True)}
+    detail = (await admin_api.get("/ops/api/tryons/to_sent", headers=auth)).json()
+    assert detail["retryable"] is False
+    assert detail["record"]["create_started_at"] == 1.0
+    ok = await admin_api.post("/ops/api/tryons/to_ok/retry", headers=auth)
+    assert (ok.status_code, ok.json()["status"]) == (202, "queued")
+    jobs_r = (await admin_api.get("/ops/api/jobs", headers=auth)).json()
+    assert [j["jobId"] for j in jobs_r["oldestReady"]] == ["tryon:to_ok"]
+    gone = await admin_api.get("/ops/api/deliveries/msg_nope", headers=auth)
+    assert (gone.status_code, gone.json()["code"]) == (404, "DELIVERY_NOT_FOUND")
