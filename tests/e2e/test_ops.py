@@ -1,0 +1,226 @@
+"""The ops API end to end: a real gateway and worker with OPS_ADMIN_TOKENS set.
+
+Admin-only access, pausing intake (503 INTAKE_PAUSED) and processing (a try-on waits queued
+while a worker is alive), live workers in the status, and a failed try-on retried to completion
+with exactly one generation upstream."""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
+from typing import Any
+
+import httpx
+import pytest
+from redis.asyncio import Redis
+
+from tests.conftest import Emulator
+from tests.e2e.conftest import (
+    SECRET,
+    Gateway,
+    put_product,
+    start_gateway,
+    start_tryon,
+    upload_photo,
+    wait_terminal,
+)
+
+ADMIN = "ops_e2e_admin_token_0123456789abcdef"
+
+
+@pytest.fixture(scope="module")
+def ops_stack(emulator_process: Emulator) -> Iterator[Gateway]:
+    gw = start_gateway(
+        emulator_process,
+        OPS_ADMIN_TOKENS=f"{ADMIN}=e2e",
+        # Beats every second so the status sees workers (and their pause) quickly.
+        WORKER_HEALTH_CHECK_INTERVAL="1",
+    )
+    yield gw
+    gw.stack.stop_all()
+
+
+@pytest.fixture
+async def api(
+    ops_stack: Gateway, emulator: Emulator, redis: Redis
+) -> AsyncIterator[httpx.AsyncClient]:
+    async with ops_stack.client() as client:
+        yield client
+
+
+@pytest.fixture
+async def admin(ops_stack: Gateway, api: httpx.AsyncClient) -> AsyncIterator[httpx.AsyncClient]:
+    async with ops_stack.client(ADMIN) as client:
+        yield client
+
+
+async def eventually(
+    probe: Callable[[], Awaitable[bool]], within: float = 5.0, every: float = 0.1
+) -> None:
+    deadline = asyncio.get_running_loop().time() + within
+    while not await probe():
+        if asyncio.get_running_loop().time() > deadline:
+            raise AssertionError("condition not met in time")
+        await asyncio.sleep(every)
+
+
+async def status(admin: httpx.AsyncClient) -> dict[str, Any]:
+    r = await admin.get("/ops/api/status")
+    assert r.status_code == 200, r.text
+    body: dict[str, Any] = r.json()
+    return body
+
+
+async def ready_tryon(api: httpx.AsyncClient, emulator: Emulator) -> str:
+    await put_product(api, emulator)
+    return await upload_photo(api)
+
+
+@pytest.mark.parametrize(
+    "authorization",
+    [None, f"Bearer {SECRET}", "Bearer pk_test_publishable_0123456789abcdef", "Bearer nope"],
+    ids=["no key", "secret key", "publishable key", "unknown token"],
+)
+async def test_only_admin_tokens_open_the_ops_api(
+    ops_stack: Gateway, redis: Redis, authorization: str | None
+) -> None:
+    headers = {"Authorization": authorization} if authorization else {}
+    async with httpx.AsyncClient(base_url=ops_stack.url, headers=headers) as client:
+        for method, path in [
+            ("GET", "/ops/api/status"),
+            ("POST", "/ops/api/pause"),
+            ("POST", "/ops/api/tryons/to_x/retry"),
+            ("GET", "/ops/api/deliveries?status=failed"),
+        ]:
+            r = await client.request(method, path, json={"what": "intake"})
+            assert r.status_code in (401, 403), r.text
+            assert r.json()["code"] == "ADMIN_TOKEN_REQUIRED"
+            assert r.json()["status"] == r.status_code
+    assert await redis.get("tryon:ops:pause:intake") is None
+
+
+async def test_status_lists_live_workers(admin: httpx.AsyncClient) -> None:
+    async def workers_seen() -> bool:
+        return len((await status(admin))["workers"]) >= 1
+
+    await eventually(workers_seen)
+    [worker] = (await status(admin))["workers"]
+    assert worker["picking"] is True
+    assert worker["version"]
+    assert worker["queue"] == "tryon:queue"
+
+
+async def test_paused_intake_answers_503_then_accepts_again(
+    api: httpx.AsyncClient, admin: httpx.AsyncClient, emulator: Emulator
+) -> None:
+    image_id = await ready_tryon(api, emulator)
+    body = {"products": [{"externalId": "tee"}], "person": {"image": {"source": {"id": image_id}}}}
+    r = await admin.post("/ops/api/pause", json={"what": "intake", "reason": "e2e"})
+    assert r.status_code == 200, r.text
+
+    refused: list[httpx.Response] = []
+
+    async def refused_now() -> bool:
+        r = await api.post("/v1/try-ons", json=body)
+        refused.append(r)
+        return r.status_code == 503
+
+    await eventually(refused_now, within=3.0)  # each gateway process rereads within 1 s
+    last = refused[-1]
+    assert last.json()["code"] == "INTAKE_PAUSED"
+    assert int(last.headers["Retry-After"]) > 0
+
+    r = await admin.post("/ops/api/resume", json={"what": "intake"})
+    assert r.json()["wasPaused"] is True
+
+    async def accepted_now() -> bool:
+        return (await api.post("/v1/try-ons", json=body)).status_code == 202
+
+    await eventually(accepted_now, within=3.0)
+
+
+async def test_paused_processing_holds_new_tryons_until_resumed(
+    api: httpx.AsyncClient, admin: httpx.AsyncClient, emulator: Emulator
+) -> None:
+    image_id = await ready_tryon(api, emulator)
+    r = await admin.post("/ops/api/pause", json={"what": "processing"})
+    assert r.status_code == 200, r.text
+
+    async def all_workers_paused() -> bool:
+        workers = (await status(admin))["workers"]
+        return bool(workers) and not any(w["picking"] for w in workers)
+
+    await eventually(all_workers_paused)
+    tryon = await start_tryon(api, image_id)
+    await asyncio.sleep(2.0)
+    r = await api.get(f"/v1/try-ons/{tryon['id']}")
+    assert r.json()["status"] == "queued"
+    snap = await status(admin)
+    assert snap["processingPause"]["by"] == "e2e"
+    assert snap["queue"]["ready"] >= 1
+    assert snap["queue"]["oldestReadyAgeSeconds"] >= 1.5
+    assert len(snap["workers"]) >= 1  # the worker is alive, just not picking
+
+    await admin.post("/ops/api/resume", json={"what": "processing"})
+    done = await wait_terminal(api, tryon["id"])
+    assert done["status"] == "completed", done
+
+
+async def test_a_tryon_refused_upstream_is_retried_once_to_completion(
+    api: httpx.AsyncClient, admin: httpx.AsyncClient, emulator: Emulator
+) -> None:
+    image_id = await ready_tryon(api, emulator)
+    emulator.control("PUT", f"accounts/{emulator.api_key}", json={"credits": 0})
+    tryon = await start_tryon(api, image_id)
+    failed = await wait_terminal(api, tryon["id"])
+    assert failed["status"] == "failed"
+    assert failed["error"]["code"] == "INSUFFICIENT_CREDITS"
+
+    listed = (await admin.get("/ops/api/tryons", params={"status": "failed"})).json()
+    [entry] = [t for t in listed if t["id"] == tryon["id"]]
+    assert entry["retryable"] is True  # Genlook refused the create: no credit could be spent
+    assert entry["error"]["code"] == "INSUFFICIENT_CREDITS"
+
+    emulator.control("PUT", f"accounts/{emulator.api_key}", json={"credits": 10})
+    r = await admin.post(f"/ops/api/tryons/{tryon['id']}/retry")
+    assert r.status_code == 202, r.text
+    assert r.json()["status"] == "queued"
+    done = await wait_terminal(api, tryon["id"])
+    assert done["status"] == "completed", done
+    assert emulator.counters()["generationsCreated"] == 1
+
+    # Now a generation exists: a second retry would spend a second credit and is refused.
+    again = await admin.post(f"/ops/api/tryons/{tryon['id']}/retry")
+    assert again.status_code == 409
+    assert again.json()["code"] in ("TRYON_NOT_RETRYABLE", "RETRY_WOULD_SPEND_CREDIT")
+    listed = (await admin.get("/ops/api/tryons", params={"status": "failed"})).json()
+    assert tryon["id"] not in [t["id"] for t in listed]
+    assert emulator.counters()["generationsCreated"] == 1
+
+
+async def test_pause_and_resume_through_the_cli(ops_stack: Gateway, redis: Redis) -> None:
+    import subprocess
+    import sys
+
+    def cli(*args: str) -> subprocess.CompletedProcess[str]:
+        return subprocess.run(
+            [sys.executable, "-m", "service.cli", "ops", *args, "--url", ops_stack.url],
+            env={**ops_stack.stack.env, "OPS_ADMIN_TOKEN": ADMIN},
+            capture_output=True,
+            text=True,
+            timeout=30,
+            check=False,
+        )
+
+    paused = cli("pause", "processing", "--reason", "cli test")
+    assert paused.returncode == 0, paused.stderr
+    assert "processing paused by e2e" in paused.stdout
+    shown = cli("status")
+    assert shown.returncode == 0, shown.stderr
+    assert "processing  PAUSED by e2e" in shown.stdout
+    assert "(cli test)" in shown.stdout
+    assert cli("resume", "processing").returncode == 0
+    assert cli("jobs").returncode == 0
+    refused = cli("retry", "to_missing")
+    assert refused.returncode == 1
+    assert "TRYON_NOT_FOUND" in refused.stderr
