@@ -14,6 +14,7 @@ from service.api.account import AccountController
 from service.api.health import healthz, readyz
 from service.api.images import ImageController
 from service.api.metrics import metrics
+from service.api.ops import OpsController, make_intake_gate
 from service.api.products import ProductController
 from service.api.tryons import TryOnController
 from service.api.webhooks import CallbackSecretController, WebhookEndpointController
@@ -35,6 +36,7 @@ def create_app(settings: Settings | None = None, *, redis: Redis | None = None) 
         await hub.start()
         app.state.resources = res
         app.state.hub = hub
+        app.state.intake_gate = make_intake_gate(res)
         try:
             yield
         finally:
@@ -49,6 +51,7 @@ def create_app(settings: Settings | None = None, *, redis: Redis | None = None) 
             ImageController,
             ProductController,
             AccountController,
+            OpsController,
             healthz,
             readyz,
             metrics,

@@ -20,6 +20,7 @@ from service.resources import Resources, connect_redis
 from service.settings import Settings
 
 from workers.jobs import run_tryon, sweep, upload_photo
+from workers.ops import OpsWorker, WorkerOps
 from workers.runner import TryOnRunner
 from workers.waiting import DurationModel
 from workers.webhooks import Dispatcher, deliver_webhook, make_deliverer
@@ -48,8 +49,15 @@ def build_worker(settings: Settings, *, burst: bool = False) -> Worker:
         )
         ctx["dispatcher"] = asyncio.create_task(dispatcher.run(), name="webhook-dispatcher")
         ctx["runner"] = TryOnRunner(res, durations, budget_s=w.job_timeout * (1 - _TIMEOUT_MARGIN))
+        # Heartbeat and processing-pause watcher; `worker` is bound below, before startup runs.
+        ops = WorkerOps(res.redis, res.keys, worker, beat_interval=w.health_check_interval)
+        ops.start()
+        ctx["ops"] = ops
 
     async def shutdown(ctx: dict[str, Any]) -> None:
+        ops: WorkerOps | None = ctx.get("ops")
+        if ops is not None:
+            await ops.stop()
         task: asyncio.Task[None] | None = ctx.get("dispatcher")
         if task is not None:
             task.cancel()
@@ -63,7 +71,7 @@ def build_worker(settings: Settings, *, burst: bool = False) -> Worker:
             await res.aclose()
 
     sweep_seconds = max(1, int(w.sweep_interval))
-    return Worker(
+    worker = OpsWorker(
         functions=[
             func(run_tryon, name=jobs.RUN_TRYON, timeout=w.job_timeout),
             # arq leases every in-progress job for the LONGEST function timeout (+10 s):
@@ -96,6 +104,7 @@ def build_worker(settings: Settings, *, burst: bool = False) -> Worker:
         burst=burst,
         log_results=False,
     )
+    return worker
 
 
 def run(settings: Settings | None = None) -> None:

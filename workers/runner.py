@@ -178,7 +178,10 @@ class TryOnRunner:
             delay = getattr(exc, "retry_after", None) or _backoff(job_try)
             raise RetryLater(delay, type(exc).__name__) from exc
         if isinstance(exc, gl.APIError):
-            return await self._fail(record, exc.code or f"UPSTREAM_{exc.status}", exc.message)
+            # Genlook refused the request: nothing was created. The marker goes with the
+            # failure, so the record says "no credit spent" and an operator may retry it.
+            code = exc.code or f"UPSTREAM_{exc.status}"
+            return await self._fail(record, code, exc.message, create_started_at=None)
         # InvalidResponse: a 2xx we could not read. A generation may exist; never resend.
         return await self._outcome_unknown(record)
 
@@ -359,10 +362,14 @@ class TryOnRunner:
             await self._durations.observe(max(took, 0.0))
         return updated
 
-    async def _fail(self, record: TryOnRecord, code: str, message: str) -> TryOnRecord:
+    async def _fail(
+        self, record: TryOnRecord, code: str, message: str, **fields: object
+    ) -> TryOnRecord:
         def apply(r: TryOnRecord) -> TryOnRecord | None:
             if r.is_terminal:
                 return None
+            for name, value in fields.items():
+                setattr(r, name, value)
             r.status = "failed"
             r.error = ErrorInfo(code=code, message=message)
             r.completed_at = time.time()

@@ -22,6 +22,7 @@ from litestar.response import ServerSentEvent, ServerSentEventMessage
 
 from service.api.decoding import decode_json
 from service.api.deps import CTX, Ctx
+from service.api.ops import check_intake
 from service.api.webhooks import DeliveryOut, check_url, delivery_view
 from service.auth import Principal
 from service.errors import ApiError
@@ -89,6 +90,7 @@ class TryOnController(Controller):
         idempotency_key: Annotated[str | None, HeaderParameter(name="Idempotency-Key")] = None,
     ) -> Response[TryOnOut]:
         """Accept a try-on; 202 with its id. Same Idempotency-Key + same body = same try-on."""
+        await check_intake(request)  # 503 INTAKE_PAUSED while ops paused intake
         principal, res = ctx.principal, ctx.res
         raw, photo, photo_key = await _parse(request)
         body = decode_json(raw, TryOnCreate)

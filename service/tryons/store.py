@@ -53,6 +53,11 @@ if rev ~= ARGV[1] then return 0 end
 local next = tonumber(rev) + 1
 redis.call('HSET', KEYS[1], 'rev', next, 'status', ARGV[2], 'doc', ARGV[3])
 if ARGV[4] == '1' then redis.call('ZREM', KEYS[2], ARGV[5]) end
+-- The ops API's list of failed try-ons (newest 10000), in the same step as the failure.
+if ARGV[2] == 'failed' then
+  redis.call('ZADD', KEYS[7], ARGV[13], ARGV[5])
+  redis.call('ZREMRANGEBYRANK', KEYS[7], 0, -10001)
+end
 if ARGV[6] ~= '' then redis.call('PUBLISH', KEYS[3], ARGV[6]) end
 -- The event goes to the outbox in the same step as the change: a crash cannot separate them.
 -- Only when it has somewhere to go: a callback URL, or endpoints registered by the app.
@@ -230,6 +235,7 @@ class TryOnStore:
                     self._keys.outbox,
                     self._keys.webhook_endpoints(changed.app),
                     self._keys.metrics,
+                    self._keys.ops_failed_tryons,
                 ],
                 args=[
                     rev,
@@ -244,6 +250,7 @@ class TryOnStore:
                     changed.callback_url or "",
                     event_id(tryon_id, webhook_type) if webhook_type else "",
                     encode_increments(transition_metrics(before, changed)) if event else "",
+                    changed.updated_at,
                 ],
             )
             if result == -1:

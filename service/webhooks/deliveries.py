@@ -54,6 +54,11 @@ if ARGV[4] == 'pending' then
   return false
 end
 redis.call('ZREM', KEYS[4], ARGV[3])
+-- The ops API's list of dead deliveries (newest 10000); a resent one leaves it when read.
+if ARGV[4] == 'failed' then
+  redis.call('ZADD', KEYS[8], ARGV[7], ARGV[3])
+  redis.call('ZREMRANGEBYRANK', KEYS[8], 0, -10001)
+end
 if ARGV[4] == 'succeeded' then redis.call('DEL', KEYS[6]) end
 redis.call('LREM', KEYS[5], 1, ARGV[3])
 return redis.call('LINDEX', KEYS[5], 0)
@@ -170,6 +175,7 @@ class DeliveryStore:
                 self._order(delivery),
                 k.target_failing_since(delivery.target),
                 k.metrics,
+                k.ops_failed_deliveries,
             ],
             args=[
                 self._encoder.encode(delivery),
@@ -178,6 +184,7 @@ class DeliveryStore:
                 delivery.status,
                 delivery.next_attempt_at or 0,
                 "" if attempt is None else field("webhook_deliveries", outcome=_outcome(delivery)),
+                time.time(),
             ],
         )
         return None if following is None else following.decode()
