@@ -174,3 +174,9 @@ class Keys:
     def ops_failed_deliveries(self) -> str:
         """Sorted set, capped: delivery ids that ended failed, by failure time."""
         return f"{self.prefix}ops:dlv-failed"
+
+    @property
+    def ops_history(self) -> str:
+        """Stream, trimmed to the last hour: compact samples of counters and queue gauges for
+        the ops dashboard's charts (service/ops/history.py)."""
+        return f"{self.prefix}ops:history"
