@@ -79,6 +79,16 @@ class Keys:
         """Hash: every fleet-wide counter and histogram series (see service/metrics.py)."""
         return f"{self.prefix}metrics"
 
+    @property
+    def credits_balance(self) -> str:
+        """String: the last credit balance read from Genlook (a gauge for /metrics)."""
+        return f"{self.prefix}credits-balance"
+
+    @property
+    def webhook_endpoints_disabled(self) -> str:
+        """Set: ids of disabled webhook endpoints (a gauge for /metrics)."""
+        return f"{self.prefix}whe-disabled"
+
     # --- upstream budget -------------------------------------------------------------------
     @property
     def budget(self) -> str:

@@ -24,6 +24,8 @@ from redis.asyncio import Redis
 
 from service.keys import Keys
 
+# A worker counts as live when it beat this recently (it beats every few seconds).
+LIVE_WITHIN = 30.0
 # Seconds; generations take ~10 s, queues should take milliseconds.
 BUCKETS: tuple[float, ...] = (0.01, 0.05, 0.1, 0.5, 1, 2.5, 5, 10, 20, 30, 60, 120, 300, 900)
 STAGES = ("queue_wait", "upstream", "end_to_end")
@@ -163,7 +165,20 @@ async def take_snapshot(redis: Redis, keys: Keys, queue_name: str) -> Snapshot:
         pipe.zrangebyscore(queue_name, "-inf", now_ms, start=0, num=1, withscores=True)
         pipe.zcard(keys.active_tryons)
         pipe.zcard(keys.deliveries_due)
-        stored, ready, deferred, oldest, active, backlog = await pipe.execute()
+        pipe.zcount(keys.ops_workers, time.time() - LIVE_WITHIN, "+inf")
+        pipe.scard(keys.webhook_endpoints_disabled)
+        pipe.get(keys.credits_balance)
+        (
+            stored,
+            ready,
+            deferred,
+            oldest,
+            active,
+            backlog,
+            live,
+            disabled,
+            credits,
+        ) = await pipe.execute()
     oldest_age = (now_ms - oldest[0][1]) / 1000 if oldest else 0.0
     gauges = {
         "queue_ready_jobs": ("Jobs waiting for a worker now.", float(ready)),
@@ -174,5 +189,12 @@ async def take_snapshot(redis: Redis, keys: Keys, queue_name: str) -> Snapshot:
         ),
         "tryons_active": ("Try-ons not yet in a terminal state.", float(active)),
         "webhook_backlog": ("Webhook deliveries pending (first attempt or retry).", float(backlog)),
+        "webhook_endpoints_disabled": (
+            "Webhook endpoints disabled (410, failing, manual).",
+            float(disabled),
+        ),
+        "workers_live": ("Workers whose heartbeat is recent.", float(live)),
     }
+    if credits is not None:
+        gauges["credits_balance"] = ("Genlook credit balance (last read).", float(credits))
     return Snapshot(stored, gauges)

@@ -58,10 +58,27 @@ async def upload_photo(ctx: dict[str, Any], image_id: str) -> str:
     return "uploaded"
 
 
+# The credit balance gauge is refreshed this often, by one worker of the fleet.
+_CREDITS_EVERY = 60
+
+
+async def refresh_credits(res: Resources) -> None:
+    """Keep /metrics' credit balance recent for one budget cell a minute, fleet-wide."""
+    if not await res.redis.set(res.keys.credits_balance + ":lock", 1, nx=True, ex=_CREDITS_EVERY):
+        return
+    try:
+        balance = (await res.genlook.get_credits()).credit_balance
+    except gl.GenlookError as exc:
+        log.info("credit balance not refreshed: %s", type(exc).__name__)
+        return
+    await res.redis.set(res.keys.credits_balance, balance)
+
+
 async def sweep(ctx: dict[str, Any]) -> int:
     """Give every non-terminal try-on a job: covers jobs arq dropped (expired, out of tries)
     and deadlines passed while no job was running. Returns how many were enqueued."""
     res: Resources = ctx["res"]
+    await refresh_credits(res)
     enqueued = await sweep_deliveries(res, ctx["deliverer"])
     for tryon_id in await res.store.active():
         if await res.store.enqueue(tryon_id):

@@ -8,6 +8,7 @@ from litestar.di import NamedDependency, Provide
 from redis.exceptions import RedisError
 
 from service.api.deps import resources
+from service.ops.control import Heartbeats
 from service.resources import Resources
 
 # A pause longer than this means upstream is throttling us hard: not ready for new work.
@@ -29,7 +30,7 @@ async def readyz(res: NamedDependency[Resources]) -> Response[Health]:
     reasons: list[str] = []
     try:
         await res.redis.ping()
-        if not await res.redis.exists(res.settings.redis.queue_name + ":health-check"):
+        if not await Heartbeats(res.redis, res.keys).live(limit=1):
             reasons.append("no live worker")
         paused = await res.budget.paused_for()
         if paused > _LONG_PAUSE:

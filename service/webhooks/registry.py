@@ -146,7 +146,8 @@ class EndpointRegistry:
         async with self._redis.pipeline(transaction=True) as pipe:
             pipe.delete(self._keys.webhook_endpoint(endpoint_id))
             pipe.zrem(self._keys.webhook_endpoints(app), endpoint_id)
-            deleted, _ = await pipe.execute()
+            pipe.srem(self._keys.webhook_endpoints_disabled, endpoint_id)
+            deleted, _, _ = await pipe.execute()
         return bool(deleted)
 
     async def rotate_secret(
@@ -234,6 +235,12 @@ class EndpointRegistry:
                         _prune(endpoint, now)
                     pipe.multi()  # type: ignore[no-untyped-call]
                     pipe.set(key, self._encoder.encode(endpoint))
+                    # The fleet's count of disabled endpoints (a /metrics gauge) follows.
+                    disabled = self._keys.webhook_endpoints_disabled
+                    if endpoint.enabled:
+                        pipe.srem(disabled, endpoint.id)
+                    else:
+                        pipe.sadd(disabled, endpoint.id)
                     await pipe.execute()
                 except WatchError:
                     continue
