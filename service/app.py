@@ -21,6 +21,7 @@ from service.api.webhooks import CallbackSecretController, WebhookEndpointContro
 from service.auth import KeyRing, parse_secret_keys
 from service.errors import EXCEPTION_HANDLERS
 from service.events import EventHub
+from service.ops.dashboard import dashboard_router
 from service.resources import Resources
 from service.settings import Settings
 
@@ -52,6 +53,7 @@ def create_app(settings: Settings | None = None, *, redis: Redis | None = None) 
             ProductController,
             AccountController,
             OpsController,
+            dashboard_router,
             healthz,
             readyz,
             metrics,
