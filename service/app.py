@@ -10,12 +10,14 @@ from litestar.openapi import OpenAPIConfig
 from litestar.openapi.plugins import SwaggerRenderPlugin
 from redis.asyncio import Redis
 
+from service import logs
 from service.api.account import AccountController
 from service.api.health import healthz, readyz
 from service.api.images import ImageController
 from service.api.metrics import metrics
 from service.api.ops import OpsController, make_intake_gate
 from service.api.products import ProductController
+from service.api.request_log import request_log
 from service.api.tryons import TryOnController
 from service.api.webhooks import CallbackSecretController, WebhookEndpointController
 from service.auth import KeyRing, parse_secret_keys
@@ -32,6 +34,7 @@ def create_app(settings: Settings | None = None, *, redis: Redis | None = None) 
 
     @contextlib.asynccontextmanager
     async def lifespan(app: Litestar) -> AsyncIterator[None]:
+        logs.configure()
         res = Resources.build(settings, redis, autopipeline=True)
         hub = EventHub(res.redis, res.keys)
         await hub.start()
@@ -59,6 +62,7 @@ def create_app(settings: Settings | None = None, *, redis: Redis | None = None) 
             metrics,
         ],
         exception_handlers=EXCEPTION_HANDLERS,
+        middleware=[request_log],
         lifespan=[lifespan],
         openapi_config=OpenAPIConfig(
             title="tryon-gateway",

@@ -58,11 +58,18 @@ class Stack:
     env: dict[str, str]
     procs: dict[str, subprocess.Popen[bytes]] = field(default_factory=dict)
     tempdirs: list[str] = field(default_factory=list)
+    # When set, each process's output goes to `<log_dir>/<name>.log` instead of ours.
+    log_dir: str | None = None
 
     def spawn(self, name: str, *args: str, extra_env: Mapping[str, str] | None = None) -> None:
         cmd = [sys.executable, "-m", "service.cli", *args]
         env = {**self.env, **(extra_env or {})}
-        self.procs[name] = subprocess.Popen(cmd, env=env)
+        out = None
+        if self.log_dir is not None:
+            out = open(os.path.join(self.log_dir, f"{name}.log"), "ab")  # noqa: SIM115
+        self.procs[name] = subprocess.Popen(cmd, env=env, stdout=out, stderr=out)
+        if out is not None:
+            out.close()  # the child holds its own descriptor
 
     def start_redis(self, port: int) -> None:
         server = shutil.which("redis-server")

@@ -15,7 +15,7 @@ from arq import cron
 from arq.connections import RedisSettings as ArqRedisSettings
 from arq.worker import Worker, func
 from redis.exceptions import RedisError
-from service import jobs
+from service import jobs, logs
 from service.resources import Resources, connect_redis
 from service.settings import Settings
 
@@ -108,8 +108,7 @@ def build_worker(settings: Settings, *, burst: bool = False) -> Worker:
 
 
 def run(settings: Settings | None = None) -> None:
-    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s %(message)s")
-    logging.getLogger("httpx").setLevel(logging.WARNING)
+    logs.configure()
     settings = settings or Settings.from_env()
     while True:
         try:

@@ -23,6 +23,7 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import cast
 
+from service import logs
 from service.genlook import errors as gl
 from service.genlook.client import Priority
 from service.genlook.models import (
@@ -91,6 +92,9 @@ class TryOnRunner:
         record = await store.get(tryon_id)
         if record is None:
             return "gone"
+        logs.tryon_id.set(record.id)
+        logs.trace_id.set(record.trace_id)
+        logs.app_id.set(record.app)
         started = time.monotonic()
         while not record.is_terminal:
             if time.time() > record.deadline_at:

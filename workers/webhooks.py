@@ -150,6 +150,7 @@ class Dispatcher:
                 body=event["body"],
                 created_at=now,
                 next_attempt_at=now,
+                trace_id=event.get("trace") or None,
             )
             if await self._res.deliveries.create(delivery):
                 await self.start(delivery, endpoint)

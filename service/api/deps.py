@@ -13,6 +13,7 @@ from typing import Any
 from litestar import Request
 from litestar.di import Provide
 
+from service import logs
 from service.auth import Principal, require_secret
 from service.events import EventHub
 from service.resources import Resources
@@ -35,7 +36,9 @@ def resources(request: Request[Any, Any, Any]) -> Resources:
 def authenticated(request: Request[Any, Any, Any]) -> Ctx:
     """Dependency: a caller holding a secret key, with the shared resources."""
     state = request.app.state
-    return Ctx(require_secret(request), state.resources, state.hub)
+    principal = require_secret(request)
+    logs.app_id.set(principal.app)
+    return Ctx(principal, state.resources, state.hub)
 
 
 CTX = {"ctx": Provide(authenticated, sync_to_thread=False)}

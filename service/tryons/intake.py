@@ -12,6 +12,7 @@ from urllib.parse import urlsplit
 
 import msgspec
 
+from service import logs
 from service.autopipeline import AutoPipeline
 from service.errors import ApiError, validation_failed
 from service.keys import Keys
@@ -230,5 +231,6 @@ async def build_record(
         callback_url=body.callback_url,
         idempotency_key=idempotency_key,
         deadline_at=now + deadline,
+        trace_id=logs.trace_id.get(),
     )
     return record, expected

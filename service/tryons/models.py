@@ -116,6 +116,8 @@ class TryOnRecord(msgspec.Struct, kw_only=True, omit_defaults=True):
     metadata: Metadata | None = None
     callback_url: str | None = None
     idempotency_key: str | None = None
+    # The accepting request's trace: carried into job logs and webhook attempts.
+    trace_id: str | None = None
     # Upstream progress, each written as soon as it is known.
     upstream_image_id: str | None = None
     upstream_product_id: str | None = None

@@ -63,7 +63,7 @@ if ARGV[6] ~= '' then redis.call('PUBLISH', KEYS[3], ARGV[6]) end
 -- Only when it has somewhere to go: a callback URL, or endpoints registered by the app.
 if ARGV[7] ~= '' and (ARGV[10] ~= '' or redis.call('ZCARD', KEYS[5]) > 0) then
   redis.call('XADD', KEYS[4], '*', 'id', ARGV[11], 'type', ARGV[7], 'app', ARGV[9],
-             'tryon', ARGV[5], 'callback', ARGV[10], 'body', ARGV[8])
+             'tryon', ARGV[5], 'callback', ARGV[10], 'body', ARGV[8], 'trace', ARGV[14])
 end
 apply_metrics(KEYS[6], ARGV[12])
 return next
@@ -251,6 +251,7 @@ class TryOnStore:
                     event_id(tryon_id, webhook_type) if webhook_type else "",
                     encode_increments(transition_metrics(before, changed)) if event else "",
                     changed.updated_at,
+                    changed.trace_id or "",
                 ],
             )
             if result == -1:

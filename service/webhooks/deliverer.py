@@ -17,7 +17,7 @@ import time
 import httpx
 import msgspec
 
-from service import jobs
+from service import jobs, logs
 from service.settings import WebhookSettings
 from service.webhooks import signing
 from service.webhooks.callback_secrets import CallbackSecrets
@@ -111,12 +111,19 @@ class Deliverer:
                 return "busy" if verdict == 0 else "waiting"
             await asyncio.sleep(pause)
             pause = min(pause * 2, _SPIN_MAX)
+        logs.trace_id.set(delivery.trace_id)
+        logs.tryon_id.set(delivery.tryon_id)
+        logs.app_id.set(delivery.app)
         try:
             attempt = await self._send(delivery, url, secrets, extra)
         except BaseException:
             await self._store.release_slot(delivery)
             raise
-        return await self._after(delivery, attempt)
+        outcome = await self._after(delivery, attempt)
+        logs.event(log, "webhook.attempt", delivery=delivery.id, target=delivery.target,
+                   event=delivery.event_type, status=attempt.status, error=attempt.error,
+                   ms=attempt.duration_ms, outcome=outcome)  # fmt: skip
+        return outcome
 
     async def _wait(self, delivery: Delivery) -> None:
         # A fresh job id each time: the job running now still holds its own id.
@@ -147,6 +154,8 @@ class Deliverer:
             "content-type": "application/json",
             "user-agent": USER_AGENT,
         }
+        if delivery.trace_id:
+            headers["traceparent"] = logs.traceparent(delivery.trace_id)
         started = time.time()
         try:
             async with self._client.stream("POST", url, content=body, headers=headers) as r:

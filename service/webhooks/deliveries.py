@@ -89,6 +89,7 @@ class Delivery(msgspec.Struct, kw_only=True, rename="camel", omit_defaults=True)
     created_at: float
     next_attempt_at: float | None = None
     last_error: str | None = None
+    trace_id: str | None = None
 
 
 def _outcome(delivery: Delivery) -> str:

@@ -57,8 +57,10 @@ class Gateway:
         self.stack.spawn(name, "worker")
 
 
-def start_gateway(emulator: Emulator, *, workers: int = 1, **env: str) -> Gateway:
-    stack = Stack(env=stack_env(emulator, **env))
+def start_gateway(
+    emulator: Emulator, *, workers: int = 1, log_dir: str | None = None, **env: str
+) -> Gateway:
+    stack = Stack(env=stack_env(emulator, **env), log_dir=log_dir)
     port = free_port()
     stack.spawn("gateway", "serve", "--port", str(port))
     for i in range(workers):
