@@ -2,7 +2,7 @@
 SHELL := /bin/bash
 export PATH := $(HOME)/.local/bin:$(PATH)
 
-.PHONY: dev test check uv redis
+.PHONY: dev test check uv redis chromium
 
 uv:
 	@command -v uv >/dev/null 2>&1 || python3 -m pip install --quiet --user uv \
@@ -21,7 +21,11 @@ redis:
 		for _ in $$(seq 50); do (exec 3<>/dev/tcp/127.0.0.1/6379) 2>/dev/null && break; sleep 0.1; done; \
 	fi
 
-test: uv redis
+# The dashboard's browser test drives Debian's Chromium (never a downloaded browser).
+chromium:
+	@command -v chromium >/dev/null 2>&1 || (apt-get update -qq && apt-get install -y -qq chromium >/dev/null)
+
+test: uv redis chromium
 	uv sync --frozen
 	uv run pytest
 

@@ -12,7 +12,9 @@ import time
 from typing import Any
 
 from arq import Retry
+from redis.exceptions import RedisError
 from service.genlook import errors as gl
+from service.ops.history import record_sample
 from service.photos import PhotoBusy, PhotoGone, PhotoStore
 from service.resources import Resources
 
@@ -85,4 +87,9 @@ async def sweep(ctx: dict[str, Any]) -> int:
             enqueued += 1
     if enqueued:
         log.warning("sweeper re-enqueued %d try-ons at %.0f", enqueued, time.time())
+    try:
+        await record_sample(res.redis, res.keys, res.settings.redis.queue_name)
+    except (RedisError, OSError) as exc:
+        # A missed sample costs the dashboard's charts a point, never the sweep.
+        log.warning("ops history sample not recorded: %s", exc)
     return enqueued
