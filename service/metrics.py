@@ -12,6 +12,7 @@ from __future__ import annotations
 import time
 from collections import defaultdict
 from collections.abc import Iterable, Iterator, Mapping
+from typing import Protocol
 
 from prometheus_client.core import (
     CounterMetricFamily,
@@ -156,36 +157,37 @@ class SnapshotCollector(Collector):
         return self._snapshot.families()
 
 
-async def take_snapshot(redis: Redis, keys: Keys, queue_name: str) -> Snapshot:
-    now_ms = time.time() * 1000
+class QueueFigures(Protocol):
+    @property
+    def ready(self) -> int: ...
+    @property
+    def deferred(self) -> int: ...
+    @property
+    def in_progress(self) -> int: ...
+    @property
+    def oldest_ready_age_seconds(self) -> float | None: ...
+
+
+async def take_snapshot(redis: Redis, keys: Keys, queue: QueueFigures) -> Snapshot:
+    """The stored series plus the live gauges; `queue` comes from the ops queue view."""
     async with redis.pipeline(transaction=False) as pipe:
         pipe.hgetall(keys.metrics)
-        pipe.zcount(queue_name, "-inf", now_ms)
-        pipe.zcount(queue_name, f"({now_ms}", "+inf")
-        pipe.zrangebyscore(queue_name, "-inf", now_ms, start=0, num=1, withscores=True)
         pipe.zcard(keys.active_tryons)
         pipe.zcard(keys.deliveries_due)
         pipe.zcount(keys.ops_workers, time.time() - LIVE_WITHIN, "+inf")
         pipe.scard(keys.webhook_endpoints_disabled)
         pipe.get(keys.credits_balance)
-        (
-            stored,
-            ready,
-            deferred,
-            oldest,
-            active,
-            backlog,
-            live,
-            disabled,
-            credits,
-        ) = await pipe.execute()
-    oldest_age = (now_ms - oldest[0][1]) / 1000 if oldest else 0.0
+        stored, active, backlog, live, disabled, credits = await pipe.execute()
     gauges = {
-        "queue_ready_jobs": ("Jobs waiting for a worker now.", float(ready)),
-        "queue_deferred_jobs": ("Jobs scheduled for later (retries, backoff).", float(deferred)),
+        "queue_ready_jobs": ("Jobs waiting for a worker now.", float(queue.ready)),
+        "queue_in_progress_jobs": ("Jobs a worker is running now.", float(queue.in_progress)),
+        "queue_deferred_jobs": (
+            "Jobs scheduled for later (retries, backoff).",
+            float(queue.deferred),
+        ),
         "queue_oldest_ready_age_seconds": (
             "Age of the oldest job waiting for a worker (0 when none).",
-            max(0.0, oldest_age),
+            queue.oldest_ready_age_seconds or 0.0,
         ),
         "tryons_active": ("Try-ons not yet in a terminal state.", float(active)),
         "webhook_backlog": ("Webhook deliveries pending (first attempt or retry).", float(backlog)),

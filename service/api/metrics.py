@@ -11,6 +11,7 @@ from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, generate_l
 
 from service.api.deps import resources
 from service.metrics import SnapshotCollector, take_snapshot
+from service.ops.control import QueueView
 from service.resources import Resources
 
 
@@ -21,7 +22,8 @@ from service.resources import Resources
     include_in_schema=False,
 )
 async def metrics(res: NamedDependency[Resources]) -> Response[bytes]:
-    snapshot = await take_snapshot(res.redis, res.keys, res.settings.redis.queue_name)
+    queue = await QueueView(res.redis, res.settings.redis.queue_name).counts()
+    snapshot = await take_snapshot(res.redis, res.keys, queue)
     registry = CollectorRegistry(auto_describe=False)
     registry.register(SnapshotCollector(snapshot))
     return Response(generate_latest(registry), media_type=CONTENT_TYPE_LATEST)
