@@ -21,6 +21,7 @@ import httpx
 from service.settings import EMULATOR_DEMO_KEY
 
 DEMO_SECRET_KEY = "sk_dev_demo_0123456789abcdefghijklmnop"
+DEMO_ADMIN_TOKEN = "ops_dev_demo_admin_token_0123456789"
 DEMO_APP = "demo"
 
 
@@ -129,6 +130,7 @@ def run_dev(*, port: int, emulator_port: int, speed: float) -> int:
     env.setdefault("GATEWAY_SECRET_KEYS", f"{DEMO_SECRET_KEY}={DEMO_APP}")
     # Local receivers (http://127.0.0.1:...) may get webhooks in dev; never in production.
     env.setdefault("WEBHOOK_ALLOW_HTTP_HOSTS", "127.0.0.1,localhost")
+    env.setdefault("OPS_ADMIN_TOKENS", f"{DEMO_ADMIN_TOKEN}=dev")
     redis_url = env.setdefault("REDIS_URL", "redis://127.0.0.1:6379/0")
     stack = Stack(env=env)
     lines = []
@@ -167,6 +169,8 @@ def run_dev(*, port: int, emulator_port: int, speed: float) -> int:
         lines += [
             f"Gateway    http://127.0.0.1:{port}",
             f"API docs   http://127.0.0.1:{port}/docs",
+            f"Ops        http://127.0.0.1:{port}/ops (admin token {DEMO_ADMIN_TOKEN})",
+            f"Metrics    http://127.0.0.1:{port}/metrics",
             f"Secret key {DEMO_SECRET_KEY} (app '{DEMO_APP}'; set GATEWAY_SECRET_KEYS to change)",
         ]
         print("tryon-gateway dev is running:\n  " + "\n  ".join(lines), flush=True)
