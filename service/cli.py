@@ -65,7 +65,7 @@ def _add_serve(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None
 
         gw = Settings.from_env().gateway
         uvicorn.run(
-            "service.app:create_app",
+            "service.app:create_asgi",
             factory=True,
             host=args.host or gw.host,
             port=args.port or gw.port,

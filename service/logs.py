@@ -8,10 +8,13 @@ Secrets and photo bytes are never logged: only ids, codes, counts and durations.
 
 from __future__ import annotations
 
+import atexit
 import contextvars
 import logging
+import os
 import secrets
 import sys
+import threading
 import time
 from typing import Any
 
@@ -69,8 +72,75 @@ class JsonFormatter(logging.Formatter):
         return _encoder.encode(line).decode()
 
 
+class LineWriter:
+    """Whole lines to stderr, batched: one write call per flush instead of one per line.
+
+    Every line of the process goes through here (the logging handler and the access log), so
+    lines never interleave mid-line. A daemon thread flushes every `interval`; so does exit.
+    A killed process loses at most that interval of lines."""
+
+    def __init__(self, fd: int, interval: float = 0.1) -> None:
+        self._fd = fd
+        self._lines: list[bytes] = []
+        self._lock = threading.Lock()
+        self._interval = interval
+        self._thread = threading.Thread(target=self._run, name="log-flush", daemon=True)
+        self._thread.start()
+        atexit.register(self.flush)
+
+    def write(self, line: bytes) -> None:
+        self._lines.append(line)  # list.append is atomic under the GIL
+
+    def flush(self) -> None:
+        with self._lock:
+            lines, self._lines = self._lines, []
+            data = b"".join(lines)
+            while data:
+                try:
+                    written = os.write(self._fd, data)
+                except OSError:
+                    return
+                data = data[written:]
+
+    def _run(self) -> None:
+        while True:
+            time.sleep(self._interval)
+            self.flush()
+
+
+class _Handler(logging.Handler):
+    def __init__(self, writer: LineWriter) -> None:
+        super().__init__()
+        self._writer = writer
+
+    def emit(self, record: logging.LogRecord) -> None:
+        try:
+            self._writer.write(self.format(record).encode() + b"\n")
+        except Exception:  # a log line must never break the caller
+            self.handleError(record)
+
+
+_writer: LineWriter | None = None
+
+
+def access(**fields: Any) -> None:
+    """The per-request line, without the logging module's per-record cost (~9 µs)."""
+    line: dict[str, Any] = {"ts": round(time.time(), 3), "level": "info",
+                            "logger": "service.request", "msg": "request"}  # fmt: skip
+    for name, var in _CONTEXT:
+        value = var.get()
+        if value is not None:
+            line[name] = value
+    line.update(fields)
+    if _writer is not None:
+        _writer.write(_encoder.encode(line) + b"\n")
+
+
 def configure(level: int = logging.INFO) -> None:
-    handler = logging.StreamHandler(sys.stderr)
+    global _writer  # noqa: PLW0603 - one writer per process, made once
+    if _writer is None:
+        _writer = LineWriter(sys.stderr.fileno())
+    handler = _Handler(_writer)
     handler.setFormatter(JsonFormatter())
     root = logging.getLogger()
     root.handlers[:] = [handler]

@@ -82,6 +82,8 @@ class GatewaySettings(msgspec.Struct, frozen=True, kw_only=True):
     # with hashed keys; until then server-side clients authenticate with these.
     secret_keys: str = ""
     max_upload_bytes: int = 10 * 1024 * 1024
+    # One JSON line per request (request id, trace, route, status, duration).
+    access_log: bool = True
     # How long photo bytes stay in Redis to re-upload a photo Genlook lost (memory vs recovery).
     photo_bytes_ttl: float = DAY
     idempotency_ttl: float = DAY
