@@ -6,6 +6,7 @@ from __future__ import annotations
 import asyncio
 import io
 import os
+import shutil
 from collections.abc import AsyncIterator, Iterator
 from dataclasses import dataclass
 from typing import Any
@@ -17,6 +18,7 @@ from redis.asyncio import Redis
 from service.devstack import Stack, free_port, wait_http
 
 from tests.conftest import EMULATOR_SPEED, TEST_REDIS_URL, Emulator
+from tests.e2e.redis_server import PersistentRedis
 
 SECRET = "sk_test_e2e_secret_key_0123456789"
 OTHER_SECRET = "sk_test_e2e_other_app_key_012345"
@@ -156,3 +158,13 @@ async def wait_terminal(
             return body
         if asyncio.get_running_loop().time() > deadline:
             raise AssertionError(f"try-on {tryon_id} still {body['status']}")
+
+
+@pytest.fixture
+def persistent_redis() -> Iterator[PersistentRedis]:
+    """A private redis-server with AOF, for tests that stop and restart Redis."""
+    server = PersistentRedis()
+    server.start()
+    yield server
+    server.stop()
+    shutil.rmtree(server.dir, ignore_errors=True)

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import asyncio
 import signal
-from collections.abc import Iterator
 
 import httpx
 import pytest
@@ -14,14 +13,6 @@ from tests.e2e.conftest import start_gateway
 from tests.e2e.redis_server import PersistentRedis
 
 pytestmark = pytest.mark.slow
-
-
-@pytest.fixture
-def own_redis() -> Iterator[PersistentRedis]:
-    server = PersistentRedis()
-    server.start()
-    yield server
-    server.stop()
 
 
 async def wait_ready(
@@ -39,9 +30,9 @@ async def wait_ready(
 
 
 async def test_readyz_follows_redis_and_workers(
-    emulator: Emulator, own_redis: PersistentRedis
+    emulator: Emulator, persistent_redis: PersistentRedis
 ) -> None:
-    gw = start_gateway(emulator, REDIS_URL=own_redis.url, WORKER_HEALTH_CHECK_INTERVAL="1")
+    gw = start_gateway(emulator, REDIS_URL=persistent_redis.url, WORKER_HEALTH_CHECK_INTERVAL="1")
     try:
         async with httpx.AsyncClient(base_url=gw.url, timeout=10) as client:
             assert (await wait_ready(client, True))["status"] == "ready"
@@ -50,11 +41,11 @@ async def test_readyz_follows_redis_and_workers(
             assert body["reasons"] == ["no live worker"]
             gw.add_worker("worker0")
             await wait_ready(client, True)
-            own_redis.stop()
+            persistent_redis.stop()
             body = await wait_ready(client, False)
             assert any("redis unreachable" in str(r) for r in body["reasons"])  # type: ignore[attr-defined]
             assert (await client.get("/healthz")).status_code == 200
-            own_redis.start()
+            persistent_redis.start()
             await wait_ready(client, True, within=30)
     finally:
         gw.stack.stop_all()

@@ -5,8 +5,6 @@ from __future__ import annotations
 
 import asyncio
 import json
-import shutil
-from collections.abc import Iterator
 
 import pytest
 from redis.asyncio import Redis
@@ -18,15 +16,6 @@ from tests.e2e.redis_server import PersistentRedis
 from tests.e2e.test_webhooks import SCALE, register, tryon
 
 pytestmark = pytest.mark.slow
-
-
-@pytest.fixture
-def persistent_redis() -> Iterator[PersistentRedis]:
-    server = PersistentRedis()
-    server.start()
-    yield server
-    server.stop()
-    shutil.rmtree(server.dir, ignore_errors=True)
 
 
 async def test_redis_restart_loses_no_delivery(
