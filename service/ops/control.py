@@ -22,8 +22,8 @@ import logging
 import math
 import sys
 import time
-from collections.abc import Callable
-from typing import Any, Literal
+from collections.abc import Awaitable, Callable
+from typing import Any, Literal, TypeVar
 
 import httpx
 import msgspec
@@ -36,6 +36,9 @@ from service.keys import Keys
 from service.tryons.models import TryOnRecord
 from service.tryons.store import TryOnNotFound, TryOnStore
 from service.webhooks.deliveries import Delivery
+
+# A listed failure: a try-on record or a delivery, both with a `status`.
+_Failed = TypeVar("_Failed", TryOnRecord, Delivery)
 
 log = logging.getLogger("service.ops")
 
@@ -409,24 +412,15 @@ class OpsControl:
     async def failed_tryons(self, limit: int = 50) -> list[TryOnRecord]:
         """The most recently failed try-ons, newest first. Ids whose record expired or is no
         longer failed (retried) leave the list as they are met."""
-        key = self._keys.ops_failed_tryons
-        ids: list[bytes] = await self._redis.zrevrange(key, 0, limit - 1)
-        if not ids:
-            return []
-        async with self._redis.pipeline(transaction=False) as pipe:
-            for i in ids:
-                pipe.hget(self._keys.tryon(i.decode()), "doc")
-            raws: list[bytes | None] = await pipe.execute()
-        records, stale = [], []
-        for i, raw in zip(ids, raws, strict=True):
-            record = None if raw is None else _decode_record(raw)
-            if record is None or record.status != "failed":
-                stale.append(i)
-            else:
-                records.append(record)
-        if stale:
-            await self._redis.zrem(key, *stale)
-        return records
+
+        async def load(ids: list[str]) -> list[TryOnRecord | None]:
+            async with self._redis.pipeline(transaction=False) as pipe:
+                for i in ids:
+                    pipe.hget(self._keys.tryon(i), "doc")
+                raws: list[bytes | None] = await pipe.execute()
+            return [None if raw is None else _decode_record(raw) for raw in raws]
+
+        return await self._still_failed(self._keys.ops_failed_tryons, limit, load)
 
     async def discard(self, tryon_id: str) -> bool:
         """Drop a try-on from the failed list (it stays failed); True if it was listed."""
@@ -469,20 +463,31 @@ class OpsControl:
 
     async def failed_deliveries(self, limit: int = 50) -> list[Delivery]:
         """Deliveries that ended failed, newest first; resent ones leave the list lazily."""
-        key = self._keys.ops_failed_deliveries
-        ids: list[bytes] = await self._redis.zrevrange(key, 0, limit - 1)
+
+        async def load(ids: list[str]) -> list[Delivery | None]:
+            raws: list[bytes | None] = await self._redis.mget([self._keys.delivery(i) for i in ids])
+            return [None if raw is None else _decode_delivery(raw) for raw in raws]
+
+        return await self._still_failed(self._keys.ops_failed_deliveries, limit, load)
+
+    async def _still_failed(
+        self,
+        key: str,
+        limit: int,
+        load: Callable[[list[str]], Awaitable[list[_Failed | None]]],
+    ) -> list[_Failed]:
+        """The newest `limit` ids of a capped failed list, loaded; entries gone or no longer
+        failed are dropped from the list as they are met."""
+        ids = [i.decode() for i in await self._redis.zrevrange(key, 0, limit - 1)]
         if not ids:
             return []
-        raws: list[bytes | None] = await self._redis.mget(
-            [self._keys.delivery(i.decode()) for i in ids]
-        )
-        found, stale = [], []
-        for i, raw in zip(ids, raws, strict=True):
-            delivery = None if raw is None else _decode_delivery(raw)
-            if delivery is None or delivery.status != "failed":
+        found: list[_Failed] = []
+        stale: list[str] = []
+        for i, item in zip(ids, await load(ids), strict=True):
+            if item is None or item.status != "failed":
                 stale.append(i)
             else:
-                found.append(delivery)
+                found.append(item)
         if stale:
             await self._redis.zrem(key, *stale)
         return found
