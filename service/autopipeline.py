@@ -30,6 +30,8 @@ from redis.exceptions import ConnectionError as RedisConnectionError
 from redis.exceptions import ResponseError
 from redis.exceptions import TimeoutError as RedisTimeoutError
 
+from service.redis_conn import master_url
+
 Arg = bytes | str | int | float
 
 
@@ -71,7 +73,7 @@ class _Protocol(asyncio.Protocol):
 
 class AutoPipeline:
     def __init__(self, url: str, *, connect_timeout: float, command_timeout: float) -> None:
-        self._url = parse_url(url)
+        self._url = url
         self._connect_timeout = connect_timeout
         self._timeout = command_timeout
         self._proto: _Protocol | None = None
@@ -121,10 +123,11 @@ class AutoPipeline:
 
     async def _connect(self) -> None:
         loop = asyncio.get_running_loop()
-        u = self._url
         proto = _Protocol(self)
         try:
             async with asyncio.timeout(self._connect_timeout):
+                # A Sentinel URL names the master anew on every (re)connect (after a failover).
+                u = parse_url(await master_url(self._url, sentinel_timeout=self._connect_timeout))
                 if "path" in u:
                     await loop.create_unix_connection(lambda: proto, u["path"])
                 else:

@@ -6,6 +6,7 @@ from dataclasses import dataclass
 
 from redis.asyncio import Redis
 
+from service import redis_conn
 from service.autopipeline import AutoPipeline
 from service.budget import UpstreamBudget
 from service.genlook.client import GenlookClient
@@ -25,13 +26,12 @@ from service.webhooks.ssrf import UrlPolicy
 
 def connect_redis(settings: Settings) -> Redis:
     r = settings.redis
-    client: Redis = Redis.from_url(
+    return redis_conn.connect(
         r.url,
-        socket_connect_timeout=r.connect_timeout,
+        connect_timeout=r.connect_timeout,
         socket_timeout=r.socket_timeout,
         health_check_interval=30,
     )
-    return client
 
 
 def url_policy(settings: Settings) -> UrlPolicy:

@@ -15,6 +15,7 @@ from typing import Literal, TypeVar
 import msgspec
 
 from service.ops import parse_admin_tokens
+from service.redis_conn import parse_sentinel_url
 
 EMULATOR_BASE_URL = "http://127.0.0.1:8081/tryon/v1"
 GENLOOK_BASE_URL = "https://api.genlook.app/tryon/v1"
@@ -32,6 +33,9 @@ class RedisSettings(msgspec.Struct, frozen=True, kw_only=True):
     queue_name: str = "tryon:queue"
     connect_timeout: float = 5.0
     socket_timeout: float = 10.0
+
+    def __post_init__(self) -> None:
+        parse_sentinel_url(self.url)  # a malformed Sentinel URL fails at start-up, named
 
 
 class GenlookSettings(msgspec.Struct, frozen=True, kw_only=True):

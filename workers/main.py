@@ -12,10 +12,10 @@ from datetime import timedelta
 from typing import Any
 
 from arq import cron
-from arq.connections import RedisSettings as ArqRedisSettings
 from arq.worker import Worker, func
 from redis.exceptions import RedisError
 from service import jobs, logs
+from service.redis_conn import arq_redis_settings
 from service.resources import Resources, connect_redis
 from service.settings import Settings
 
@@ -88,7 +88,7 @@ def build_worker(settings: Settings, *, burst: bool = False) -> Worker:
             )
         ],
         queue_name=settings.redis.queue_name,
-        redis_settings=ArqRedisSettings.from_dsn(settings.redis.url),
+        redis_settings=arq_redis_settings(settings.redis.url),
         on_startup=startup,
         on_shutdown=shutdown,
         max_jobs=w.max_jobs,
