@@ -1,5 +1,7 @@
-"""Person photos: validation, storage until uploaded, and one upstream upload per photo.
+"""Person photos: cleaning, storage until uploaded, and one upstream upload per photo.
 
+Every photo, from `POST /v1/images` or a multipart try-on, goes through `PhotoStore.save`, which
+keeps only what `service.imaging.clean_photo` re-encoded (pixels, no metadata) and hashes that.
 A photo sent to `POST /v1/images` gets a gateway image id at once. Its bytes stay in Redis for
 a bounded window (a day by default), long enough to upload it again should Genlook lose its
 copy; the Genlook imageId is cached under a dedupe key made of
@@ -11,27 +13,28 @@ concurrent uploads of the same photo share one upstream call.
 from __future__ import annotations
 
 import asyncio
+import functools
 import hashlib
+import os
 import secrets
 import time
 from collections.abc import Awaitable, Callable
 
+import anyio
 import msgspec
-import puremagic
 from redis.asyncio import Redis
 
-from service.errors import ApiError
+from service.imaging import clean_photo
 from service.keys import Keys
 from service.metrics import MetricsWriter
 
-ACCEPTED_TYPES = {
-    "image/jpeg": "jpg",
-    "image/png": "png",
-    "image/webp": "webp",
-    "image/heic": "heic",
-    "image/heif": "heic",
-}
 DEFAULT_KEEP_DAYS = 7
+# Genlook's own limit on an uploaded photo: a re-encoded photo above it would be refused there.
+MAX_PHOTO_BYTES = 10 * 1024 * 1024
+# Decoding and encoding photos is CPU work done in threads. Leaving one core to the event loop
+# keeps a burst of uploads from starving every other request, and bounds the memory that
+# decoded pixels take (up to ~4 bytes a pixel each).
+_CLEANING_THREADS = max(1, (os.cpu_count() or 1) - 1)
 _LOCK_POLL = 0.05
 # Compare-and-delete: a holder whose lease ran out must not release its successor's lock.
 _RELEASE = """
@@ -53,21 +56,6 @@ class StoredImage(msgspec.Struct, frozen=True, kw_only=True):
     created_at: float
 
 
-def sniff(data: bytes) -> str:
-    """The photo's MIME type from its magic bytes, or INVALID_IMAGE."""
-    try:
-        mime = str(puremagic.from_string(data[:4096], mime=True))
-    except (puremagic.PureError, ValueError):
-        mime = ""
-    if mime not in ACCEPTED_TYPES:
-        raise ApiError(
-            400,
-            "INVALID_IMAGE",
-            "The file is not a JPEG, PNG, WebP or HEIC image.",
-        )
-    return "image/heic" if mime == "image/heif" else mime
-
-
 def dedupe_key(digest: str, crop: bool, external_user_id: str | None, keep_for_days: int) -> str:
     raw = f"{digest}|{int(crop)}|{external_user_id or ''}|{keep_for_days}"
     return hashlib.sha256(raw.encode()).hexdigest()[:40]
@@ -87,6 +75,7 @@ class PhotoStore:
         lock_ttl: float,
         lock_wait: float,
         metrics: MetricsWriter,
+        max_image_pixels: int,
     ) -> None:
         self._redis = redis
         self._keys = keys
@@ -99,6 +88,18 @@ class PhotoStore:
         self._lock_wait = lock_wait
         self._release = redis.register_script(_RELEASE)
         self._metrics = metrics
+        self._max_pixels = max_image_pixels
+        self._cleaning = anyio.CapacityLimiter(_CLEANING_THREADS)
+
+    async def _clean(self, data: bytes) -> tuple[bytes, str]:
+        """The photo's re-encoded bytes and their type (INVALID_IMAGE / IMAGE_TOO_LARGE)."""
+        clean = await anyio.to_thread.run_sync(
+            functools.partial(
+                clean_photo, data, max_pixels=self._max_pixels, max_bytes=MAX_PHOTO_BYTES
+            ),
+            limiter=self._cleaning,
+        )
+        return clean.data, clean.content_type
 
     async def save(
         self,
@@ -109,7 +110,7 @@ class PhotoStore:
         external_user_id: str | None = None,
         keep_for_days: int | None = None,
     ) -> StoredImage:
-        content_type = sniff(data)
+        data, content_type = await self._clean(data)
         digest = hashlib.sha256(data).hexdigest()
         days = keep_for_days or DEFAULT_KEEP_DAYS
         dk = dedupe_key(digest, crop, external_user_id, days)

@@ -98,6 +98,7 @@ class Resources:
                 lock_ttl=3 * (g.connect_timeout + g.read_timeout) + 10,
                 lock_wait=min(5.0, settings.worker.job_timeout / 4),
                 metrics=metrics,
+                max_image_pixels=settings.gateway.max_image_pixels,
             ),
             catalog=Catalog(redis, keys),
             products=ProductCache(

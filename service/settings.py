@@ -86,6 +86,9 @@ class GatewaySettings(msgspec.Struct, frozen=True, kw_only=True):
     # with hashed keys; until then server-side clients authenticate with these.
     secret_keys: str = ""
     max_upload_bytes: int = 10 * 1024 * 1024
+    # Width x height a photo's header may declare; larger ones are refused before decoding
+    # (a 40 MP photo decodes to ~160 MB of pixels).
+    max_image_pixels: int = 40_000_000
     # One JSON line per request (request id, trace, route, status, duration).
     access_log: bool = True
     # How long photo bytes stay in Redis to re-upload a photo Genlook lost (memory vs recovery).

@@ -6,16 +6,16 @@ from typing import Any
 
 import msgspec
 from litestar import Controller, Request, post
-from litestar.datastructures import UploadFile
+from litestar.datastructures import FormMultiDict, UploadFile
 from litestar.di import NamedDependency
+from litestar.exceptions.http_exceptions import RequestEntityTooLarge
 
 from service import jobs
 from service.api.deps import CTX, Ctx
 from service.errors import ApiError, validation_failed
-from service.photos import StoredImage
+from service.photos import MAX_PHOTO_BYTES, StoredImage
 
 _FORM_OVERHEAD = 64 * 1024
-MAX_PHOTO_BYTES = 10 * 1024 * 1024
 
 
 class ImageOut(msgspec.Struct, frozen=True, rename="camel", omit_defaults=True):
@@ -55,16 +55,39 @@ def parse_keep_for_days(value: str | None) -> int | None:
     return int(value)
 
 
+def payload_too_large() -> ApiError:
+    # The rest of the body stays unread: closing the connection stops the client sending it
+    # (kept alive, the server would have to read and discard all of it).
+    return ApiError(
+        413, "PAYLOAD_TOO_LARGE", "Photos are limited to 10 MB.", headers={"Connection": "close"}
+    )
+
+
+async def read_form(request: Request[Any, Any, Any]) -> FormMultiDict:
+    """The multipart form, parsed as the body streams in (file parts spool to disk past 1 MB).
+    The route's `request_max_body_size` is checked against Content-Length first, then counted
+    chunk by chunk, so a huge or endless body is cut at the cap whatever it announced."""
+    try:
+        return await request.form()
+    except RequestEntityTooLarge:
+        raise payload_too_large() from None
+
+
+async def read_photo(upload: UploadFile) -> bytes:
+    data = await upload.read(MAX_PHOTO_BYTES + 1)
+    if len(data) > MAX_PHOTO_BYTES:
+        raise payload_too_large()
+    return data
+
+
 async def read_photo_form(request: Request[Any, Any, Any]) -> tuple[bytes, dict[str, str]]:
     if not request.headers.get("content-type", "").startswith("multipart/form-data"):
         raise ApiError(415, "UNSUPPORTED_MEDIA_TYPE", "Send the photo as multipart/form-data.")
-    form = await request.form()
+    form = await read_form(request)
     upload = form.get("file")
     if not isinstance(upload, UploadFile):
         raise ApiError(400, "FILE_REQUIRED", "The multipart field `file` is required.")
-    data = await upload.read(MAX_PHOTO_BYTES + 1)
-    if len(data) > MAX_PHOTO_BYTES:
-        raise ApiError(413, "PAYLOAD_TOO_LARGE", "Photos are limited to 10 MB.")
+    data = await read_photo(upload)
     fields = {k: v for k, v in form.items() if isinstance(v, str)}
     return data, fields
 

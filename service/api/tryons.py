@@ -22,11 +22,12 @@ from litestar.response import ServerSentEvent, ServerSentEventMessage
 
 from service.api.decoding import decode_json
 from service.api.deps import CTX, Ctx
+from service.api.images import read_form, read_photo
 from service.api.ops import check_intake
 from service.api.webhooks import DeliveryOut, check_url, delivery_view
 from service.auth import Principal
 from service.errors import ApiError
-from service.photos import sniff
+from service.imaging import sniff
 from service.resources import Resources
 from service.tryons.intake import build_record
 from service.tryons.lookups import StaleLookup
@@ -64,7 +65,7 @@ async def _parse(request: Request[Any, Any, Any]) -> tuple[bytes, bytes | None, 
     content_type = request.headers.get("content-type", "")
     if not content_type.startswith("multipart/form-data"):
         return await request.body(), None, None
-    form = await request.form()
+    form = await read_form(request)
     data = form.get("data")
     if data is None:
         raise ApiError(400, "VALIDATION_FAILED", "Multipart try-ons carry their JSON in `data`.")
@@ -73,7 +74,7 @@ async def _parse(request: Request[Any, Any, Any]) -> tuple[bytes, bytes | None, 
     if len(files) > 1:
         raise ApiError(400, "VALIDATION_FAILED", "Only the person photo may be sent as a file.")
     for key, upload in files.items():
-        return raw, await upload.read(), key
+        return raw, await read_photo(upload), key
     return raw, None, None
 
 
