@@ -12,16 +12,20 @@ from litestar.types import ASGIApp
 from redis.asyncio import Redis
 
 from service import logs
+from service.access.keyring import KeyRing
 from service.api.account import AccountController
+from service.api.browser import browser_routers
+from service.api.edge import browser_edge
 from service.api.health import healthz, readyz
 from service.api.images import ImageController
 from service.api.metrics import metrics
 from service.api.ops import OpsController, make_intake_gate
 from service.api.products import ProductController
 from service.api.request_log import request_log
+from service.api.sessions import SessionController
 from service.api.tryons import TryOnController
 from service.api.webhooks import CallbackSecretController, WebhookEndpointController
-from service.auth import KeyRing, parse_secret_keys
+from service.auth import Authenticator, parse_secret_keys
 from service.errors import EXCEPTION_HANDLERS
 from service.events import EventHub
 from service.ops.dashboard import dashboard_router
@@ -31,7 +35,7 @@ from service.settings import Settings
 
 def create_app(settings: Settings | None = None, *, redis: Redis | None = None) -> Litestar:
     settings = settings or Settings.from_env()
-    keyring = KeyRing(parse_secret_keys(settings.gateway.secret_keys))
+    static_keys = parse_secret_keys(settings.gateway.secret_keys)
 
     @contextlib.asynccontextmanager
     async def lifespan(app: Litestar) -> AsyncIterator[None]:
@@ -41,6 +45,12 @@ def create_app(settings: Settings | None = None, *, redis: Redis | None = None) 
         await hub.start()
         app.state.resources = res
         app.state.hub = hub
+        app.state.auth = Authenticator(
+            KeyRing(static_keys, res.apps, ttl=settings.gateway.key_cache_seconds),
+            res.tokens,
+            res.quotas,
+            trusted_proxies=settings.gateway.trusted_proxies,
+        )
         app.state.intake_gate = make_intake_gate(res)
         try:
             yield
@@ -51,6 +61,7 @@ def create_app(settings: Settings | None = None, *, redis: Redis | None = None) 
     app = Litestar(
         route_handlers=[
             TryOnController,
+            SessionController,
             WebhookEndpointController,
             CallbackSecretController,
             ImageController,
@@ -61,8 +72,10 @@ def create_app(settings: Settings | None = None, *, redis: Redis | None = None) 
             healthz,
             readyz,
             metrics,
+            *browser_routers(settings),
         ],
         exception_handlers=EXCEPTION_HANDLERS,
+        middleware=[browser_edge(lambda: app.state.auth)],
         lifespan=[lifespan],
         openapi_config=OpenAPIConfig(
             title="tryon-gateway",
@@ -72,7 +85,6 @@ def create_app(settings: Settings | None = None, *, redis: Redis | None = None) 
         ),
         debug=False,
     )
-    app.state.keyring = keyring
     app.state.settings = settings
     return app
 

@@ -1,35 +1,51 @@
 """Who is calling: every request is authenticated into a `Principal` (an app and a key kind).
 
 Secret keys (`Authorization: Bearer sk_...`) are for servers and may do everything in their
-app. Keys are kept only as SHA-256 digests, so a memory dump or a log never holds a usable key;
-lookup by digest also makes comparison time independent of how much of a guess is right.
-The browser access model (publishable keys, end-user tokens) plugs in as another key kind.
+app. A publishable key (`pk_...`) only identifies an app: a browser holding one may call the
+few routes marked browser-safe, from the app's allowed origins, as the end user named by its
+token (`X-Tryon-Token`), or anonymously if the app opted in, and within the app's rate limits.
+Keys are kept only as SHA-256 digests (service/access/registry.py).
 """
 
 from __future__ import annotations
 
 import hashlib
-from collections.abc import Iterable, Mapping
+import ipaddress
+import time
 from dataclasses import dataclass
-from typing import Any, Literal
+from typing import Any
 
 from litestar import Request
 
+from service.access.keyring import KeyRing
+from service.access.models import KeyKind, Policy
+from service.access.quotas import Limit, Quotas
+from service.access.registry import digest
+from service.access.tokens import TokenGrant, TokenVerifier
 from service.errors import ApiError
 
-KeyKind = Literal["secret", "publishable"]
+TOKEN_HEADER = "x-tryon-token"  # noqa: S105 (a header name)
 
 
 @dataclass(frozen=True, slots=True)
 class Principal:
     app: str
     kind: KeyKind
-    # Set when an end-user token scopes the caller to one user's try-ons.
+    # Set for browsers: the end user their token (or, anonymous, their IP) stands for; every
+    # try-on they read must be theirs.
     external_user_id: str | None = None
+    # The app's stored policy; None for apps configured only in the environment (no limits).
+    policy: Policy | None = None
+    grant: TokenGrant | None = None
+    client_ip: str = ""
 
+    @property
+    def is_browser(self) -> bool:
+        return self.kind == "publishable"
 
-def digest(key: str) -> str:
-    return hashlib.sha256(key.encode()).hexdigest()
+    @property
+    def is_anonymous(self) -> bool:
+        return self.is_browser and self.grant is None
 
 
 def parse_secret_keys(spec: str) -> dict[str, str]:
@@ -43,30 +59,131 @@ def parse_secret_keys(spec: str) -> dict[str, str]:
     return keys
 
 
-class KeyRing:
-    def __init__(self, secret_keys: Mapping[str, str]) -> None:
-        self._secret = dict(secret_keys)
+def client_ip(request: Request[Any, Any, Any], trusted_proxies: int) -> str:
+    """The caller's address: the socket peer, or with `trusted_proxies` load balancers in
+    front, the address the outermost trusted one saw (X-Forwarded-For read from the right, so
+    a client cannot forge it by sending its own header)."""
+    peer = request.client.host if request.client else ""
+    if trusted_proxies <= 0:
+        return peer
+    hops = [h.strip() for h in request.headers.get("x-forwarded-for", "").split(",") if h.strip()]
+    if len(hops) < trusted_proxies:
+        return hops[0] if hops else peer
+    candidate = hops[-trusted_proxies]
+    try:
+        return str(ipaddress.ip_address(candidate))
+    except ValueError:
+        return peer
 
-    @classmethod
-    def from_keys(cls, pairs: Iterable[tuple[str, str]]) -> KeyRing:
-        return cls({digest(key): app for key, app in pairs})
 
-    def authenticate(self, authorization: str | None) -> Principal:
-        if not authorization:
-            raise ApiError(401, "MISSING_API_KEY", "Send `Authorization: Bearer <key>`.")
-        scheme, _, token = authorization.partition(" ")
-        if scheme.lower() != "bearer" or not token.strip():
-            raise ApiError(401, "INVALID_API_KEY", "Send `Authorization: Bearer <key>`.")
-        app = self._secret.get(digest(token.strip()))
-        if app is None:
+def anonymous_user(app: str, ip: str) -> str:
+    return "anon_" + hashlib.sha256(f"{app}\0{ip}".encode()).hexdigest()[:20]
+
+
+class Authenticator:
+    def __init__(
+        self, ring: KeyRing, tokens: TokenVerifier, quotas: Quotas, *, trusted_proxies: int = 0
+    ) -> None:
+        self.ring = ring
+        self._tokens = tokens
+        self._quotas = quotas
+        self._trusted_proxies = trusted_proxies
+
+    async def authenticate(
+        self, request: Request[Any, Any, Any], *, browser_safe: bool
+    ) -> Principal:
+        headers = request.headers
+        key = bearer(headers.get("authorization"))
+        found = await self.ring.lookup(key)
+        if found is None:
             raise ApiError(401, "INVALID_API_KEY", "The key is not valid.")
-        return Principal(app=app, kind="secret")
+        info, app = found
+        policy = app.policy if app is not None else None
+        if info.kind == "secret":
+            return Principal(app=info.app, kind="secret", policy=policy)
+        if not browser_safe:
+            raise ApiError(403, "SECRET_KEY_REQUIRED", "This route needs a secret key.")
+        policy = policy or Policy()
+        origin = headers.get("origin")
+        # Not the protection (any script can forge an Origin) but it keeps another site's
+        # pages from using this app's key through a browser, where CORS applies anyway.
+        if origin is not None and origin not in policy.allowed_origins:
+            raise ApiError(403, "ORIGIN_NOT_ALLOWED", "This origin may not use this key.")
+        ip = client_ip(request, self._trusted_proxies)
+        token = headers.get(TOKEN_HEADER)
+        if token:
+            grant = await self._tokens.verify(token, info.app)
+            user = grant.external_user_id
+        elif policy.anonymous:
+            grant, user = None, anonymous_user(info.app, ip)
+        else:
+            raise ApiError(
+                401, "TOKEN_REQUIRED", "Browsers send an end-user token in `X-Tryon-Token`."
+            )
+        principal = Principal(
+            app=info.app,
+            kind="publishable",
+            external_user_id=user,
+            policy=policy,
+            grant=grant,
+            client_ip=ip,
+        )
+        await self._quotas.take(browser_rates(self._quotas, principal, time.time()))
+        return principal
+
+    async def reserve_tryon(self, principal: Principal) -> list[str]:
+        """Count one try-on against the caller's credit limits (402 when one is full)."""
+        return await self._quotas.take(tryon_limits(self._quotas, principal, time.time()))
+
+    async def give_back(self, reservation_id: str, counters: list[str]) -> None:
+        await self._quotas.give_back(reservation_id, counters)
+
+    async def count_upload(self, principal: Principal) -> None:
+        if principal.is_browser and principal.policy is not None:
+            user = principal.external_user_id or principal.client_ip
+            await self._quotas.take(
+                [
+                    self._quotas.rate(
+                        f"upload:{principal.app}",
+                        user,
+                        principal.policy.uploads_per_minute,
+                        time.time(),
+                    )
+                ]
+            )
 
 
-def require_secret(request: Request[Any, Any, Any]) -> Principal:
-    """Dependency: the caller must hold a secret key."""
-    ring: KeyRing = request.app.state.keyring
-    principal = ring.authenticate(request.headers.get("authorization"))
-    if principal.kind != "secret":
-        raise ApiError(403, "SECRET_KEY_REQUIRED", "This route needs a secret key.")
-    return principal
+def bearer(authorization: str | None) -> str:
+    if not authorization:
+        raise ApiError(401, "MISSING_API_KEY", "Send `Authorization: Bearer <key>`.")
+    scheme, _, token = authorization.partition(" ")
+    token = token.strip()
+    if scheme.lower() != "bearer" or not token:
+        raise ApiError(401, "INVALID_API_KEY", "Send `Authorization: Bearer <key>`.")
+    return token
+
+
+def browser_rates(quotas: Quotas, p: Principal, now: float) -> list[Limit]:
+    policy = p.policy or Policy()
+    return [
+        quotas.rate(f"user:{p.app}", p.external_user_id or "", policy.user_rate_per_minute, now),
+        quotas.rate("app", p.app, policy.app_rate_per_minute, now),
+        quotas.rate(f"ip:{p.app}", p.client_ip, policy.ip_rate_per_minute, now),
+    ]
+
+
+def tryon_limits(quotas: Quotas, p: Principal, now: float) -> list[Limit]:
+    limits: list[Limit] = []
+    if p.grant is not None:
+        limits.append(
+            quotas.token_tryons(p.grant.token_id, p.grant.max_tryons, p.grant.expires_at, now)
+        )
+    elif p.is_anonymous and p.policy is not None:
+        limits.append(
+            quotas.anonymous_daily(
+                p.app, p.client_ip, p.policy.anonymous_tryons_per_ip_per_day, now
+            )
+        )
+    if p.policy is not None and p.policy.daily_credit_cap is not None:
+        limits.append(quotas.daily_cap(p.app, p.policy.daily_credit_cap, now))
+    return limits

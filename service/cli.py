@@ -156,6 +156,55 @@ def _add_ops(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     )
 
 
+def _add_keys(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
+    from service.access import admin
+
+    common = argparse.ArgumentParser(add_help=False)
+    common.add_argument("--json", action="store_true", help="print one JSON document")
+    p = sub.add_parser(
+        "keys",
+        help="apps and their keys: create, list, rotate, revoke, policies, token signing keys",
+        description="Manage apps in Redis (REDIS_URL): secret keys for servers, publishable "
+        "keys for browsers, their limits, and the public keys that verify offline end-user "
+        "tokens. Keys are shown once. See docs/browser.md.",
+    )
+    cmds = p.add_subparsers(title="keys commands", metavar="KEYS_COMMAND")
+
+    def command(name: str, help_text: str, fn: object) -> argparse.ArgumentParser:
+        child = cmds.add_parser(name, help=help_text, parents=[common])
+        child.set_defaults(handler=admin.run_keys_command, keys_fn=fn)
+        return child
+
+    def usage(_: argparse.Namespace) -> int:
+        p.print_help()
+        return 2
+
+    p.set_defaults(handler=usage)
+    create = command("create", "a new app with a secret and a publishable key", admin.create)
+    create.add_argument("name")
+    create.add_argument("--id", default=None, help="the app id (default: generated)")
+    admin.add_policy_options(create)
+    command("list", "apps, their policies and key hints", admin.list_apps)
+    rotate = command("rotate", "a new key; the old ones work for --grace seconds", admin.rotate)
+    rotate.add_argument("app")
+    rotate.add_argument("kind", choices=["secret", "publishable"])
+    rotate.add_argument("--grace", type=float, default=86_400.0)
+    revoke = command("revoke", "revoke one key at once", admin.revoke)
+    revoke.add_argument("app")
+    revoke.add_argument("key_id")
+    policy = command("policy", "change an app's origins and limits", admin.set_policy)
+    policy.add_argument("app")
+    admin.add_policy_options(policy)
+    signing = command(
+        "signing-key",
+        "register an ES256 public key for offline tokens (or generate a pair)",
+        admin.signing_key,
+    )
+    signing.add_argument("app")
+    signing.add_argument("--public-key", default=None, help="PEM file (default: generate)")
+    command("delete", "delete an app and revoke its keys", admin.delete).add_argument("app")
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="tryon-gateway",
@@ -167,6 +216,7 @@ def build_parser() -> argparse.ArgumentParser:
     _add_worker(sub)
     _add_emulator(sub)
     _add_ops(sub)
+    _add_keys(sub)
     return parser
 
 

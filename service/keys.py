@@ -190,3 +190,50 @@ class Keys:
         """Stream, trimmed to the last hour: compact samples of counters and queue gauges for
         the ops dashboard's charts (service/ops/history.py)."""
         return f"{self.prefix}ops:history"
+
+    # --- apps, keys, end-user tokens, quotas -------------------------------------------------
+    @property
+    def apps(self) -> str:
+        """Hash: app id -> App (msgspec JSON)."""
+        return f"{self.prefix}apps"
+
+    def app_key(self, digest: str) -> str:
+        """String: KeyInfo of the key whose SHA-256 digest this is (the key is never stored)."""
+        return f"{self.prefix}appkey:{digest}"
+
+    def app_keys(self, app: str) -> str:
+        """Hash: key id -> digest, the keys of one app (for listing, rotation, revocation)."""
+        return f"{self.prefix}appkeys:{app}"
+
+    def signing_keys(self, app: str) -> str:
+        """Hash: kid -> SigningKey, the public keys verifying an app's offline tokens."""
+        return f"{self.prefix}signkeys:{app}"
+
+    def session_token(self, digest: str) -> str:
+        """String, expiring with the token: the grant of a token minted by POST /v1/sessions."""
+        return f"{self.prefix}session:{digest}"
+
+    def token_uses(self, token_id: str) -> str:
+        """Counter: try-ons reserved on one end-user token (expires after the token)."""
+        return f"{self.prefix}q:tok:{token_id}"
+
+    def daily_tryons(self, app: str, day: str) -> str:
+        """Counter: try-ons reserved by one app on one UTC day, against its daily credit cap."""
+        return f"{self.prefix}q:day:{app}:{day}"
+
+    def anonymous_daily(self, app: str, ip: str, day: str) -> str:
+        """Counter: anonymous try-ons from one client IP on one UTC day."""
+        return f"{self.prefix}q:anon:{app}:{ip}:{day}"
+
+    def rate_window(self, scope: str, who: str, window: int) -> str:
+        """Counter for one fixed one-minute window of a browser rate limit."""
+        return f"{self.prefix}q:rate:{scope}:{who}:{window}"
+
+    def quota_released(self, tryon_id: str) -> str:
+        """Marker: this try-on's reservation was given back (a release happens once)."""
+        return f"{self.prefix}q:rel:{tryon_id}"
+
+    def demo_publishable_key(self, app: str) -> str:
+        """String: the publishable key `/demo` hands out for `app`, in clear (publishable keys
+        are public by design) so every gateway serves the same one (service/demo.py)."""
+        return f"{self.prefix}demo:pk:{app}"

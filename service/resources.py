@@ -7,6 +7,9 @@ from dataclasses import dataclass
 from redis.asyncio import Redis
 
 from service import redis_conn
+from service.access.quotas import Quotas
+from service.access.registry import AppRegistry
+from service.access.tokens import TokenVerifier
 from service.autopipeline import AutoPipeline
 from service.budget import UpstreamBudget
 from service.genlook.client import GenlookClient
@@ -61,6 +64,9 @@ class Resources:
     callback_secrets: CallbackSecrets
     url_policy: UrlPolicy
     metrics: MetricsWriter
+    apps: AppRegistry
+    quotas: Quotas
+    tokens: TokenVerifier
 
     @classmethod
     def build(
@@ -80,6 +86,8 @@ class Resources:
         metrics = MetricsWriter(redis, keys)
         hooks = BudgetHooks(budget, g.rate_window, metrics)
         genlook = make_client(g, hooks)
+        apps = AppRegistry(redis, keys)
+        quotas = Quotas(redis, keys)
         return cls(
             settings=settings,
             redis=redis,
@@ -87,7 +95,11 @@ class Resources:
             lookups=LookupCache(),
             keys=keys,
             store=TryOnStore(
-                redis, keys, settings.redis.queue_name, pipeline if autopipeline else None
+                redis,
+                keys,
+                settings.redis.queue_name,
+                pipeline if autopipeline else None,
+                quotas=quotas,
             ),
             photos=PhotoStore(
                 redis,
@@ -116,6 +128,9 @@ class Resources:
             callback_secrets=CallbackSecrets(redis, keys),
             url_policy=url_policy(settings),
             metrics=metrics,
+            apps=apps,
+            quotas=quotas,
+            tokens=TokenVerifier(redis, keys, apps),
         )
 
     async def aclose(self) -> None:

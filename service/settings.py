@@ -82,9 +82,17 @@ class GenlookSettings(msgspec.Struct, frozen=True, kw_only=True):
 class GatewaySettings(msgspec.Struct, frozen=True, kw_only=True):
     host: str = "127.0.0.1"
     port: int = 8080
-    # `sk_...=app_id` pairs, comma separated. The browser access model grows this into apps
-    # with hashed keys; until then server-side clients authenticate with these.
+    # `sk_...=app_id` pairs, comma separated: server keys of apps that need no stored policy
+    # (no browser access, no caps). Apps made with `tryon-gateway keys` live in Redis instead.
     secret_keys: str = ""
+    # How long a gateway remembers a resolved key and its app's policy: a revoked key or a
+    # changed policy takes effect within this many seconds.
+    key_cache_seconds: float = 5.0
+    # Load balancers in front of the gateway whose X-Forwarded-For entries are trusted when
+    # rate limiting browsers per IP (0: the socket peer is the client).
+    trusted_proxies: int = 0
+    # The app whose storefront `/demo` shows (set by `tryon-gateway dev`; empty: no demo).
+    demo_app: str = ""
     max_upload_bytes: int = 10 * 1024 * 1024
     # Width x height a photo's header may declare; larger ones are refused before decoding
     # (a 40 MP photo decodes to ~160 MB of pixels).

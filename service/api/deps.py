@@ -14,7 +14,7 @@ from litestar import Request
 from litestar.di import Provide
 
 from service import logs
-from service.auth import Principal, require_secret
+from service.auth import Authenticator, Principal
 from service.events import EventHub
 from service.resources import Resources
 
@@ -26,6 +26,7 @@ class Ctx:
     principal: Principal
     res: Resources
     events: EventHub
+    auth: Authenticator
 
 
 def resources(request: Request[Any, Any, Any]) -> Resources:
@@ -33,12 +34,24 @@ def resources(request: Request[Any, Any, Any]) -> Resources:
     return res
 
 
-def authenticated(request: Request[Any, Any, Any]) -> Ctx:
+async def authenticated(request: Request[Any, Any, Any]) -> Ctx:
     """Dependency: a caller holding a secret key, with the shared resources."""
+    return await _context(request, browser_safe=False)
+
+
+async def browser_or_server(request: Request[Any, Any, Any]) -> Ctx:
+    """Dependency of the browser-safe routes: a secret key, or a publishable key with an
+    end-user token (or anonymous, if the app allows it) within the app's limits."""
+    return await _context(request, browser_safe=True)
+
+
+async def _context(request: Request[Any, Any, Any], *, browser_safe: bool) -> Ctx:
     state = request.app.state
-    principal = require_secret(request)
+    auth: Authenticator = state.auth
+    principal = await auth.authenticate(request, browser_safe=browser_safe)
     logs.app_id.set(principal.app)
-    return Ctx(principal, state.resources, state.hub)
+    return Ctx(principal, state.resources, state.hub, auth)
 
 
-CTX = {"ctx": Provide(authenticated, sync_to_thread=False)}
+CTX = {"ctx": Provide(authenticated)}
+BROWSER_CTX = {"ctx": Provide(browser_or_server)}

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
+import anyio
 import msgspec
 from litestar import Controller, Request, post
 from litestar.datastructures import FormMultiDict, UploadFile
@@ -11,11 +12,14 @@ from litestar.di import NamedDependency
 from litestar.exceptions.http_exceptions import RequestEntityTooLarge
 
 from service import jobs
-from service.api.deps import CTX, Ctx
+from service.api.deps import BROWSER_CTX, Ctx
 from service.errors import ApiError, validation_failed
 from service.photos import MAX_PHOTO_BYTES, StoredImage
 
 _FORM_OVERHEAD = 64 * 1024
+# How much of an oversize body is read and dropped before the 413 (see `_linger`).
+_LINGER_BYTES = 16 * 1024 * 1024
+_LINGER_SECONDS = 2.0
 
 
 class ImageOut(msgspec.Struct, frozen=True, rename="camel", omit_defaults=True):
@@ -56,11 +60,31 @@ def parse_keep_for_days(value: str | None) -> int | None:
 
 
 def payload_too_large() -> ApiError:
-    # The rest of the body stays unread: closing the connection stops the client sending it
-    # (kept alive, the server would have to read and discard all of it).
+    # Closing the connection stops the client sending the rest: kept alive, the server would
+    # read and discard the whole body, however long.
     return ApiError(
         413, "PAYLOAD_TOO_LARGE", "Photos are limited to 10 MB.", headers={"Connection": "close"}
     )
+
+
+async def _linger(request: Request[Any, Any, Any]) -> None:
+    """Read and drop a bounded rest of an oversize body before answering 413. A socket closed
+    with unread data is reset, and a client still sending (most do not read before they have
+    sent everything) would see the reset instead of the 413; a body a little over the cap is
+    drained, so such a client gets the answer. A body announced far larger is not worth it."""
+    cap = request.route_handler.resolve_request_max_body_size() or 0
+    announced = request.content_length
+    if announced is not None and announced > cap + _LINGER_BYTES:
+        return
+    left = _LINGER_BYTES
+    with anyio.move_on_after(_LINGER_SECONDS):
+        while left > 0:
+            message = await request.receive()
+            if message["type"] != "http.request":
+                return
+            left -= len(message["body"])
+            if not message.get("more_body", False):
+                return
 
 
 async def read_form(request: Request[Any, Any, Any]) -> FormMultiDict:
@@ -70,6 +94,7 @@ async def read_form(request: Request[Any, Any, Any]) -> FormMultiDict:
     try:
         return await request.form()
     except RequestEntityTooLarge:
+        await _linger(request)
         raise payload_too_large() from None
 
 
@@ -95,7 +120,7 @@ async def read_photo_form(request: Request[Any, Any, Any]) -> tuple[bytes, dict[
 class ImageController(Controller):
     path = "/v1/images"
     tags = ["images"]
-    dependencies = CTX
+    dependencies = BROWSER_CTX
 
     @post("/", status_code=201, request_max_body_size=MAX_PHOTO_BYTES + _FORM_OVERHEAD)
     async def upload(
@@ -105,12 +130,17 @@ class ImageController(Controller):
     ) -> ImageOut:
         """Upload a person photo (JPEG, PNG, WebP or HEIC, at most 10 MB)."""
         principal, res = ctx.principal, ctx.res
+        await ctx.auth.count_upload(principal)  # before reading: abuse costs no decoding
         data, fields = await read_photo_form(request)
         crop = parse_crop(fields.get("crop"))
         keep = parse_keep_for_days(fields.get("keepForDays"))
         user = fields.get("externalUserId") or None
         if user is not None and len(user) > 256:
             raise validation_failed("externalUserId", "At most 256 characters")
+        if principal.is_browser:
+            if user not in (None, principal.external_user_id):
+                raise ApiError(403, "EXTERNAL_USER_MISMATCH", "The token is for another end user.")
+            user = principal.external_user_id
         image = await res.photos.save(
             principal.app, data, crop=crop, external_user_id=user, keep_for_days=keep
         )

@@ -11,7 +11,7 @@ import contextlib
 import functools
 import hashlib
 import time
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Awaitable, Callable
 from typing import Annotated, Any
 
 import msgspec
@@ -20,8 +20,9 @@ from litestar.di import NamedDependency
 from litestar.params import FromPath, HeaderParameter, QueryParameter
 from litestar.response import ServerSentEvent, ServerSentEventMessage
 
+from service.access.browser import browser_tryon
 from service.api.decoding import decode_json
-from service.api.deps import CTX, Ctx
+from service.api.deps import BROWSER_CTX, CTX, Ctx
 from service.api.images import read_form, read_photo
 from service.api.ops import check_intake
 from service.api.webhooks import DeliveryOut, check_url, delivery_view
@@ -30,7 +31,7 @@ from service.errors import ApiError
 from service.imaging import sniff
 from service.resources import Resources
 from service.tryons.intake import build_record
-from service.tryons.lookups import StaleLookup
+from service.tryons.lookups import Expected, StaleLookup
 from service.tryons.models import (
     CANCELABLE,
     PersonDef,
@@ -78,12 +79,54 @@ async def _parse(request: Request[Any, Any, Any]) -> tuple[bytes, bytes | None, 
     return raw, None, None
 
 
+async def _accept(
+    res: Resources,
+    principal: Principal,
+    body: TryOnCreate,
+    photo: bytes | None,
+    *,
+    record: TryOnRecord,
+    expected: Expected,
+    build: Callable[..., Awaitable[tuple[TryOnRecord, Expected]]],
+    accept: Callable[..., Awaitable[tuple[TryOnRecord, bool]]],
+) -> tuple[TryOnRecord, bool]:
+    """Store the photo sent inline, then record and enqueue the try-on in one script."""
+    person = None
+    if photo is not None:
+        image = await res.photos.save(
+            principal.app,
+            photo,
+            external_user_id=body.external_user_id,
+            keep_for_days=body.output.keep_for_days if body.output else None,
+        )
+        person = record.person = PersonDef(image_id=image.id)
+    try:
+        try:
+            return await accept(record, expected=expected)
+        except StaleLookup:
+            # The remembered product or photo changed: build again from what Redis holds.
+            res.lookups.forget(expected)
+            fresh, _ = await build(fresh=True)
+            fresh.person = person or fresh.person
+            fresh.quota_counters = record.quota_counters
+            fresh.id = record.id  # the reservation is named after it
+            return await accept(fresh)
+    except IdempotencyConflict as exc:
+        raise ApiError(
+            409,
+            "IDEMPOTENCY_KEY_REUSED",
+            "This Idempotency-Key was used with a different request body.",
+        ) from exc
+    except TryOnNotFound as exc:
+        raise ApiError(409, "IDEMPOTENCY_KEY_EXPIRED", "The original try-on expired.") from exc
+
+
 class TryOnController(Controller):
     path = "/v1/try-ons"
     tags = ["try-ons"]
     dependencies = CTX
 
-    @post("/", status_code=202, request_max_body_size=MAX_BODY)
+    @post("/", status_code=202, request_max_body_size=MAX_BODY, dependencies=BROWSER_CTX)
     async def create(
         self,
         request: Request[Any, Any, Any],
@@ -95,6 +138,12 @@ class TryOnController(Controller):
         principal, res = ctx.principal, ctx.res
         raw, photo, photo_key = await _parse(request)
         body = decode_json(raw, TryOnCreate)
+        if principal.is_browser:
+            body = browser_tryon(principal, body)
+            if idempotency_key is not None:  # one user's key never replays another's try-on
+                idempotency_key = f"user:{principal.external_user_id}:{idempotency_key}"
+            if photo is not None:
+                await ctx.auth.count_upload(principal)
         if body.callback_url is not None:
             await check_url(res, body.callback_url)
         if idempotency_key is not None and not 0 < len(idempotency_key) <= 255:
@@ -124,38 +173,41 @@ class TryOnController(Controller):
             idempotency_ttl=gw.idempotency_ttl,
             retention=gw.tryon_retention,
         )
-        person = None
-        if photo is not None:
-            image = await res.photos.save(
-                principal.app,
-                photo,
-                external_user_id=body.external_user_id,
-                keep_for_days=body.output.keep_for_days if body.output else None,
-            )
-            person = record.person = PersonDef(image_id=image.id)
+        # Counted before anything is written: a full quota refuses with nothing stored. An
+        # app without limits (every env-configured one) costs nothing here.
         try:
-            try:
-                stored, created = await accept(record, expected=expected)
-            except StaleLookup:
-                # The remembered product or photo changed: build again from what Redis holds.
-                res.lookups.forget(expected)
-                record, _ = await build(fresh=True)
-                record.person = person or record.person
-                stored, created = await accept(record)
-        except IdempotencyConflict as exc:
-            raise ApiError(
-                409,
-                "IDEMPOTENCY_KEY_REUSED",
-                "This Idempotency-Key was used with a different request body.",
-            ) from exc
-        except TryOnNotFound as exc:
-            raise ApiError(409, "IDEMPOTENCY_KEY_EXPIRED", "The original try-on expired.") from exc
+            counters = await ctx.auth.reserve_tryon(principal)
+        except ApiError:
+            # A full quota must not refuse the replay of a try-on it already counted.
+            if idempotency_key is None or not await res.redis.exists(
+                res.keys.idempotency(principal.app, idempotency_key)
+            ):
+                raise
+            counters = []
+        record.quota_counters = counters
+        try:
+            stored, created = await _accept(
+                res,
+                principal,
+                body,
+                photo,
+                record=record,
+                expected=expected,
+                build=build,
+                accept=accept,
+            )
+        except BaseException:
+            if counters:
+                await ctx.auth.give_back(record.id, counters)
+            raise
         headers = {"Location": f"/v1/try-ons/{stored.id}"}
         if not created:
             headers["Idempotent-Replayed"] = "true"
+            if counters:  # a replay spends nothing new
+                await ctx.auth.give_back(record.id, counters)
         return Response(public_view(stored), status_code=202, headers=headers)
 
-    @get("/{tryon_id:str}")
+    @get("/{tryon_id:str}", dependencies=BROWSER_CTX)
     async def read(
         self,
         tryon_id: FromPath[str],
@@ -179,7 +231,7 @@ class TryOnController(Controller):
                 record = await owned(res, principal, tryon_id)
         return public_view(record)
 
-    @get("/{tryon_id:str}/events")
+    @get("/{tryon_id:str}/events", dependencies=BROWSER_CTX)
     async def stream(
         self,
         tryon_id: FromPath[str],

@@ -131,6 +131,20 @@ class TryOnRecord(msgspec.Struct, kw_only=True, omit_defaults=True):
     deadline_at: float = 0.0
     # Times the photo was uploaded again because Genlook no longer had it (bounded to one).
     photo_reuploads: int = 0
+    # Quota counters this try-on holds a unit of (service/access/quotas.py); given back if it
+    # ends without spending a credit.
+    quota_counters: list[str] = msgspec.field(default_factory=list)
+
+    @property
+    def spent_nothing(self) -> bool:
+        """Ended without a credit spent: never created upstream (a cancel, a refused create),
+        or a generation that FAILED (Genlook gives its credit back)."""
+        if self.status == "canceled":
+            return True
+        if self.status != "failed":
+            return False
+        never_sent = self.create_started_at is None and self.generation_id is None
+        return never_sent or self.upstream_status == "FAILED"
 
     @property
     def is_terminal(self) -> bool:

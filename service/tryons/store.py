@@ -16,6 +16,7 @@ import msgspec
 from redis.asyncio import Redis
 
 from service import jobs
+from service.access.quotas import Quotas
 from service.autopipeline import AutoPipeline, Script
 from service.keys import Keys
 from service.metrics import LUA_APPLY, encode_increments, field, observations
@@ -110,9 +111,17 @@ class TryOnStore:
     _decoder = msgspec.json.Decoder(TryOnRecord)
 
     def __init__(
-        self, redis: Redis, keys: Keys, queue_name: str, pipeline: AutoPipeline | None = None
+        self,
+        redis: Redis,
+        keys: Keys,
+        queue_name: str,
+        pipeline: AutoPipeline | None = None,
+        *,
+        quotas: Quotas,
     ) -> None:
         self._redis = redis
+        # Reservations given back when a try-on ends without spending a credit.
+        self._quotas = quotas
         self._keys = keys
         self._queue = queue_name
         # The request path (accept, get) goes through the gateway's auto-pipeline when there is
@@ -257,6 +266,8 @@ class TryOnStore:
             if result == -1:
                 raise TryOnNotFound(tryon_id)
             if result > 0:
+                if changed.quota_counters and before not in TERMINAL and changed.spent_nothing:
+                    await self._quotas.give_back(changed.id, changed.quota_counters)
                 return changed
 
     async def enqueue(self, tryon_id: str, *, defer: float = 0.0) -> bool:

@@ -6,6 +6,7 @@ from collections.abc import AsyncIterator
 from typing import Any
 
 import pytest
+from service.access.quotas import Quotas
 from service.autopipeline import AutoPipeline
 from service.keys import Keys
 from service.tryons.lookups import Expected, LookupCache, StaleLookup
@@ -20,7 +21,7 @@ KEYS = Keys("t:")
 @pytest.fixture
 async def store(redis: Any) -> AsyncIterator[TryOnStore]:
     pipeline = AutoPipeline(TEST_REDIS_URL, connect_timeout=2.0, command_timeout=2.0)
-    yield TryOnStore(redis, KEYS, "q", pipeline)
+    yield TryOnStore(redis, KEYS, "q", pipeline, quotas=Quotas(redis, KEYS))
     await pipeline.aclose()
 
 

@@ -11,6 +11,7 @@ import msgspec
 import pytest
 from redis.asyncio import Redis
 from service import jobs
+from service.access.quotas import Quotas
 from service.errors import ApiError
 from service.keys import Keys
 from service.ops import parse_admin_tokens, token_digest
@@ -288,7 +289,7 @@ async def failed_tryon(store: TryOnStore, redis: Redis, tryon_id: str, **fields:
 
 
 async def test_retry_requeues_a_try_on_no_create_reached(ops: OpsControl, redis: Redis) -> None:
-    store = TryOnStore(redis, KEYS, QUEUE)
+    store = TryOnStore(redis, KEYS, QUEUE, quotas=Quotas(redis, KEYS))
     await failed_tryon(store, redis, "to_1")
     assert await redis.zscore(KEYS.active_tryons, "to_1") is None
     [listed] = await ops.failed_tryons()
@@ -322,7 +323,7 @@ async def test_retry_requeues_a_try_on_no_create_reached(ops: OpsControl, redis:
 async def test_retry_refuses_whenever_a_create_may_have_spent_a_credit(
     ops: OpsControl, redis: Redis, fields: dict[str, Any]
 ) -> None:
-    store = TryOnStore(redis, KEYS, QUEUE)
+    store = TryOnStore(redis, KEYS, QUEUE, quotas=Quotas(redis, KEYS))
     await failed_tryon(store, redis, "to_1", **fields)
     with pytest.raises(RetryRefused) as refused:
         await ops.retry(store, "to_1", deadline=300)
@@ -335,7 +336,7 @@ async def test_retry_refuses_whenever_a_create_may_have_spent_a_credit(
 
 
 async def test_retry_refuses_a_try_on_that_did_not_fail(ops: OpsControl, redis: Redis) -> None:
-    store = TryOnStore(redis, KEYS, QUEUE)
+    store = TryOnStore(redis, KEYS, QUEUE, quotas=Quotas(redis, KEYS))
     await failed_tryon(store, redis, "to_1", status="completed", error=None)
     with pytest.raises(RetryRefused) as refused:
         await ops.retry(store, "to_1", deadline=300)
@@ -343,7 +344,7 @@ async def test_retry_refuses_a_try_on_that_did_not_fail(ops: OpsControl, redis: 
 
 
 async def test_discard_and_lazy_cleanup_of_the_failed_list(ops: OpsControl, redis: Redis) -> None:
-    store = TryOnStore(redis, KEYS, QUEUE)
+    store = TryOnStore(redis, KEYS, QUEUE, quotas=Quotas(redis, KEYS))
     await failed_tryon(store, redis, "to_1")
     await failed_tryon(store, redis, "to_2")
     await redis.zadd(KEYS.ops_failed_tryons, {"to_expired": time.time()})
@@ -451,7 +452,7 @@ async def test_pause_status_and_retry_answers(admin_api: Any, redis: Redis) -> N
     r = await admin_api.post("/ops/api/resume", json={"what": "intake"}, headers=auth)
     assert r.json() == {"what": "intake", "paused": False, "wasPaused": True}
 
-    store = TryOnStore(redis, Keys("tryon:"), "tryon:queue")
+    store = TryOnStore(redis, Keys("tryon:"), "tryon:queue", quotas=Quotas(redis, Keys("tryon:")))
     missing = await admin_api.post("/ops/api/tryons/to_nope/retry", headers=auth)
     assert (missing.status_code, missing.json()["code"]) == (404, "TRYON_NOT_FOUND")
     await failed_tryon(store, redis, "to_sent", create_started_at=1.0)

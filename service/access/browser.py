@@ -1,0 +1,43 @@
+"""What a browser may ask of a try-on: a product of the app's catalog, by externalId, on a photo
+it uploaded, as the end user its token names. Anything that would let a page spend credits on
+arbitrary content or reach other URLs through the gateway is for secret keys only."""
+
+from __future__ import annotations
+
+import msgspec
+
+from service.auth import Principal
+from service.errors import ApiError
+from service.tryons.models import TryOnCreate
+
+
+def _forbidden(code: str, message: str) -> ApiError:
+    return ApiError(403, code, message)
+
+
+def browser_tryon(principal: Principal, body: TryOnCreate) -> TryOnCreate:
+    """The request as a browser may make it, bound to its end user; 403 otherwise."""
+    for product in body.products:
+        if product.title or product.description or product.images or not product.external_id:
+            raise _forbidden(
+                "INLINE_PRODUCT_FORBIDDEN",
+                "Browsers try on products of the app's catalog, named by externalId only.",
+            )
+        grant = principal.grant
+        if (
+            grant is not None
+            and grant.products is not None
+            and product.external_id not in grant.products
+        ):
+            raise _forbidden("PRODUCT_NOT_ALLOWED", "This token does not allow that product.")
+    source = body.person.image.source
+    if source.url is not None:
+        raise _forbidden(
+            "PERSON_URL_FORBIDDEN",
+            "Browsers upload the photo (POST /v1/images or a multipart file), not a URL.",
+        )
+    if body.callback_url is not None:
+        raise _forbidden("CALLBACK_URL_FORBIDDEN", "Callback URLs are set by the app's backend.")
+    if body.external_user_id not in (None, principal.external_user_id):
+        raise _forbidden("EXTERNAL_USER_MISMATCH", "The token is for another end user.")
+    return msgspec.structs.replace(body, external_user_id=principal.external_user_id)

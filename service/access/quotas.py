@@ -1,0 +1,150 @@
+"""Limits that protect credits, each checked and counted in one Redis script.
+
+Counters, not token buckets: a credit is spent per try-on, so per-token and per-day limits are
+counts, reserved all-or-nothing when a try-on is accepted (50 concurrent requests against a
+quota of 5 accept exactly 5). Browser request rates use one-minute fixed windows. A reservation
+is given back once, when its try-on ends without spending a credit; a crash between a
+reservation and its release can only leave a counter one too high, never let a try-on through
+that the limits would refuse.
+"""
+
+from __future__ import annotations
+
+import math
+import time
+from collections.abc import Sequence
+from dataclasses import dataclass
+
+from redis.asyncio import Redis
+
+from service.errors import ApiError
+from service.keys import Keys
+
+# KEYS: counters; ARGV: limit_1, ttl_ms_1, limit_2, ttl_ms_2, ...
+# Returns 0 when every counter was incremented, else the 1-based index of the first one full.
+_RESERVE = """
+for i = 1, #KEYS do
+  if tonumber(redis.call('GET', KEYS[i]) or '0') >= tonumber(ARGV[2 * i - 1]) then
+    return i
+  end
+end
+for i = 1, #KEYS do
+  if redis.call('INCR', KEYS[i]) == 1 then redis.call('PEXPIRE', KEYS[i], ARGV[2 * i]) end
+end
+return 0
+"""
+
+# KEYS[1]: the release marker; KEYS[2..]: the counters reserved. Gives back at most once.
+_RELEASE = """
+if not redis.call('SET', KEYS[1], '1', 'NX', 'PX', ARGV[1]) then return 0 end
+for i = 2, #KEYS do
+  if tonumber(redis.call('GET', KEYS[i]) or '0') > 0 then redis.call('DECR', KEYS[i]) end
+end
+return 1
+"""
+
+DAY = 86_400
+WINDOW = 60
+
+
+@dataclass(frozen=True, slots=True)
+class Limit:
+    """One counter with its ceiling, and the error to answer when it is full."""
+
+    key: str
+    limit: int
+    ttl: float
+    status: int
+    code: str
+    message: str
+    # Seconds until the counter starts over (Retry-After); None for counts that never reset.
+    resets_in: float | None = None
+
+    def error(self) -> ApiError:
+        headers = {}
+        if self.resets_in is not None:
+            headers["Retry-After"] = str(max(1, math.ceil(self.resets_in)))
+        return ApiError(self.status, self.code, self.message, headers=headers)
+
+
+def utc_day(now: float) -> str:
+    return time.strftime("%Y%m%d", time.gmtime(now))
+
+
+def seconds_to_midnight(now: float) -> float:
+    return DAY - now % DAY
+
+
+class Quotas:
+    def __init__(self, redis: Redis, keys: Keys) -> None:
+        self._keys = keys
+        self._reserve = redis.register_script(_RESERVE)
+        self._release = redis.register_script(_RELEASE)
+
+    # --- limits -------------------------------------------------------------------------------
+    def rate(self, scope: str, who: str, per_minute: int, now: float) -> Limit:
+        window = int(now // WINDOW)
+        return Limit(
+            key=self._keys.rate_window(scope, who, window),
+            limit=per_minute,
+            ttl=WINDOW + 5,
+            status=429,
+            code="RATE_LIMITED",
+            message=f"Too many requests ({scope}): at most {per_minute} a minute.",
+            resets_in=(window + 1) * WINDOW - now,
+        )
+
+    def daily_cap(self, app: str, cap: int, now: float) -> Limit:
+        return Limit(
+            key=self._keys.daily_tryons(app, utc_day(now)),
+            limit=cap,
+            ttl=2 * DAY,
+            status=402,
+            code="DAILY_CREDIT_CAP_REACHED",
+            message=f"This app's daily try-on cap ({cap}) is reached; it resets at 00:00 UTC.",
+            resets_in=seconds_to_midnight(now),
+        )
+
+    def token_tryons(self, token_id: str, max_tryons: int, expires_at: float, now: float) -> Limit:
+        return Limit(
+            key=self._keys.token_uses(token_id),
+            limit=max_tryons,
+            ttl=max(expires_at - now, 1) + DAY,
+            status=402,
+            code="TOKEN_QUOTA_EXHAUSTED",
+            message=f"This end-user token allows {max_tryons} try-ons; ask the app for a new one.",
+        )
+
+    def anonymous_daily(self, app: str, ip: str, per_day: int, now: float) -> Limit:
+        return Limit(
+            key=self._keys.anonymous_daily(app, ip, utc_day(now)),
+            limit=per_day,
+            ttl=2 * DAY,
+            status=402,
+            code="ANONYMOUS_QUOTA_EXHAUSTED",
+            message=f"Anonymous visitors get {per_day} try-ons a day.",
+            resets_in=seconds_to_midnight(now),
+        )
+
+    # --- counting -----------------------------------------------------------------------------
+    async def take(self, limits: Sequence[Limit]) -> list[str]:
+        """Count one against every limit, or none and raise the first full one's error.
+        Returns the counters taken (a reservation, for `give_back`)."""
+        if not limits:
+            return []
+        args: list[int] = []
+        for limit in limits:
+            args += [limit.limit, int(limit.ttl * 1000)]
+        full = await self._reserve(keys=[limit.key for limit in limits], args=args)
+        if full:
+            raise limits[int(full) - 1].error()
+        return [limit.key for limit in limits]
+
+    async def give_back(self, reservation_id: str, counters: Sequence[str]) -> bool:
+        """Undo one reservation, once however often it is called."""
+        if not counters:
+            return False
+        released = await self._release(
+            keys=[self._keys.quota_released(reservation_id), *counters], args=[2 * DAY * 1000]
+        )
+        return bool(released)

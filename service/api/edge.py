@@ -1,0 +1,115 @@
+"""What every response carries at the public edge: CORS for the apps' origins, and the
+security headers a public endpoint should send.
+
+Origins are per app, but a preflight carries no key, so it is answered for any origin some app
+allows; the request itself is then checked against its own app's list (service/auth.py). Only
+the browser-safe API (`/v1/`) is open to CORS; ops and docs pages are same-origin only.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+
+from litestar.enums import ScopeType
+from litestar.types import (
+    ASGIApp,
+    HTTPResponseBodyEvent,
+    HTTPResponseStartEvent,
+    Message,
+    Receive,
+    Scope,
+    Send,
+)
+
+from service.auth import Authenticator
+
+_ALLOW_HEADERS = b"authorization, content-type, x-tryon-token, idempotency-key, x-request-id"
+_EXPOSE_HEADERS = b"retry-after, x-request-id, location, idempotent-replayed"
+_PREFLIGHT_MAX_AGE = b"600"
+_SECURITY = (
+    (b"x-content-type-options", b"nosniff"),
+    (b"referrer-policy", b"no-referrer"),
+    (b"x-frame-options", b"DENY"),
+    (b"strict-transport-security", b"max-age=63072000; includeSubDomains"),
+    (b"cross-origin-opener-policy", b"same-origin"),
+)
+# API answers are data, never documents: nothing in them may load or run.
+_API_CSP = (b"content-security-policy", b"default-src 'none'; frame-ancestors 'none'")
+_API_TYPES = (b"application/json", b"text/event-stream")
+
+
+def browser_edge(auth: Callable[[], Authenticator]) -> Callable[[ASGIApp], ASGIApp]:
+    """Litestar middleware factory; `auth` gives the app's Authenticator once it started."""
+
+    def wrap(app: ASGIApp) -> ASGIApp:
+        async def middleware(scope: Scope, receive: Receive, send: Send) -> None:
+            if scope["type"] != ScopeType.HTTP:
+                await app(scope, receive, send)
+                return
+            origin = None
+            for name, value in scope["headers"]:
+                if name == b"origin":
+                    origin = value
+                    break
+            api = scope["path"].startswith("/v1/")
+            allowed = (
+                api
+                and origin is not None
+                and origin.decode("latin-1") in await auth().ring.allowed_origins()
+            )
+            if api and origin is not None and scope["method"] == "OPTIONS":
+                await _preflight(send, origin if allowed else None)
+                return
+
+            async def send_with_headers(message: Message) -> None:
+                if message["type"] == "http.response.start":
+                    headers = list(message.get("headers") or ())
+                    headers += _SECURITY
+                    if api:
+                        headers += _api_headers(headers)
+                    if allowed:
+                        assert origin is not None
+                        headers += (
+                            (b"access-control-allow-origin", origin),
+                            (b"access-control-expose-headers", _EXPOSE_HEADERS),
+                            (b"vary", b"Origin"),
+                        )
+                    message = {**message, "headers": headers}
+                await send(message)
+
+            await app(scope, receive, send_with_headers)
+
+        return middleware
+
+    return wrap
+
+
+def _api_headers(headers: list[tuple[bytes, bytes]]) -> list[tuple[bytes, bytes]]:
+    extra = []
+    names = {name.lower(): value for name, value in headers}
+    if b"cache-control" not in names:
+        extra.append((b"cache-control", b"no-store"))
+    if names.get(b"content-type", b"").startswith(_API_TYPES):
+        extra.append(_API_CSP)
+    return extra
+
+
+async def _preflight(send: Send, origin: bytes | None) -> None:
+    """204 with the CORS grant for an allowed origin; 403 without one (the browser then
+    refuses to send the request)."""
+    headers = [*_SECURITY, (b"vary", b"Origin"), (b"content-length", b"0")]
+    if origin is not None:
+        headers += [
+            (b"access-control-allow-origin", origin),
+            (b"access-control-allow-methods", b"GET, POST, DELETE"),
+            (b"access-control-allow-headers", _ALLOW_HEADERS),
+            (b"access-control-max-age", _PREFLIGHT_MAX_AGE),
+        ]
+    start: HTTPResponseStartEvent = {
+        "type": "http.response.start",
+        "status": 204 if origin else 403,
+        "headers": headers,
+    }
+    await send(start)
+    body: HTTPResponseBodyEvent = {"type": "http.response.body", "body": b"", "more_body": False}
+    await send(body)
