@@ -289,6 +289,7 @@ export class TryOnClient {
     });
     report({ status: created.status, tryOn: created });
     if (TERMINAL.has(created.status)) return settle(created);
+    signal?.throwIfAborted();
     // States already reported (the 202's) are not reported again.
     let seen = RANK[created.status];
     return this.waitForTryOn(created.id, {
@@ -307,6 +308,7 @@ export class TryOnClient {
   async *#stream(id, signal) {
     // Our own controller: it ends the request when the caller aborts, when the stream goes
     // silent, and when the consumer stops early (return() of this generator).
+    signal?.throwIfAborted();
     const control = new AbortController();
     const onAbort = () => control.abort(signal.reason);
     signal?.addEventListener("abort", onAbort, { once: true });
