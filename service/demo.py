@@ -9,13 +9,19 @@ public image URLs) takes their place.
 
 from __future__ import annotations
 
+import asyncio
+from collections.abc import Sequence
 from typing import NamedTuple
 
+import msgspec
 from redis.asyncio import Redis
 
+from service.access.models import Policy
 from service.access.registry import AppRegistry, digest
 from service.keys import Keys
 from service.products import Catalog
+from service.resources import connect_redis
+from service.settings import Settings
 from service.tryons.intake import product_definition
 from service.tryons.models import ImageSourceIn, ProductDef, ProductImageIn, ProductIn
 
@@ -99,3 +105,31 @@ async def demo_publishable_key(
     await registry.revoke(app, info.key_id)
     winner: bytes | None = await redis.get(name)
     return winner.decode() if winner is not None else None
+
+
+async def ensure_demo_app(registry: AppRegistry, app: str, origins: Sequence[str]) -> None:
+    """The demo app exists and its page's origins may use its publishable key."""
+    current = await registry.get(app)
+    if current is None:
+        await registry.create_app("Demo store", Policy(allowed_origins=tuple(origins)), app_id=app)
+        return
+    allowed = tuple(dict.fromkeys((*current.policy.allowed_origins, *origins)))
+    if allowed != current.policy.allowed_origins:
+        policy = msgspec.structs.replace(current.policy, allowed_origins=allowed)
+        await registry.set_policy(app, policy)
+
+
+def prepare_demo(settings: Settings, app: str, *, origins: Sequence[str], asset_root: str) -> None:
+    """What `tryon-gateway dev` does before starting the gateway: the demo app (its page served
+    by the gateway at `origins`) and its catalog."""
+
+    async def prepare() -> None:
+        redis = connect_redis(settings)
+        try:
+            keys = Keys(settings.redis.prefix)
+            await ensure_demo_app(AppRegistry(redis, keys), app, origins)
+            await upsert_demo_catalog(Catalog(redis, keys), app, asset_root)
+        finally:
+            await redis.aclose()
+
+    asyncio.run(prepare())

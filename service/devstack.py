@@ -18,7 +18,8 @@ from urllib.parse import urlsplit
 
 import httpx
 
-from service.settings import EMULATOR_DEMO_KEY
+from service.demo import emulator_asset_root, prepare_demo
+from service.settings import EMULATOR_DEMO_KEY, Settings
 
 DEMO_SECRET_KEY = "sk_dev_demo_0123456789abcdefghijklmnop"
 DEMO_ADMIN_TOKEN = "ops_dev_demo_admin_token_0123456789"
@@ -163,6 +164,16 @@ def run_dev(*, port: int, emulator_port: int, speed: float) -> int:
                 f"Emulator   http://127.0.0.1:{emulator_port}/tryon/v1 "
                 f"(Genlook stand-in; key {EMULATOR_DEMO_KEY})"
             )
+            # The /demo storefront: its app (the gateway's own origins allowed) and catalog,
+            # whose pictures only the emulator can fetch.
+            env.setdefault("GATEWAY_DEMO_APP", DEMO_APP)
+            prepare_demo(
+                Settings.from_env(env),
+                env["GATEWAY_DEMO_APP"],
+                origins=[f"http://127.0.0.1:{port}", f"http://localhost:{port}"],
+                asset_root=emulator_asset_root(env["GENLOOK_BASE_URL"]),
+            )
+            lines.append(f"Demo store http://127.0.0.1:{port}/demo")
         stack.spawn("gateway", "serve", "--port", str(port))
         stack.spawn("worker", "worker")
         wait_http(f"http://127.0.0.1:{port}/healthz", stack.procs["gateway"])
