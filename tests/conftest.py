@@ -16,7 +16,11 @@ import pytest
 from emulator.control_client import EmulatorControl
 from service.devstack import free_port, wait_http
 
+from tests.keyscan import KeyScan
+
 EMULATOR_KEY = "gk_test_emulator_key_0123456789abcdefghijklmnopq"
+# Every Genlook key the run hands to a gateway; none may ever reach a response or a log line.
+KEYSCAN = KeyScan([EMULATOR_KEY, os.environ.get("GENLOOK_API_KEY", "")])
 # Fast enough that a ~10 s generation takes ~0.1 s, slow enough that states are observable.
 EMULATOR_SPEED = 100.0
 
@@ -42,6 +46,7 @@ def emulator_process() -> Iterator[Emulator]:
     ]
     proc = subprocess.Popen(cmd, env={**os.environ, "PYTHONUNBUFFERED": "1"})
     root = f"http://127.0.0.1:{port}"
+    KEYSCAN.skip_origin(root)  # the emulator is Genlook: its answers are not ours
     try:
         wait_http(f"{root}/_emulator/counters", proc=proc)
         # The port was free when chosen; make sure the server answering it is ours.
@@ -74,3 +79,23 @@ async def redis() -> Any:
     yield client
     await client.flushdb()
     await client.aclose()
+
+
+def pytest_configure(config: pytest.Config) -> None:
+    KEYSCAN.install()
+
+
+def pytest_sessionfinish(session: pytest.Session, exitstatus: int) -> None:
+    roots = []
+    factory = getattr(session.config, "_tmp_path_factory", None)
+    if factory is not None:
+        roots.append(factory.getbasetemp())
+    findings = KEYSCAN.finish(roots)
+    reporter = session.config.pluginmanager.get_plugin("terminalreporter")
+    if reporter is not None:
+        counts = ", ".join(f"{n} {what}" for what, n in KEYSCAN.scanned.items())
+        reporter.write_line(f"Genlook key scan: {counts}; {len(findings)} finding(s)")
+        for finding in findings[:50]:
+            reporter.write_line(f"  KEY LEAK {finding}", red=True)
+    if findings:
+        session.exitstatus = pytest.ExitCode.TESTS_FAILED

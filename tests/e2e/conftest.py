@@ -17,7 +17,7 @@ from PIL import Image
 from redis.asyncio import Redis
 from service.devstack import Stack, free_port, wait_http
 
-from tests.conftest import EMULATOR_SPEED, TEST_REDIS_URL, Emulator
+from tests.conftest import EMULATOR_SPEED, KEYSCAN, TEST_REDIS_URL, Emulator
 from tests.e2e.redis_server import PersistentRedis
 
 SECRET = "sk_test_e2e_secret_key_0123456789"
@@ -62,7 +62,8 @@ class Gateway:
 def start_gateway(
     emulator: Emulator, *, workers: int = 1, log_dir: str | None = None, **env: str
 ) -> Gateway:
-    stack = Stack(env=stack_env(emulator, **env), log_dir=log_dir)
+    # Logs go to files by default so the run's key scan reads them (tests/keyscan.py).
+    stack = Stack(env=stack_env(emulator, **env), log_dir=log_dir or KEYSCAN.new_log_dir())
     port = free_port()
     stack.spawn("gateway", "serve", "--port", str(port))
     for i in range(workers):
