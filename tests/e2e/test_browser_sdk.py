@@ -188,7 +188,8 @@ async def test_typed_errors_and_token_refresh(
     from service.keys import Keys
 
     app: BrowserApp = await create_browser_app(redis, APP, storefront)
-    # A tight per-user rate so the 429 (and its Retry-After, read across origins) shows up.
+    # A tight per-user rate (4 a minute) so the 429 and its Retry-After, read across origins,
+    # show up; 10 tries cover a minute boundary falling in the middle.
     await AppRegistry(redis, Keys()).set_policy(
         APP, Policy(allowed_origins=(storefront,), user_rate_per_minute=4)
     )
@@ -205,6 +206,9 @@ async def test_typed_errors_and_token_refresh(
             const forged = new TryOnClient({ baseUrl: gw, publishableKey: pk, token: "ut_forged" });
             try { await forged.uploadPhoto(window.photo); out.forged = "resolved"; }
             catch (e) { out.forged = describe(e); }
+            const anonymous = new TryOnClient({ baseUrl: gw, publishableKey: pk });
+            try { await anonymous.uploadPhoto(window.photo); out.anonymous = "resolved"; }
+            catch (e) { out.anonymous = describe(e); }
 
             // getToken: a stale token first; rejected, a fresh one is fetched and the call resent.
             const reasons = [];
@@ -217,7 +221,7 @@ async def test_typed_errors_and_token_refresh(
             try { await refreshing.getTryOn("to_missing"); out.missing = "resolved"; }
             catch (e) { out.missing = describe(e); }
             out.limited = null;
-            for (let i = 0; i < 5 && out.limited === null; i++) {
+            for (let i = 0; i < 10 && out.limited === null; i++) {
                 try { await refreshing.getTryOn("to_missing"); }
                 catch (e) { if (e.status === 429) out.limited = describe(e); }
             }
@@ -233,6 +237,8 @@ async def test_typed_errors_and_token_refresh(
         "retryable": False,
         "hasMessage": True,
     }
+    assert outcome["anonymous"]["code"] == "TOKEN_REQUIRED"
+    assert outcome["anonymous"]["status"] == 401
     assert outcome["refreshed"] == {"reasons": ["initial", "rejected"], "imageId": "string"}
     assert outcome["missing"]["code"] == "TRYON_NOT_FOUND"
     assert outcome["missing"]["status"] == 404

@@ -106,6 +106,7 @@ export class TryOnClient {
    * @param {string} options.publishableKey  The app's `pk_...` key; the page's origin must be
    *   one of the app's allowed origins.
    * @param {string} [options.token]  An end-user token, for pages that get one with the HTML.
+   *   With neither token nor getToken, calls are anonymous (for apps whose policy allows it).
    * @param {(info: {reason: "initial"|"expiring"|"rejected"}) => TokenValue|Promise<TokenValue>} [options.getToken]
    *   Called for the first token, before it expires (when `expiresAt` is given) and once when the
    *   gateway rejects it (INVALID_TOKEN, TOKEN_EXPIRED); the failed request is then sent again.
@@ -117,9 +118,6 @@ export class TryOnClient {
   constructor({ publishableKey, token, getToken, baseUrl, transport = "auto", pollWaitSeconds = 25, fetch: fetchImpl } = {}) {
     if (typeof publishableKey !== "string" || !publishableKey.startsWith("pk_")) {
       throw new TypeError("TryOnClient: publishableKey must be the app's pk_... key");
-    }
-    if (!token && typeof getToken !== "function") {
-      throw new TypeError("TryOnClient: pass token or getToken");
     }
     if (!["auto", "sse", "poll"].includes(transport)) {
       throw new TypeError(`TryOnClient: unknown transport ${transport}`);
@@ -364,7 +362,12 @@ export class TryOnClient {
           signal,
           cache: "no-store",
           credentials: "omit",
-          headers: { ...headers, Authorization: `Bearer ${this.#publishableKey}`, "X-Tryon-Token": token },
+          headers: {
+            ...headers,
+            Authorization: `Bearer ${this.#publishableKey}`,
+            // Without a token the call is anonymous: only apps that allow it accept that.
+            ...(token ? { "X-Tryon-Token": token } : {}),
+          },
         });
       } catch (err) {
         if (signal?.aborted) throw signal.reason;
