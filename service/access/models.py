@@ -10,7 +10,7 @@ import msgspec
 KeyKind = Literal["secret", "publishable"]
 
 
-class Policy(msgspec.Struct, frozen=True, kw_only=True, omit_defaults=True):
+class Policy(msgspec.Struct, frozen=True, kw_only=True):
     """What an app's browsers may spend. `None` means unlimited for that dimension."""
 
     # Origins (scheme://host[:port]) whose pages may call with the publishable key.
