@@ -23,6 +23,7 @@ import msgspec
 from litestar import Request, Response, Router, get, post
 from litestar.di import NamedDependency, Provide
 from litestar.params import HeaderParameter
+from litestar.types import ControllerRouterHandler
 
 from service.access.sessions import SessionCreate, mint_session
 from service.api.decoding import decode_json
@@ -175,9 +176,9 @@ async def demo_session(
     return Response(out, status_code=201, headers={"Cache-Control": "no-store"})
 
 
-def browser_routers(settings: Settings) -> list[Router | Any]:
+def browser_routers(settings: Settings) -> list[ControllerRouterHandler]:
     """The SDK always; the demo only when `GATEWAY_DEMO_APP` names an app."""
-    handlers: list[Any] = [sdk]
+    handlers: list[ControllerRouterHandler] = [sdk]
     if settings.gateway.demo_app:
         handlers.append(
             Router(

@@ -124,6 +124,18 @@ async def test_demo_and_its_session_route_are_off_without_a_demo_app(redis: Redi
             assert r.json()["code"] == "NOT_FOUND"
 
 
+async def test_demo_naming_a_missing_app_answers_503(redis: Redis) -> None:
+    settings = Settings(
+        redis=RedisSettings(url=TEST_REDIS_URL),
+        gateway=GatewaySettings(access_log=False, demo_app="no-such-app"),
+    )
+    async with AsyncTestClient(create_app(settings)) as client:
+        assert (await client.get("/demo")).status_code == 200
+        r = await client.post("/demo/session", json={"externalUserId": "u"})
+        assert r.status_code == 503
+        assert r.json()["code"] == "DEMO_UNAVAILABLE"
+
+
 @pytest.fixture
 async def demo_page(demo_stack: Gateway, demo_app: BrowserApp) -> AsyncIterator[Any]:
     async with chromium() as browser:
