@@ -48,6 +48,10 @@ _ALIASES = {"image/heif": "image/heic"}
 _HEIF_BRANDS = frozenset({b"heic", b"heix", b"heim", b"heis", b"mif1", b"msf1"})
 JPEG_QUALITY = 92
 WEBP_QUALITY = 90
+# Encoder effort: Pillow's defaults (PNG 6, WebP 4) took 2-4x longer on a 12 MP photo for a few
+# percent smaller files, and one cleaning thread serves every upload.
+PNG_COMPRESS_LEVEL = 3
+WEBP_METHOD = 2
 _SRGB = ImageCms.ImageCmsProfile(ImageCms.createProfile("sRGB"))
 
 
@@ -153,9 +157,9 @@ def _encode(image: Image.Image, fmt: str, *, lossless: bool) -> bytes:
     if fmt == "JPEG":
         image.save(buf, "JPEG", quality=JPEG_QUALITY, optimize=True)
     elif fmt == "PNG":
-        image.save(buf, "PNG")
+        image.save(buf, "PNG", compress_level=PNG_COMPRESS_LEVEL)
     elif lossless:
-        image.save(buf, "WEBP", lossless=True)
+        image.save(buf, "WEBP", lossless=True, method=WEBP_METHOD)
     else:
-        image.save(buf, "WEBP", quality=WEBP_QUALITY)
+        image.save(buf, "WEBP", quality=WEBP_QUALITY, method=WEBP_METHOD)
     return buf.getvalue()
