@@ -5,10 +5,12 @@ every photo is stored, and sent upstream, as re-encoded pixels only."""
 
 from __future__ import annotations
 
+import asyncio
 import io
 import json
 import select
 import socket
+import statistics
 import time
 import zipfile
 from dataclasses import dataclass
@@ -284,3 +286,42 @@ async def test_what_genlook_receives_is_upright_and_has_no_gps(
     top = kept.convert("RGB").getpixel((30, 10))
     assert isinstance(top, tuple)
     assert top[0] > 180  # the left (red) half is now on top
+
+
+async def test_a_burst_of_big_photos_does_not_stall_other_requests(
+    gateway: Gateway, api: httpx.AsyncClient
+) -> None:
+    size = (4000, 3000)
+    bands = [
+        Image.linear_gradient("L").resize(size),
+        Image.effect_noise(size, 40),
+        Image.radial_gradient("L").resize(size),
+    ]
+    big = Image.merge("RGB", bands)
+    buf = io.BytesIO()
+    big.save(buf, "JPEG", quality=90)
+    photo = buf.getvalue()
+
+    async def ping_while(task: asyncio.Future[Any]) -> list[float]:
+        latencies = []
+        async with httpx.AsyncClient(base_url=gateway.url, timeout=30) as probe:
+            while not task.done():
+                started = time.perf_counter()
+                assert (await probe.get("/healthz")).status_code == 200
+                latencies.append(time.perf_counter() - started)
+                await asyncio.sleep(0.05)
+        return latencies
+
+    started = time.perf_counter()
+    burst = asyncio.gather(*(upload_photo(api, photo) for _ in range(8)))
+    latencies = await ping_while(burst)
+    ids = await burst
+    median = statistics.median(latencies)
+    print(f"8 uploads of a 12 MP JPEG: {time.perf_counter() - started:.2f} s; /healthz during "
+          f"them: {len(latencies)} calls, median {median * 1000:.0f} ms, "
+          f"max {max(latencies) * 1000:.0f} ms")  # fmt: skip
+    assert len(set(ids)) == 8
+    # Cleaning runs in threads, so the loop keeps answering between uploads' bytes; were it
+    # on the loop, each ping would wait for a whole photo (~0.4 s or more).
+    assert len(latencies) >= 20
+    assert median < 0.1
