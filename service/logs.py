@@ -123,17 +123,46 @@ class _Handler(logging.Handler):
 _writer: LineWriter | None = None
 
 
-def access(**fields: Any) -> None:
-    """The per-request line, without the logging module's per-record cost (~9 µs)."""
-    line: dict[str, Any] = {"ts": round(time.time(), 3), "level": "info",
-                            "logger": "service.request", "msg": "request"}  # fmt: skip
-    for name, var in _CONTEXT:
-        value = var.get()
-        if value is not None:
-            line[name] = value
-    line.update(fields)
-    if _writer is not None:
-        _writer.write(_encoder.encode(line) + b"\n")
+class _AccessLine(msgspec.Struct, kw_only=True, omit_defaults=True, rename="camel"):
+    """The per-request line: the same keys, in the same order, as a JsonFormatter line with
+    the request's context; a None context field is left out, as there."""
+
+    ts: float
+    level: str
+    logger: str
+    msg: str
+    request_id: str | None = None
+    trace_id: str | None = None
+    tryon_id: str | None = None
+    app: str | None = None
+    method: str | None = None
+    route: str | None = None
+    status: int
+    ms: float
+
+
+def access(
+    *, request: str, trace: str, method: str | None, route: str | None, status: int, ms: float
+) -> None:
+    """The per-request line, without the logging module's per-record cost: one Struct encoded
+    by msgspec in one call (a dict filled field by field cost ~1 µs more)."""
+    if _writer is None:
+        return
+    line = _AccessLine(
+        ts=round(time.time() * 1000) / 1000,  # round(t, 3) formats and parses a string
+        level="info",
+        logger="service.request",
+        msg="request",
+        request_id=request,
+        trace_id=trace,
+        tryon_id=tryon_id.get(),
+        app=app_id.get(),
+        method=method,
+        route=route,
+        status=status,
+        ms=ms,
+    )
+    _writer.write(_encoder.encode(line) + b"\n")
 
 
 def configure(level: int = logging.INFO) -> None:
@@ -154,4 +183,5 @@ def event(logger: logging.Logger, msg: str, **fields: Any) -> None:
 
 
 def since(started: float) -> float:
-    return round((time.perf_counter() - started) * 1000, 2)
+    """Milliseconds since `started` (perf_counter), to 2 decimals."""
+    return round((time.perf_counter() - started) * 100_000) / 100

@@ -5,7 +5,6 @@ from __future__ import annotations
 import random
 import re
 import time
-from typing import Any
 
 from litestar.enums import ScopeType
 from litestar.types import ASGIApp, Message, Receive, Scope, Send
@@ -30,13 +29,20 @@ def request_log(app: ASGIApp) -> ASGIApp:
                 given = value.decode("latin-1")
             elif name == b"traceparent":
                 trace_header = value.decode("latin-1")
-        # Correlation ids, not secrets: a fast PRNG instead of two urandom syscalls a request.
-        rid = given if given and _SAFE_ID.match(given) else f"{_rng.getrandbits(64):016x}"
-        trace = logs.trace_from(trace_header)
+        # Correlation ids, not secrets: a fast PRNG instead of urandom syscalls, and one draw
+        # for both (16 hex digits of request id, 32 of trace id).
+        ids = f"{_rng.getrandbits(192):048x}"
+        rid = given if given and _SAFE_ID.match(given) else ids[:16]
+        trace = logs.trace_from(trace_header) or ids[16:]
         logs.request_id.set(rid)
-        logs.trace_id.set(trace or f"{_rng.getrandbits(128):032x}")
-        logs.app_id.set(None)
-        logs.tryon_id.set(None)
+        logs.trace_id.set(trace)
+        # Usually unset already (a server runs each request in a fresh context); a set costs
+        # more than a get.
+        if logs.app_id.get() is not None:
+            logs.app_id.set(None)
+        if logs.tryon_id.get() is not None:
+            logs.tryon_id.set(None)
+        rid_header = (b"x-request-id", rid.encode())
         status = 500
         started = time.perf_counter()
 
@@ -44,14 +50,14 @@ def request_log(app: ASGIApp) -> ASGIApp:
             nonlocal status
             if message["type"] == "http.response.start":
                 status = message["status"]
-                message["headers"] = [*message.get("headers", []), (b"x-request-id", rid.encode())]
+                message["headers"] = [*message.get("headers", ()), rid_header]
             await send(message)
 
         try:
             await app(scope, receive, send_with_id)
         finally:
-            route: Any = scope.get("path_template") or scope.get("path")
-            logs.access(method=scope.get("method"), route=route, status=status,
+            logs.access(request=rid, trace=trace, method=scope["method"],
+                        route=scope.get("path_template") or scope.get("path"), status=status,
                         ms=logs.since(started))  # fmt: skip
 
     return middleware
