@@ -20,8 +20,9 @@ from service.resources import Resources, connect_redis
 from service.settings import Settings
 
 from workers.jobs import run_tryon, sweep, upload_photo
-from workers.ops import OpsWorker, WorkerOps
+from workers.ops import WorkerOps
 from workers.runner import TryOnRunner
+from workers.shutdown import CreateGate, GracefulWorker
 from workers.waiting import DurationModel
 from workers.webhooks import Dispatcher, deliver_webhook, make_deliverer
 
@@ -48,7 +49,9 @@ def build_worker(settings: Settings, *, burst: bool = False) -> Worker:
             res, deliverer, blocking, name=f"{socket.gethostname()}-{os.getpid()}"
         )
         ctx["dispatcher"] = asyncio.create_task(dispatcher.run(), name="webhook-dispatcher")
-        ctx["runner"] = TryOnRunner(res, durations, budget_s=w.job_timeout * (1 - _TIMEOUT_MARGIN))
+        ctx["runner"] = TryOnRunner(
+            res, durations, budget_s=w.job_timeout * (1 - _TIMEOUT_MARGIN), gate=gate
+        )
         # Heartbeat and processing-pause watcher; `worker` is bound below, before startup runs.
         ops = WorkerOps(res.redis, res.keys, worker, beat_interval=w.health_check_interval)
         ops.start()
@@ -71,7 +74,9 @@ def build_worker(settings: Settings, *, burst: bool = False) -> Worker:
             await res.aclose()
 
     sweep_seconds = max(1, int(w.sweep_interval))
-    worker = OpsWorker(
+    gate = CreateGate()
+    worker = GracefulWorker(
+        gate=gate,
         functions=[
             func(run_tryon, name=jobs.RUN_TRYON, timeout=w.job_timeout),
             # arq leases every in-progress job for the LONGEST function timeout (+10 s):

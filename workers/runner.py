@@ -21,8 +21,10 @@ import time
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from datetime import UTC, datetime
+from functools import partial
 from typing import cast
 
+from redis.exceptions import RedisError
 from service import logs
 from service.genlook import errors as gl
 from service.genlook.client import Priority
@@ -43,6 +45,7 @@ from service.products import fingerprint
 from service.resources import Resources
 from service.tryons.models import ErrorInfo, TryOnRecord
 
+from workers.shutdown import CreateGate
 from workers.waiting import DurationModel
 
 log = logging.getLogger("workers.runner")
@@ -76,9 +79,18 @@ class PlannedProduct:
 
 
 class TryOnRunner:
-    def __init__(self, res: Resources, durations: DurationModel, *, budget_s: float) -> None:
+    def __init__(
+        self,
+        res: Resources,
+        durations: DurationModel,
+        *,
+        budget_s: float,
+        gate: CreateGate | None = None,
+    ) -> None:
         self._res = res
         self._durations = durations
+        # Shutdown: which attempts may be cancelled and resumed elsewhere (workers/shutdown.py).
+        self._gate = gate or CreateGate()
         # How long one job attempt may keep waiting before handing over to a fresh attempt
         # (it must end well within arq's job timeout).
         self._budget_s = budget_s
@@ -88,6 +100,8 @@ class TryOnRunner:
     # --- entry point --------------------------------------------------------------------------
 
     async def run(self, tryon_id: str, job_try: int = 1) -> str:
+        if self._gate.closed:
+            raise RetryLater(0.0, "worker stopping: another worker takes it")
         store = self._res.store
         record = await store.get(tryon_id)
         if record is None:
@@ -96,6 +110,10 @@ class TryOnRunner:
         logs.trace_id.set(record.trace_id)
         logs.app_id.set(record.app)
         started = time.monotonic()
+        with self._gate.resumable():
+            return await self._drive(record, started, job_try)
+
+    async def _drive(self, record: TryOnRecord, started: float, job_try: int) -> str:
         while not record.is_terminal:
             if time.time() > record.deadline_at:
                 if record.create_started_at is not None and record.generation_id is None:
@@ -105,7 +123,7 @@ class TryOnRunner:
                 if record.status == "queued":
                     record = await self._begin(record)
                 elif record.status == "submitting":
-                    record = await self._submit(record, job_try)
+                    record = await self._submit(record, job_try, started)
                 elif record.status == "running":
                     record = await self._wait(record, started)
             except Finished as done:
@@ -124,7 +142,7 @@ class TryOnRunner:
 
         return await self._res.store.update(record.id, to_submitting)
 
-    async def _submit(self, record: TryOnRecord, job_try: int) -> TryOnRecord:
+    async def _submit(self, record: TryOnRecord, job_try: int, started: float) -> TryOnRecord:
         if record.create_started_at is not None and record.generation_id is None:
             return await self._outcome_unknown(record)
         log.info("try-on %s: submitting (try %d, rev of marker clear)", record.id, job_try)
@@ -136,15 +154,35 @@ class TryOnRunner:
             external_user_id=upstream_user_id(record.app, record.external_user_id),
             output=self._output(record),
         )
-        async with self._res.hooks.reserved(Priority.START):
-            record = await self._mark(record, create_started_at=time.time())
-            log.info("try-on %s: create sent (try %d)", record.id, job_try)
-            try:
-                generation = await self._create(request)
-            except gl.GenlookError as exc:
-                return await self._create_failed(record, plan, exc, job_try)
+        # arq's job timeout would cut a create call sent late in the attempt, as surely as a
+        # kill: the budget wait may use this attempt's time only up to the hand-over point.
+        waiting = asyncio.timeout(max(0.0, self._budget_s - (time.monotonic() - started)))
+        try:
+            async with waiting, self._res.hooks.reserved(Priority.START):
+                waiting.reschedule(None)
+                if self._gate.closed:
+                    raise RetryLater(0.0, "worker stopping: another worker sends the create")
+                with self._gate.create_call():
+                    return await self._send_create(record, plan, request, job_try)
+        except TimeoutError:
+            if not waiting.expired():
+                raise
+            raise RetryLater(0.0, "no budget cell in this attempt's time") from None
+
+    async def _send_create(
+        self, record: TryOnRecord, plan: PlannedProduct, request: TryOnRequest, job_try: int
+    ) -> TryOnRecord:
+        """The create call's window: marker, call, and its outcome recorded."""
+        record = await self._mark(record, create_started_at=time.time())
+        log.info("try-on %s: create sent (try %d)", record.id, job_try)
+        try:
+            generation = await self._create(request)
+        except gl.GenlookError as exc:
+            failed = partial(self._create_failed, record, plan, exc, job_try)
+            return await _through_redis_outage(failed)
+        recorded = await _through_redis_outage(partial(self._record_generation, record, generation))
         await self._remember_product(plan, generation)
-        return await self._record_generation(record, generation)
+        return recorded
 
     async def _create_failed(
         self, record: TryOnRecord, plan: PlannedProduct, exc: gl.GenlookError, job_try: int
@@ -380,6 +418,25 @@ class TryOnRunner:
             return r
 
         return await self._res.store.update(record.id, apply)
+
+
+# A Redis restart or failover takes seconds; the create's answer waits that long to be written.
+_OUTAGE_PATIENCE = 30.0
+
+
+async def _through_redis_outage(write: Callable[[], Awaitable[TryOnRecord]]) -> TryOnRecord:
+    """Write the create call's outcome, which only this process knows: lost to a Redis outage,
+    the next attempt could only report UPSTREAM_OUTCOME_UNKNOWN (a credit spent for nothing).
+    Every write it retries is a compare-and-set from the current record, so repeating is safe."""
+    give_up = time.monotonic() + _OUTAGE_PATIENCE
+    while True:
+        try:
+            return await write()
+        except (RedisError, OSError) as exc:
+            if time.monotonic() > give_up:
+                raise
+            log.warning("create outcome not written yet (%s); retrying", type(exc).__name__)
+            await asyncio.sleep(0.5)
 
 
 def _backoff(job_try: int) -> float:
