@@ -9,6 +9,7 @@ from collections.abc import AsyncIterator
 from contextvars import ContextVar
 
 import httpx
+from redis.exceptions import RedisError
 
 from service.budget import BudgetShape, UpstreamBudget
 from service.genlook.client import GenlookClient, Priority
@@ -53,7 +54,13 @@ class BudgetHooks:
             log.info("upstream budget: %s waited %.1fs", endpoint, waited)
 
     async def after_response(self, endpoint: str, status: int | None, elapsed: float) -> None:
-        await self._metrics.add("upstream_requests", endpoint=endpoint, status=status_class(status))
+        # Raising here would discard the answer (a create's: a credit spent, its id lost).
+        try:
+            await self._metrics.add(
+                "upstream_requests", endpoint=endpoint, status=status_class(status)
+            )
+        except (RedisError, OSError) as exc:
+            log.warning("upstream request not counted: %s", type(exc).__name__)
 
     async def on_rate_limited(self, endpoint: str, retry_after: float | None) -> None:
         pause = retry_after if retry_after is not None else self._window * _DEFAULT_PAUSE_SHARE
