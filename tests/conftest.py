@@ -10,6 +10,7 @@ import os
 import subprocess
 import sys
 from collections.abc import Iterator
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -83,6 +84,13 @@ async def redis() -> Any:
 
 def pytest_configure(config: pytest.Config) -> None:
     KEYSCAN.install()
+
+    def basetemp() -> Path:
+        # Looked up when first needed: the tmp_path plugin sets it up in its own configure.
+        path: Path = config._tmp_path_factory.getbasetemp()  # type: ignore[attr-defined]
+        return path
+
+    KEYSCAN.log_root = basetemp
 
 
 def pytest_sessionfinish(session: pytest.Session, exitstatus: int) -> None:

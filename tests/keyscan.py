@@ -10,9 +10,8 @@ skipped. Findings fail the run at its end (tests/conftest.py `pytest_sessionfini
 from __future__ import annotations
 
 import logging
-import shutil
 import tempfile
-from collections.abc import AsyncIterator, Iterable, Iterator
+from collections.abc import AsyncIterator, Callable, Iterable, Iterator
 from pathlib import Path
 from typing import Any
 
@@ -26,14 +25,16 @@ class KeyScan:
         self.findings: list[str] = []
         self.scanned = {"responses": 0, "log records": 0, "log files": 0}
         self._skip_origins: list[str] = []
-        self.log_root = Path(tempfile.mkdtemp(prefix="tryon-keyscan-"))
+        # Where processes started by the tests log: pytest's base temp directory once the run
+        # has one (kept after the run, for debugging), a temp directory before.
+        self.log_root: Callable[[], Path] = lambda: Path(tempfile.mkdtemp(prefix="tryon-logs-"))
         self._undo: list[tuple[Any, str, Any]] = []
 
     def skip_origin(self, origin: str) -> None:
         self._skip_origins.append(origin.rstrip("/"))
 
     def new_log_dir(self) -> str:
-        return tempfile.mkdtemp(dir=self.log_root)
+        return tempfile.mkdtemp(prefix="stack-", dir=self.log_root())
 
     def check(self, where: str, data: bytes) -> None:
         for secret in self.secrets:
@@ -115,8 +116,7 @@ class KeyScan:
 
     def finish(self, roots: Iterable[Path]) -> list[str]:
         self.uninstall()
-        self.scan_files([self.log_root, *roots])
-        shutil.rmtree(self.log_root, ignore_errors=True)
+        self.scan_files(roots)
         return self.findings
 
 
