@@ -4,7 +4,8 @@ before anything is written, so bad input changes nothing."""
 from __future__ import annotations
 
 import asyncio
-import secrets
+import binascii
+import os
 import time
 from collections.abc import Mapping
 from typing import Any
@@ -32,8 +33,13 @@ MAX_METADATA_BYTES = 4096
 MAX_ID_LENGTH = 256
 
 
+_URLSAFE = bytes.maketrans(b"+/", b"-_")
+
+
 def new_tryon_id() -> str:
-    return "to_" + secrets.token_urlsafe(15)
+    """`to_` + 20 url-safe base64 characters of 15 random bytes: `secrets.token_urlsafe(15)`
+    without its three Python-level wrappers (~2k instructions less per try-on)."""
+    return "to_" + binascii.b2a_base64(os.urandom(15), newline=False).translate(_URLSAFE).decode()
 
 
 def _check_url(url: str, path: str) -> None:
