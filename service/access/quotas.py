@@ -75,6 +75,19 @@ def seconds_to_midnight(now: float) -> float:
     return DAY - now % DAY
 
 
+def _per_day(key: str, limit: int, now: float, code: str, message: str) -> Limit:
+    """A count of try-ons for one UTC day: 402 when full, until midnight."""
+    return Limit(
+        key=key,
+        limit=limit,
+        ttl=2 * DAY,
+        status=402,
+        code=code,
+        message=message,
+        resets_in=seconds_to_midnight(now),
+    )
+
+
 class Quotas:
     def __init__(self, redis: Redis, keys: Keys) -> None:
         self._keys = keys
@@ -95,14 +108,12 @@ class Quotas:
         )
 
     def daily_cap(self, app: str, cap: int, now: float) -> Limit:
-        return Limit(
-            key=self._keys.daily_tryons(app, utc_day(now)),
-            limit=cap,
-            ttl=2 * DAY,
-            status=402,
-            code="DAILY_CREDIT_CAP_REACHED",
-            message=f"This app's daily try-on cap ({cap}) is reached; it resets at 00:00 UTC.",
-            resets_in=seconds_to_midnight(now),
+        return _per_day(
+            self._keys.daily_tryons(app, utc_day(now)),
+            cap,
+            now,
+            "DAILY_CREDIT_CAP_REACHED",
+            f"This app's daily try-on cap ({cap}) is reached; it resets at 00:00 UTC.",
         )
 
     def token_tryons(self, token_id: str, max_tryons: int, expires_at: float, now: float) -> Limit:
@@ -116,14 +127,12 @@ class Quotas:
         )
 
     def anonymous_daily(self, app: str, ip: str, per_day: int, now: float) -> Limit:
-        return Limit(
-            key=self._keys.anonymous_daily(app, ip, utc_day(now)),
-            limit=per_day,
-            ttl=2 * DAY,
-            status=402,
-            code="ANONYMOUS_QUOTA_EXHAUSTED",
-            message=f"Anonymous visitors get {per_day} try-ons a day.",
-            resets_in=seconds_to_midnight(now),
+        return _per_day(
+            self._keys.anonymous_daily(app, ip, utc_day(now)),
+            per_day,
+            now,
+            "ANONYMOUS_QUOTA_EXHAUSTED",
+            f"Anonymous visitors get {per_day} try-ons a day.",
         )
 
     # --- counting -----------------------------------------------------------------------------
