@@ -12,17 +12,18 @@ import functools
 import hashlib
 import time
 from collections.abc import AsyncIterator, Awaitable, Callable
-from typing import Annotated, Any
+from typing import Any
 
 import msgspec
 from litestar import Controller, Request, Response, delete, get, post
 from litestar.di import NamedDependency
-from litestar.params import FromPath, HeaderParameter, QueryParameter
+from litestar.params import FromPath
 from litestar.response import ServerSentEvent, ServerSentEventMessage
 
 from service.access.browser import browser_tryon
 from service.api.decoding import decode_json
 from service.api.deps import BROWSER_CTX, CTX, Ctx
+from service.api.hot_params import IDEMPOTENCY_KEY, WAIT, documenting, wait_seconds
 from service.api.images import read_form, read_photo
 from service.api.ops import check_intake
 from service.api.webhooks import DeliveryOut, check_url, delivery_view
@@ -126,14 +127,21 @@ class TryOnController(Controller):
     tags = ["try-ons"]
     dependencies = CTX
 
-    @post("/", status_code=202, request_max_body_size=MAX_BODY, dependencies=BROWSER_CTX)
+    @post(
+        "/",
+        status_code=202,
+        request_max_body_size=MAX_BODY,
+        dependencies=BROWSER_CTX,
+        operation_class=documenting(IDEMPOTENCY_KEY),
+    )
     async def create(
         self,
         request: Request[Any, Any, Any],
         ctx: NamedDependency[Ctx],
-        idempotency_key: Annotated[str | None, HeaderParameter(name="Idempotency-Key")] = None,
     ) -> Response[TryOnOut]:
         """Accept a try-on; 202 with its id. Same Idempotency-Key + same body = same try-on."""
+        # Read here rather than as a Litestar parameter: see service/api/hot_params.py.
+        idempotency_key = request.headers.get("idempotency-key")
         await check_intake(request)  # 503 INTAKE_PAUSED while ops paused intake
         principal, res = ctx.principal, ctx.res
         raw, photo, photo_key = await _parse(request)
@@ -207,14 +215,15 @@ class TryOnController(Controller):
                 await ctx.auth.give_back(record.id, counters)
         return Response(public_view(stored), status_code=202, headers=headers)
 
-    @get("/{tryon_id:str}", dependencies=BROWSER_CTX)
+    @get("/{tryon_id:str}", dependencies=BROWSER_CTX, operation_class=documenting(WAIT))
     async def read(
         self,
+        request: Request[Any, Any, Any],
         tryon_id: FromPath[str],
         ctx: NamedDependency[Ctx],
-        wait: Annotated[float, QueryParameter(ge=0, le=60)] = 0,
     ) -> TryOnOut:
         """The try-on; with `?wait=N`, hold up to N seconds for a terminal state."""
+        wait = wait_seconds(request)
         principal, res, events = ctx.principal, ctx.res, ctx.events
         record = await owned(res, principal, tryon_id)
         if record.is_terminal or wait <= 0:

@@ -6,15 +6,22 @@ from __future__ import annotations
 import json
 import os
 import re
+import time
+from collections.abc import AsyncIterator
 from typing import Any
 
 import pytest
+from litestar.testing import AsyncTestClient
 from redis._parsers import Encoder
 from redis.connection import PythonRespSerializer
 from service import logs
 from service.api.request_log import request_log
+from service.app import create_app
 from service.autopipeline import pack
+from service.settings import Settings
 from service.tryons.intake import new_tryon_id
+
+from tests.conftest import TEST_REDIS_URL
 
 
 def test_pack_is_what_redis_py_sends() -> None:
@@ -90,3 +97,54 @@ async def test_access_line_has_every_field_and_survives_any_path() -> None:
     assert re.fullmatch(r"[0-9a-f]{16}", rid)
     assert second["requestId"] == rid
     assert re.fullmatch(r"[0-9a-f]{32}", second["traceId"])
+
+
+KEY = "sk_test_request_path_key_0123456789"
+
+
+@pytest.fixture
+async def client(redis: Any) -> AsyncIterator[AsyncTestClient[Any]]:
+    settings = Settings.from_env(
+        {"REDIS_URL": TEST_REDIS_URL, "GATEWAY_SECRET_KEYS": f"{KEY}=shop"}
+    )
+    async with AsyncTestClient(app=create_app(settings)) as c:
+        c.headers["Authorization"] = f"Bearer {KEY}"
+        yield c
+
+
+async def test_hot_route_parameters_are_checked_and_documented(
+    client: AsyncTestClient[Any],
+) -> None:
+    tryon = {
+        "products": [
+            {"title": "Tee", "images": [{"source": {"url": "https://example.com/t.png"}}]}
+        ],
+        "person": {"image": {"source": {"url": "https://example.com/p.jpg"}}},
+    }
+    first = await client.post("/v1/try-ons", json=tryon, headers={"Idempotency-Key": "k1"})
+    assert first.status_code == 202, first.text
+    again = await client.post("/v1/try-ons", json=tryon, headers={"Idempotency-Key": "k1"})
+    assert again.json()["id"] == first.json()["id"]
+    assert again.headers["idempotent-replayed"] == "true"
+    too_long = await client.post("/v1/try-ons", json=tryon, headers={"Idempotency-Key": "k" * 256})
+    assert (too_long.status_code, too_long.json()["code"]) == (400, "VALIDATION_FAILED")
+
+    tryon_id = first.json()["id"]
+    for wait in ("abc", "-1", "61", "nan", "inf"):
+        r = await client.get(f"/v1/try-ons/{tryon_id}", params={"wait": wait})
+        assert (r.status_code, r.json()["code"]) == (400, "VALIDATION_FAILED"), wait
+        assert r.json()["details"][0]["path"] == "wait"
+    started = time.monotonic()
+    r = await client.get(f"/v1/try-ons/{tryon_id}", params={"wait": "0.3"})
+    assert r.status_code == 200
+    assert time.monotonic() - started >= 0.3  # queued, no worker: it waited
+    assert (await client.get(f"/v1/try-ons/{tryon_id}")).json()["status"] == "queued"
+
+    paths = (await client.get("/docs/openapi.json")).json()["paths"]
+    create_params = {p["name"]: p for p in paths["/v1/try-ons"]["post"]["parameters"]}
+    assert create_params["Idempotency-Key"]["in"] == "header"
+    assert create_params["Idempotency-Key"]["schema"]["maxLength"] == 255
+    read_params = {p["name"]: p for p in paths["/v1/try-ons/{tryon_id}"]["get"]["parameters"]}
+    assert read_params["wait"]["in"] == "query"
+    assert read_params["wait"]["schema"]["maximum"] == 60
+    assert "tryon_id" in read_params
