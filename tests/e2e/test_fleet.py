@@ -60,7 +60,10 @@ class Fleet:
     async def replace(self, name: str, sig: signal.Signals) -> str:
         """Stop a worker with `sig` (off the event loop: the receiver and the load go on),
         then start its replacement and wait until it beats."""
+        proc = self.stack.procs[name]
         await asyncio.to_thread(self.stack.stop, name, sig, 30)
+        if sig == signal.SIGTERM:  # it stopped by itself, within its completion wait
+            assert proc.returncode == 0, (name, proc.returncode)
         base = name.partition(".")[0]
         self._generation[base] += 1
         new = f"{base}.{self._generation[base]}"
