@@ -15,16 +15,18 @@ from collections.abc import AsyncIterator, Awaitable, Callable
 from typing import Any
 
 import msgspec
-from litestar import Controller, Request, Response, delete, get, post
+from litestar import Controller, Request, delete, get, post
 from litestar.di import NamedDependency
 from litestar.params import FromPath
 from litestar.response import ServerSentEvent, ServerSentEventMessage
+from litestar.response.base import ASGIResponse
 
 from service.access.browser import browser_tryon
 from service.api.decoding import decode_json
 from service.api.deps import BROWSER_CTX, CTX, Ctx
 from service.api.hot_params import IDEMPOTENCY_KEY, WAIT, documenting, wait_seconds
 from service.api.images import read_form, read_photo
+from service.api.json_answer import documented, json_answer
 from service.api.ops import check_intake
 from service.api.webhooks import DeliveryOut, check_url, delivery_view
 from service.auth import Principal
@@ -133,12 +135,13 @@ class TryOnController(Controller):
         request_max_body_size=MAX_BODY,
         dependencies=BROWSER_CTX,
         operation_class=documenting(IDEMPOTENCY_KEY),
+        responses=documented(TryOnOut, 202, "Accepted: the try-on, queued."),
     )
     async def create(
         self,
         request: Request[Any, Any, Any],
         ctx: NamedDependency[Ctx],
-    ) -> Response[TryOnOut]:
+    ) -> ASGIResponse:
         """Accept a try-on; 202 with its id. Same Idempotency-Key + same body = same try-on."""
         # Read here rather than as a Litestar parameter: see service/api/hot_params.py.
         idempotency_key = request.headers.get("idempotency-key")
@@ -213,21 +216,26 @@ class TryOnController(Controller):
             headers["Idempotent-Replayed"] = "true"
             if counters:  # a replay spends nothing new
                 await ctx.auth.give_back(record.id, counters)
-        return Response(public_view(stored), status_code=202, headers=headers)
+        return json_answer(public_view(stored), status=202, headers=headers)
 
-    @get("/{tryon_id:str}", dependencies=BROWSER_CTX, operation_class=documenting(WAIT))
+    @get(
+        "/{tryon_id:str}",
+        dependencies=BROWSER_CTX,
+        operation_class=documenting(WAIT),
+        responses=documented(TryOnOut, 200, "The try-on."),
+    )
     async def read(
         self,
         request: Request[Any, Any, Any],
         tryon_id: FromPath[str],
         ctx: NamedDependency[Ctx],
-    ) -> TryOnOut:
+    ) -> ASGIResponse:
         """The try-on; with `?wait=N`, hold up to N seconds for a terminal state."""
         wait = wait_seconds(request)
         principal, res, events = ctx.principal, ctx.res, ctx.events
         record = await owned(res, principal, tryon_id)
         if record.is_terminal or wait <= 0:
-            return public_view(record)
+            return json_answer(public_view(record))
         deadline = time.monotonic() + min(wait, res.settings.gateway.max_wait_seconds)
         async with events.watch(tryon_id) as queue:
             record = await owned(res, principal, tryon_id)
@@ -238,7 +246,7 @@ class TryOnController(Controller):
                 with contextlib.suppress(TimeoutError):
                     await asyncio.wait_for(queue.get(), timeout=remaining)
                 record = await owned(res, principal, tryon_id)
-        return public_view(record)
+        return json_answer(public_view(record))
 
     @get("/{tryon_id:str}/events", dependencies=BROWSER_CTX)
     async def stream(

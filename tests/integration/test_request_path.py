@@ -1,5 +1,6 @@
 """The request path's cheaper pieces keep their contract: RESP bytes as redis-py writes them,
-the access line with every field (valid JSON whatever the path), try-on ids of the same form."""
+the access line with every field (valid JSON whatever the path), try-on ids of the same form, the
+hot routes' parameters and answers as before and as documented."""
 
 from __future__ import annotations
 
@@ -123,6 +124,9 @@ async def test_hot_route_parameters_are_checked_and_documented(
     }
     first = await client.post("/v1/try-ons", json=tryon, headers={"Idempotency-Key": "k1"})
     assert first.status_code == 202, first.text
+    assert first.headers["content-type"] == "application/json"
+    assert first.headers["location"] == f"/v1/try-ons/{first.json()['id']}"
+    assert first.json()["status"] == "queued"
     again = await client.post("/v1/try-ons", json=tryon, headers={"Idempotency-Key": "k1"})
     assert again.json()["id"] == first.json()["id"]
     assert again.headers["idempotent-replayed"] == "true"
@@ -138,12 +142,19 @@ async def test_hot_route_parameters_are_checked_and_documented(
     r = await client.get(f"/v1/try-ons/{tryon_id}", params={"wait": "0.3"})
     assert r.status_code == 200
     assert time.monotonic() - started >= 0.3  # queued, no worker: it waited
-    assert (await client.get(f"/v1/try-ons/{tryon_id}")).json()["status"] == "queued"
+    r = await client.get(f"/v1/try-ons/{tryon_id}")
+    assert (r.status_code, r.headers["content-type"]) == (200, "application/json")
+    assert r.json() == first.json()
 
     paths = (await client.get("/docs/openapi.json")).json()["paths"]
     create_params = {p["name"]: p for p in paths["/v1/try-ons"]["post"]["parameters"]}
     assert create_params["Idempotency-Key"]["in"] == "header"
     assert create_params["Idempotency-Key"]["schema"]["maxLength"] == 255
+    out_schema = {"$ref": "#/components/schemas/TryOnOut"}
+    created = paths["/v1/try-ons"]["post"]["responses"]["202"]["content"]["application/json"]
+    assert created["schema"] == out_schema
+    read = paths["/v1/try-ons/{tryon_id}"]["get"]["responses"]["200"]["content"]
+    assert read["application/json"]["schema"] == out_schema
     read_params = {p["name"]: p for p in paths["/v1/try-ons/{tryon_id}"]["get"]["parameters"]}
     assert read_params["wait"]["in"] == "query"
     assert read_params["wait"]["schema"]["maximum"] == 60
