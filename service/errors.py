@@ -20,6 +20,8 @@ from litestar.exceptions import (
 )
 from litestar.status_codes import HTTP_500_INTERNAL_SERVER_ERROR
 from litestar.types import ExceptionHandlersMap
+from redis.exceptions import ConnectionError as RedisConnectionError
+from redis.exceptions import TimeoutError as RedisTimeoutError
 
 log = logging.getLogger("service.errors")
 
@@ -114,6 +116,19 @@ def _http(_: Request[Any, Any, Any], exc: HTTPException) -> Response[ErrorBody]:
     return _respond(ApiError(status, code, exc.detail, headers=headers))
 
 
+def _store_down(_: Request[Any, Any, Any], exc: Exception) -> Response[ErrorBody]:
+    # Redis unreachable (restart, failover): nothing was accepted, and the caller may retry.
+    log.warning("redis unavailable: %s", type(exc).__name__)
+    return _respond(
+        ApiError(
+            503,
+            "STORE_UNAVAILABLE",
+            "The gateway cannot reach its store; retry shortly (with the same Idempotency-Key).",
+            headers={"Retry-After": "1"},
+        )
+    )
+
+
 def _internal(_: Request[Any, Any, Any], exc: Exception) -> Response[ErrorBody]:
     log.error("unhandled error: %s", type(exc).__name__, exc_info=exc)
     return _respond(ApiError(HTTP_500_INTERNAL_SERVER_ERROR, "INTERNAL_ERROR", "Internal error."))
@@ -123,5 +138,7 @@ EXCEPTION_HANDLERS: ExceptionHandlersMap = {
     ApiError: _api_error,
     ValidationException: _validation,
     HTTPException: _http,
+    RedisConnectionError: _store_down,
+    RedisTimeoutError: _store_down,
     Exception: _internal,
 }
