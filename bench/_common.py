@@ -330,6 +330,19 @@ async def start_tryon(api: httpx.AsyncClient, image_id: str, external_id: str) -
     return tryon_id
 
 
+async def start_tryons(
+    api: httpx.AsyncClient, image_id: str, external_id: str, count: int, *, concurrency: int
+) -> list[str]:
+    """`count` try-ons of one product on one photo, at most `concurrency` requests at a time."""
+    sem = asyncio.Semaphore(concurrency)
+
+    async def submit() -> str:
+        async with sem:
+            return await start_tryon(api, image_id, external_id)
+
+    return await asyncio.gather(*(submit() for _ in range(count)))
+
+
 TERMINAL = ("completed", "failed", "canceled")
 
 

@@ -34,7 +34,7 @@ from bench._common import (
     put_product,
     record_doc,
     redis_client,
-    start_tryon,
+    start_tryons,
     table,
     upload_photo,
 )
@@ -87,13 +87,7 @@ async def measure(bs: BenchStack, workers: int, args: argparse.Namespace) -> Out
             await put_product(api, "tee", bs.emulator.asset_url())
             before = bs.emulator.counters()
             t0 = time.time()
-            sem = asyncio.Semaphore(20)
-
-            async def submit(_: int) -> str:
-                async with sem:
-                    return await start_tryon(api, image_id, "tee")
-
-            ids = await asyncio.gather(*(submit(i) for i in range(submitted)))
+            ids = await start_tryons(api, image_id, "tee", submitted, concurrency=20)
             start, end = t0 + args.ramp, t0 + args.ramp + args.window
             await asyncio.sleep(max(0.0, end - time.time()))
             after = bs.emulator.counters()

@@ -32,6 +32,7 @@ from bench._common import (
     record_doc,
     redis_client,
     start_tryon,
+    start_tryons,
     table,
     upload_photo,
     wait_terminal,
@@ -101,13 +102,7 @@ async def measure_ours(bs: BenchStack, strategy: str, args: argparse.Namespace) 
             before = bs.emulator.counters()
             cpu0 = _cpu_seconds(bs.pid("worker"))
             t0 = time.time()
-            sem = asyncio.Semaphore(20)
-
-            async def submit(_: int) -> str:
-                async with sem:
-                    return await start_tryon(api, image_id, "tee")
-
-            ids = await asyncio.gather(*(submit(i) for i in range(submitted)))
+            ids = await start_tryons(api, image_id, "tee", submitted, concurrency=20)
             start = t0 + window
             await _sleep_until(start)
             at_start = bs.emulator.counters()

@@ -31,6 +31,7 @@ from bench._common import (
     photo_bytes,
     put_product,
     start_tryon,
+    start_tryons,
     table,
     upload_photo,
     wait_terminal,
@@ -97,13 +98,7 @@ async def measure(bs: BenchStack, target: int, duration: float) -> Outcome:
             await wait_terminal(api, warm, timeout=60)
             await asyncio.sleep(1.0)
             idle = Sample(0, rss_mb(worker), rss_mb(gw))
-            sem = asyncio.Semaphore(50)
-
-            async def submit(_: int) -> str:
-                async with sem:
-                    return await start_tryon(api, image_id, "tee")
-
-            ids = await asyncio.gather(*(submit(i) for i in range(target)))
+            ids = await start_tryons(api, image_id, "tee", target, concurrency=50)
             peak = idle
             deadline = time.monotonic() + duration * 2
             while time.monotonic() < deadline:
