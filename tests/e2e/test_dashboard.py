@@ -13,7 +13,6 @@ from __future__ import annotations
 
 import asyncio
 import os
-import shutil
 import tempfile
 from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
 from pathlib import Path
@@ -26,6 +25,7 @@ from service.keys import Keys
 from service.ops.history import record_sample
 
 from tests.conftest import Emulator
+from tests.e2e.browser_stack import chromium, needs_chromium
 from tests.e2e.conftest import (
     Gateway,
     put_product,
@@ -35,11 +35,7 @@ from tests.e2e.conftest import (
     wait_terminal,
 )
 
-CHROMIUM = "/usr/bin/chromium"
-pytestmark = pytest.mark.skipif(
-    shutil.which(CHROMIUM) is None,
-    reason=f"no Chromium at {CHROMIUM} (Debian package `chromium`: apt-get install -y chromium)",
-)
+pytestmark = needs_chromium
 playwright_api = pytest.importorskip("playwright.async_api")
 
 ADMIN = "ops_dash_admin_token_0123456789abcdef"
@@ -76,23 +72,9 @@ async def api(
 
 @pytest.fixture
 async def browser_page(dash_stack: Gateway) -> AsyncIterator[Any]:
-    async with playwright_api.async_playwright() as pw:
-        browser = await pw.chromium.launch(
-            executable_path=CHROMIUM,
-            args=[
-                "--no-sandbox",
-                "--disable-gpu",
-                "--disable-background-networking",
-                "--disable-component-update",
-                "--disable-sync",
-                "--no-first-run",
-            ],
-        )
-        try:
-            page = await browser.new_page(viewport={"width": 1440, "height": 1000})
-            yield page
-        finally:
-            await browser.close()
+    async with chromium() as browser:
+        page = await browser.new_page(viewport={"width": 1440, "height": 1000})
+        yield page
 
 
 async def eventually(probe: Callable[[], Awaitable[bool]], within: float = 5.0) -> None:
