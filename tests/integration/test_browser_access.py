@@ -453,3 +453,25 @@ def _jpeg() -> bytes:
     from tests.e2e.conftest import photo_bytes as jpeg_bytes
 
     return jpeg_bytes()
+
+
+async def test_browser_uploads_are_rate_limited_per_user_before_reading(
+    redis: Redis, client: AsyncTestClient[Any]
+) -> None:
+    shop = await _shop(redis, client, Policy(allowed_origins=(ORIGIN,), uploads_per_minute=2))
+    alice, bob = await shop.token("alice"), await shop.token("bob")
+    for _ in range(2):
+        await _upload(shop, alice)
+    r = await shop.client.post(
+        "/v1/images", files={"file": ("me.jpg", b"not even read", "image/jpeg")},
+        headers=shop.browser(alice),
+    )  # fmt: skip
+    assert_error(r, 429, "RATE_LIMITED")
+    assert int(r.headers["retry-after"]) >= 1
+    await _upload(shop, bob)  # per user: Bob is not held back by Alice
+    # Server-side uploads are not browser-limited.
+    for _ in range(3):
+        r = await shop.client.post(
+            "/v1/images", files={"file": ("me.jpg", _jpeg(), "image/jpeg")}, headers=shop.server()
+        )
+        assert r.status_code == 201
