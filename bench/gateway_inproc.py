@@ -9,6 +9,14 @@ than a wall-clock rate. Ours and bare alternate `--rounds` times; the median is 
 
     uv run python -m bench.gateway_inproc [--requests 10000] [--rounds 3] [--profile post|get]
 
+`--instructions` counts instead: each of the four (route, server) pairs runs in its own process
+under valgrind's callgrind with instrumentation switched on (`callgrind_control`) only around
+`--requests` sequential requests, after a warm-up and `gc.freeze()` (a full collection of the
+start-up heap would otherwise land in one run and not another). Instructions per request do
+not depend on what else the machine runs; ~15 s per pair. Needs valgrind (Debian package).
+
+    uv run python -m bench.gateway_inproc --instructions [--requests 600]
+
 Redis database 12 (`BENCH_REDIS_URL`), flushed before and after.
 """
 
@@ -17,11 +25,16 @@ from __future__ import annotations
 import argparse
 import asyncio
 import cProfile
+import gc
 import io
 import json
 import os
 import pstats
+import re
 import statistics
+import subprocess
+import sys
+import tempfile
 import time
 from collections.abc import Awaitable, Callable
 
@@ -181,6 +194,10 @@ async def main(args: argparse.Namespace) -> None:
             if args.profile:
                 await _profile(calls[(args.profile.upper(), "ours")], args)
                 return
+            if args.callgrind_child:
+                method, server = args.callgrind_child.split(",")
+                await _count_instructions(calls[(method, server)], args.requests)
+                return
             for call in calls.values():  # warm-up: caches, the pipeline's connection
                 await _measure(call, 2000, args.concurrency)
             results: dict[tuple[str, str], list[float]] = {k: [] for k in calls}
@@ -190,6 +207,50 @@ async def main(args: argparse.Namespace) -> None:
             _report(results, args)
     finally:
         flush_redis()
+
+
+async def _count_instructions(call: Request, requests: int) -> None:
+    """Under callgrind (see `instructions`): count only the measured requests."""
+
+    def callgrind(*command: str) -> None:
+        subprocess.run(["callgrind_control", *command, str(os.getpid())], check=True,
+                       capture_output=True, timeout=60)  # fmt: skip
+
+    for _ in range(64):
+        await call()
+    gc.collect()
+    gc.freeze()
+    callgrind("-i", "on")
+    for _ in range(requests):
+        await call()
+    callgrind("-i", "off")
+    print(f"requests={requests}")
+
+
+def instructions(args: argparse.Namespace) -> None:
+    rows = {}
+    with tempfile.TemporaryDirectory(prefix="tryon-callgrind-") as tmp:
+        for method in ("POST", "GET"):
+            for server in ("ours", "bare"):
+                out = subprocess.run(
+                    ["valgrind", "--tool=callgrind", "--instr-atstart=no",
+                     f"--callgrind-out-file={tmp}/cg.%p", sys.executable, "-m",
+                     "bench.gateway_inproc", "--callgrind-child", f"{method},{server}",
+                     "--requests", str(args.requests)],
+                    capture_output=True, text=True, timeout=900, check=True,
+                )  # fmt: skip
+                collected = re.search(r"Collected : (\d+)", out.stderr)
+                measured = re.search(r"requests=(\d+)", out.stdout)
+                if not collected or not measured:
+                    raise RuntimeError(f"callgrind run failed: {out.stderr[-500:]}")
+                rows[(method, server)] = int(collected.group(1)) / int(measured.group(1))
+    print(f"instructions per request (callgrind), {args.requests} sequential requests per pair")
+    for method in ("POST", "GET"):
+        ours, bare = rows[(method, "ours")], rows[(method, "bare")]
+        print(
+            f"{method:<4} ours {ours / 1000:7.1f}k  bare {bare / 1000:6.1f}k  "
+            f"bare/ours {bare / ours:.1%}"
+        )
 
 
 async def _profile(call: Request, args: argparse.Namespace) -> None:
@@ -240,4 +301,10 @@ if __name__ == "__main__":
     p.add_argument("--profile", choices=["post", "get"], help="cProfile ours instead")
     p.add_argument("--sort", default="tottime", help="pstats sort key for --profile")
     p.add_argument("--top", type=int, default=40)
-    uvloop.run(main(p.parse_args()))
+    p.add_argument("--instructions", action="store_true", help="count instructions (valgrind)")
+    p.add_argument("--callgrind-child", help=argparse.SUPPRESS)
+    parsed = p.parse_args()
+    if parsed.instructions:
+        instructions(parsed)
+    else:
+        uvloop.run(main(parsed))
