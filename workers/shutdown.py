@@ -79,7 +79,20 @@ class GracefulWorker(OpsWorker):
     def __init__(self, *args: Any, gate: CreateGate, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
         self.gate = gate
+        self._insisting: asyncio.Task[None] | None = None
 
     def handle_sig_wait_for_completion(self, signum: Signals) -> None:
         log.info("%s: handing %d try-ons over at once", signum.name, self.gate.close())
         super().handle_sig_wait_for_completion(signum)
+        self._insisting = self.loop.create_task(self._insist_on_stopping())
+
+    async def _insist_on_stopping(self) -> None:
+        """arq cancels its main task once the completion wait is over, once. A cancellation
+        that lands just as an awaited Redis call completes can be lost (asyncio.wait_for on
+        Python 3.11 swallows it), and the worker then ran on, dispatching webhooks, until
+        killed (seen once in the fleet test under load). Cancel again until it stops."""
+        await asyncio.sleep(float(self._job_completion_wait) + 1.0)
+        while self.main_task is not None and not self.main_task.done():
+            log.warning("worker still running after its completion wait; cancelling it again")
+            self.main_task.cancel()
+            await asyncio.sleep(1.0)
