@@ -8,7 +8,7 @@ the browser-safe API (`/v1/`) is open to CORS; ops and docs pages are same-origi
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 
 from litestar.enums import ScopeType
 from litestar.types import (
@@ -36,6 +36,7 @@ _SECURITY = (
 # API answers are data, never documents: nothing in them may load or run.
 _API_CSP = (b"content-security-policy", b"default-src 'none'; frame-ancestors 'none'")
 _API_TYPES = (b"application/json", b"text/event-stream")
+_NO_STORE = (b"cache-control", b"no-store")
 
 
 def browser_edge(auth: Callable[[], Authenticator]) -> Callable[[ASGIApp], ASGIApp]:
@@ -61,37 +62,53 @@ def browser_edge(auth: Callable[[], Authenticator]) -> Callable[[ASGIApp], ASGIA
                 await _preflight(send, origin if allowed else None)
                 return
 
-            async def send_with_headers(message: Message) -> None:
+            if not api:
+                await app(scope, receive, _adding(send, _SECURITY))
+                return
+            extra = _SECURITY + _cors(origin) if allowed and origin is not None else _SECURITY
+
+            async def send_api(message: Message) -> None:
                 if message["type"] == "http.response.start":
-                    headers = list(message.get("headers") or ())
-                    headers += _SECURITY
-                    if api:
-                        headers += _api_headers(headers)
-                    if allowed:
-                        assert origin is not None
-                        headers += (
-                            (b"access-control-allow-origin", origin),
-                            (b"access-control-expose-headers", _EXPOSE_HEADERS),
-                            (b"vary", b"Origin"),
-                        )
-                    message = {**message, "headers": headers}
+                    headers = message.get("headers", ())
+                    # no-store and the CSP unless the route set its own (SSE sets no-store).
+                    names = {name.lower() for name, _ in headers}
+                    added = list(extra)
+                    if b"cache-control" not in names:
+                        added.append(_NO_STORE)
+                    if b"content-security-policy" not in names and _is_data(headers):
+                        added.append(_API_CSP)
+                    message["headers"] = [*headers, *added]
                 await send(message)
 
-            await app(scope, receive, send_with_headers)
+            await app(scope, receive, send_api)
 
         return middleware
 
     return wrap
 
 
-def _api_headers(headers: list[tuple[bytes, bytes]]) -> list[tuple[bytes, bytes]]:
-    extra = []
-    names = {name.lower(): value for name, value in headers}
-    if b"cache-control" not in names:
-        extra.append((b"cache-control", b"no-store"))
-    if names.get(b"content-type", b"").startswith(_API_TYPES):
-        extra.append(_API_CSP)
-    return extra
+def _adding(send: Send, extra: tuple[tuple[bytes, bytes], ...]) -> Send:
+    async def send_with(message: Message) -> None:
+        if message["type"] == "http.response.start":
+            message["headers"] = [*message.get("headers", ()), *extra]
+        await send(message)
+
+    return send_with
+
+
+def _cors(origin: bytes) -> tuple[tuple[bytes, bytes], ...]:
+    return (
+        (b"access-control-allow-origin", origin),
+        (b"access-control-expose-headers", _EXPOSE_HEADERS),
+        (b"vary", b"Origin"),
+    )
+
+
+def _is_data(headers: Iterable[tuple[bytes, bytes]]) -> bool:
+    for name, value in headers:
+        if name.lower() == b"content-type":
+            return value.startswith(_API_TYPES)
+    return False
 
 
 async def _preflight(send: Send, origin: bytes | None) -> None:
