@@ -8,7 +8,6 @@ import json
 import os
 import re
 import time
-from collections.abc import AsyncIterator
 from typing import Any
 
 import pytest
@@ -17,12 +16,8 @@ from redis._parsers import Encoder
 from redis.connection import PythonRespSerializer
 from service import logs
 from service.api.request_log import request_log
-from service.app import create_app
 from service.autopipeline import pack
-from service.settings import Settings
 from service.tryons.intake import new_tryon_id
-
-from tests.conftest import TEST_REDIS_URL
 
 
 def test_pack_is_what_redis_py_sends() -> None:
@@ -98,19 +93,6 @@ async def test_access_line_has_every_field_and_survives_any_path() -> None:
     assert re.fullmatch(r"[0-9a-f]{16}", rid)
     assert second["requestId"] == rid
     assert re.fullmatch(r"[0-9a-f]{32}", second["traceId"])
-
-
-KEY = "sk_test_request_path_key_0123456789"
-
-
-@pytest.fixture
-async def client(redis: Any) -> AsyncIterator[AsyncTestClient[Any]]:
-    settings = Settings.from_env(
-        {"REDIS_URL": TEST_REDIS_URL, "GATEWAY_SECRET_KEYS": f"{KEY}=shop"}
-    )
-    async with AsyncTestClient(app=create_app(settings)) as c:
-        c.headers["Authorization"] = f"Bearer {KEY}"
-        yield c
 
 
 async def test_hot_route_parameters_are_checked_and_documented(

@@ -3,28 +3,10 @@ is not taken from the per-process memory of lookups (the accept script catches t
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator
 from typing import Any
 
 import msgspec
-import pytest
 from litestar.testing import AsyncTestClient
-from service.app import create_app
-from service.settings import Settings
-
-from tests.conftest import TEST_REDIS_URL
-
-KEY = "sk_test_integration_key_0123456789"
-
-
-@pytest.fixture
-async def client(redis: Any) -> AsyncIterator[AsyncTestClient[Any]]:
-    settings = Settings.from_env(
-        {"REDIS_URL": TEST_REDIS_URL, "GATEWAY_SECRET_KEYS": f"{KEY}=shop"}
-    )
-    async with AsyncTestClient(app=create_app(settings)) as c:
-        c.headers["Authorization"] = f"Bearer {KEY}"
-        yield c
 
 
 async def _put(client: AsyncTestClient[Any], title: str) -> None:
