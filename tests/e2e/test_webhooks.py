@@ -274,18 +274,25 @@ async def test_resend_and_recover_keep_the_webhook_id(
     endpoint = await register(api, receiver.url)
     await tryon(api, emulator)
     await tryon(api, emulator)
-    await receiver.wait_for(2)
-    original = {r.headers["webhook-id"] for r in receiver.received}
+    # Two deliveries attempted (two received requests may be one delivery and its retry).
+    for _ in range(200):
+        original = {r.headers["webhook-id"] for r in receiver.received}
+        if len(original) == 2:
+            break
+        await asyncio.sleep(0.1)
+    assert len(original) == 2
     receiver.reply = lambda r: Reply(200)
     # recover everything that failed since before the try-ons
     deliveries = (await api.get(f"/v1/webhook-endpoints/{endpoint['id']}/attempts")).json()
     # still pending (retrying): mark as failed by disabling, then recover re-enables and resends
     await api.patch(f"/v1/webhook-endpoints/{endpoint['id']}", json={"enabled": False})
-    for _ in range(100):
+    # Each ends failed at its next scheduled attempt (a slow machine may need a while).
+    for _ in range(300):
         deliveries = (await api.get(f"/v1/webhook-endpoints/{endpoint['id']}/attempts")).json()
         if all(d["status"] == "failed" for d in deliveries):
             break
         await asyncio.sleep(0.1)
+    assert [d["status"] for d in deliveries] == ["failed", "failed"]
     r = await api.post(f"/v1/webhook-endpoints/{endpoint['id']}/recover",
                        json={"since": time.time() - 60})  # fmt: skip
     assert r.status_code == 202
