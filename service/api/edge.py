@@ -26,11 +26,17 @@ from service.auth import Authenticator
 _ALLOW_HEADERS = b"authorization, content-type, x-tryon-token, idempotency-key, x-request-id"
 _EXPOSE_HEADERS = b"retry-after, x-request-id, location, idempotent-replayed"
 _PREFLIGHT_MAX_AGE = b"600"
+# On every answer.
 _SECURITY = (
     (b"x-content-type-options", b"nosniff"),
+    (b"strict-transport-security", b"max-age=63072000; includeSubDomains"),
+)
+# Only documents (pages, docs) can be framed, open windows or send a Referer: API answers get
+# the CSP's frame-ancestors instead, and each header costs uvicorn a per-request encode.
+_DOCUMENT = (
+    *_SECURITY,
     (b"referrer-policy", b"no-referrer"),
     (b"x-frame-options", b"DENY"),
-    (b"strict-transport-security", b"max-age=63072000; includeSubDomains"),
     (b"cross-origin-opener-policy", b"same-origin"),
 )
 # API answers are data, never documents: nothing in them may load or run.
@@ -63,7 +69,7 @@ def browser_edge(auth: Callable[[], Authenticator]) -> Callable[[ASGIApp], ASGIA
                 return
 
             if not api:
-                await app(scope, receive, _adding(send, _SECURITY))
+                await app(scope, receive, _adding(send, _DOCUMENT))
                 return
             extra = _SECURITY + _cors(origin) if allowed and origin is not None else _SECURITY
 
