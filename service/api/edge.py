@@ -58,20 +58,17 @@ def browser_edge(auth: Callable[[], Authenticator]) -> Callable[[ASGIApp], ASGIA
                 if name == b"origin":
                     origin = value
                     break
-            api = scope["path"].startswith("/v1/")
-            allowed = (
-                api
-                and origin is not None
-                and origin.decode("latin-1") in await auth().ring.allowed_origins()
-            )
-            if api and origin is not None and scope["method"] == "OPTIONS":
-                await _preflight(send, origin if allowed else None)
-                return
-
-            if not api:
+            if not scope["path"].startswith("/v1/"):
                 await app(scope, receive, _adding(send, _DOCUMENT))
                 return
-            extra = _SECURITY + _cors(origin) if allowed and origin is not None else _SECURITY
+            granted = None  # the caller's origin, when some app allows it
+            if origin is not None:
+                if origin.decode("latin-1") in await auth().ring.allowed_origins():
+                    granted = origin
+                if scope["method"] == "OPTIONS":
+                    await _preflight(send, granted)
+                    return
+            extra = _SECURITY if granted is None else _SECURITY + _cors(granted)
 
             async def send_api(message: Message) -> None:
                 if message["type"] == "http.response.start":

@@ -149,6 +149,8 @@ class TryOnController(Controller):
         principal, res = ctx.principal, ctx.res
         raw, photo, photo_key = await _parse(request)
         body = decode_json(raw, TryOnCreate)
+        if idempotency_key is not None and not 0 < len(idempotency_key) <= 255:
+            raise ApiError(400, "VALIDATION_FAILED", "Idempotency-Key must be 1-255 characters.")
         if principal.is_browser:
             body = browser_tryon(principal, body)
             if idempotency_key is not None:  # one user's key never replays another's try-on
@@ -157,8 +159,6 @@ class TryOnController(Controller):
                 await ctx.auth.count_upload(principal)
         if body.callback_url is not None:
             await check_url(res, body.callback_url)
-        if idempotency_key is not None and not 0 < len(idempotency_key) <= 255:
-            raise ApiError(400, "VALIDATION_FAILED", "Idempotency-Key must be 1-255 characters.")
         if photo is not None:
             sniff(photo)  # reject a bad photo before anything is written
         gw = res.settings.gateway

@@ -475,3 +475,14 @@ async def test_browser_uploads_are_rate_limited_per_user_before_reading(
             "/v1/images", files={"file": ("me.jpg", _jpeg(), "image/jpeg")}, headers=shop.server()
         )
         assert r.status_code == 201
+
+
+async def test_browser_idempotency_keys_take_the_full_255_characters(shop: Shop) -> None:
+    token = await shop.token()
+    image_id = await _upload(shop, token)
+    headers = {**shop.browser(token), "Idempotency-Key": "k" * 255}
+    r = await shop.client.post("/v1/try-ons", json=_tryon(image_id), headers=headers)
+    assert r.status_code == 202, r.text
+    headers["Idempotency-Key"] = "k" * 256
+    r = await shop.client.post("/v1/try-ons", json=_tryon(image_id), headers=headers)
+    assert_error(r, 400, "VALIDATION_FAILED")
