@@ -10,7 +10,7 @@ import msgspec
 from service.access.tokens import MAX_TOKEN_MINUTES
 from service.errors import ApiError, validation_failed
 from service.resources import Resources
-from service.tryons.intake import MAX_ID_LENGTH
+from service.tryons.intake import check_external_user_id
 
 MAX_PRODUCTS = 100
 MAX_TRYONS = 1000
@@ -35,8 +35,7 @@ class SessionOut(msgspec.Struct, frozen=True, kw_only=True, rename="camel", omit
 
 
 async def mint_session(res: Resources, app: str, body: SessionCreate) -> SessionOut:
-    if not 0 < len(body.external_user_id) <= MAX_ID_LENGTH:
-        raise validation_failed("externalUserId", f"Must be 1 to {MAX_ID_LENGTH} characters")
+    check_external_user_id(body.external_user_id)
     if not 1 <= body.expires_in_minutes <= MAX_TOKEN_MINUTES:
         raise validation_failed("expiresInMinutes", f"Must be 1 to {MAX_TOKEN_MINUTES}")
     if not 1 <= body.max_try_ons <= MAX_TRYONS:

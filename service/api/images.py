@@ -15,6 +15,7 @@ from service import jobs
 from service.api.deps import BROWSER_CTX, Ctx
 from service.errors import ApiError, validation_failed
 from service.photos import MAX_PHOTO_BYTES, StoredImage
+from service.tryons.intake import check_external_user_id
 
 _FORM_OVERHEAD = 64 * 1024
 # How much of an oversize body is read and dropped before the 413 (see `_linger`).
@@ -135,8 +136,8 @@ class ImageController(Controller):
         crop = parse_crop(fields.get("crop"))
         keep = parse_keep_for_days(fields.get("keepForDays"))
         user = fields.get("externalUserId") or None
-        if user is not None and len(user) > 256:
-            raise validation_failed("externalUserId", "At most 256 characters")
+        if user is not None:
+            check_external_user_id(user)
         if principal.is_browser:
             if user not in (None, principal.external_user_id):
                 raise ApiError(403, "EXTERNAL_USER_MISMATCH", "The token is for another end user.")

@@ -48,6 +48,11 @@ def _check_url(url: str, path: str) -> None:
         raise validation_failed(path, "Invalid url")
 
 
+def check_external_user_id(external_user_id: str) -> None:
+    if not 0 < len(external_user_id) <= MAX_ID_LENGTH:
+        raise validation_failed("externalUserId", f"Must be 1 to {MAX_ID_LENGTH} characters")
+
+
 def check_external_id(external_id: str, path: str) -> None:
     if not external_id or len(external_id) > MAX_ID_LENGTH:
         raise validation_failed(path, f"Must be 1 to {MAX_ID_LENGTH} characters")
@@ -215,8 +220,8 @@ async def build_record(
         raise validation_failed("metadata", f"At most {MAX_METADATA_BYTES} bytes")
     if body.callback_url is not None:
         _check_url(body.callback_url, "callbackUrl")
-    if body.external_user_id is not None and not 0 < len(body.external_user_id) <= MAX_ID_LENGTH:
-        raise validation_failed("externalUserId", f"Must be 1 to {MAX_ID_LENGTH} characters")
+    if body.external_user_id is not None:
+        check_external_user_id(body.external_user_id)
     product, person, expected = await resolve(
         app, body, redis=redis, keys=keys, uploaded=uploaded, cache=cache, fresh=fresh
     )
