@@ -13,6 +13,7 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
+import httpx
 import pytest
 from emulator.control_client import EmulatorControl
 from service.devstack import free_port, wait_http
@@ -80,6 +81,17 @@ async def redis() -> Any:
     yield client
     await client.flushdb()
     await client.aclose()
+
+
+def assert_error(r: httpx.Response, status: int, code: str) -> dict[str, Any]:
+    """The one error envelope (gateway and emulator alike), with this status and code."""
+    assert r.status_code == status, r.text
+    body: dict[str, Any] = r.json()
+    assert body["code"] == code, body
+    assert body["status"] == status
+    assert isinstance(body["message"], str)
+    assert body["message"]
+    return body
 
 
 def pytest_configure(config: pytest.Config) -> None:

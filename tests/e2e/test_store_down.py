@@ -5,10 +5,9 @@ from __future__ import annotations
 
 import asyncio
 
-from tests.conftest import Emulator
+from tests.conftest import Emulator, assert_error
 from tests.e2e.conftest import photo_bytes, start_gateway
 from tests.e2e.redis_server import PersistentRedis
-from tests.emulator.conftest import assert_error
 
 
 async def test_store_down_is_a_retryable_503(

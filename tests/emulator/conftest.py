@@ -71,13 +71,3 @@ def wait_terminal(api: httpx.Client, generation_id: str, timeout: float = 10.0) 
             return body
         time.sleep(0.02)
     raise AssertionError(f"generation {generation_id} did not finish")
-
-
-def assert_error(r: httpx.Response, status: int, code: str) -> dict[str, Any]:
-    assert r.status_code == status, r.text
-    body: dict[str, Any] = r.json()
-    assert body["code"] == code, body
-    assert body["status"] == status
-    assert isinstance(body["message"], str)
-    assert body["message"]
-    return body

@@ -7,8 +7,8 @@ import io
 import httpx
 from PIL import Image
 
-from tests.conftest import Emulator
-from tests.emulator.conftest import assert_error, jpeg, png, upload
+from tests.conftest import Emulator, assert_error
+from tests.emulator.conftest import jpeg, png, upload
 
 
 def test_missing_and_invalid_key(emulator: Emulator) -> None:

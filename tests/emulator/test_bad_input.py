@@ -5,8 +5,7 @@ from __future__ import annotations
 import httpx
 import pytest
 
-from tests.conftest import Emulator
-from tests.emulator.conftest import assert_error
+from tests.conftest import Emulator, assert_error
 
 BODIES: list[tuple[str, bytes, str]] = [
     ("application/json", b"{not json", "VALIDATION_FAILED"),

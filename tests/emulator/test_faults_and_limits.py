@@ -7,8 +7,8 @@ import time
 import httpx
 import pytest
 
-from tests.conftest import Emulator
-from tests.emulator.conftest import assert_error, inline_product, try_on_body, upload
+from tests.conftest import Emulator, assert_error
+from tests.emulator.conftest import inline_product, try_on_body, upload
 
 
 def test_rate_limit_sliding_window(api: httpx.Client, emulator: Emulator, asset_url: str) -> None:

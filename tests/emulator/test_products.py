@@ -6,8 +6,8 @@ import json
 
 import httpx
 
-from tests.conftest import Emulator
-from tests.emulator.conftest import assert_error, png
+from tests.conftest import Emulator, assert_error
+from tests.emulator.conftest import png
 
 DAY = 86400
 

@@ -11,9 +11,8 @@ from typing import Any
 import httpx
 from PIL import Image
 
-from tests.conftest import Emulator
+from tests.conftest import Emulator, assert_error
 from tests.emulator.conftest import (
-    assert_error,
     inline_product,
     jpeg,
     png,

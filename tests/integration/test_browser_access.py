@@ -22,8 +22,7 @@ from service.app import create_app
 from service.keys import Keys
 from service.settings import Settings
 
-from tests.conftest import TEST_REDIS_URL
-from tests.emulator.conftest import assert_error
+from tests.conftest import TEST_REDIS_URL, assert_error
 
 ORIGIN = "https://shop.example"
 TRYON = {
