@@ -169,7 +169,6 @@ def _quiet_logs() -> None:
 
 
 async def main(args: argparse.Namespace) -> None:
-    from service.api.request_log import request_log
     from service.app import create_app
     from service.settings import Settings
 
@@ -178,13 +177,12 @@ async def main(args: argparse.Namespace) -> None:
         {**os.environ, "REDIS_URL": BENCH_REDIS_URL, "GATEWAY_SECRET_KEYS": f"{SECRET}={APP}"}
     )
     flush_redis()
-    litestar_app = create_app(settings)
-    ours: ASGIApp = request_log(litestar_app) if settings.gateway.access_log else litestar_app
+    ours = create_app(settings)  # with its edge layer and access log, as `serve` runs it
     bare = bare_app.create_app()
     try:
-        async with Lifespan(litestar_app):
+        async with Lifespan(ours):
             _quiet_logs()
-            body, tryon_id = await _prepare(litestar_app)
+            body, tryon_id = await _prepare(ours)
             calls = {
                 ("POST", "ours"): _caller(ours, "POST", "/v1/try-ons/", body),
                 ("GET", "ours"): _caller(ours, "GET", f"/v1/try-ons/{tryon_id}", b""),

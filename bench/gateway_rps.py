@@ -302,7 +302,8 @@ async def _prepare(bs: BenchStack) -> tuple[str, str]:
 
 
 def main(args: argparse.Namespace) -> None:
-    workdir = tempfile.mkdtemp(prefix="tryon-bench-rps-")
+    workdir = args.keep or tempfile.mkdtemp(prefix="tryon-bench-rps-")
+    os.makedirs(workdir, exist_ok=True)
     try:
         with BenchStack(speed=100.0) as bs:
             bs.start_emulator()
@@ -354,7 +355,8 @@ def main(args: argparse.Namespace) -> None:
                 profiles.append(profile_report(f"{method} {path}", got[0], got[1]))
             log.close()
     finally:
-        shutil.rmtree(workdir, ignore_errors=True)
+        if not args.keep:
+            shutil.rmtree(workdir, ignore_errors=True)
 
     rows = []
     targets = {"POST": 0.40, "GET": 0.60}
@@ -422,5 +424,8 @@ if __name__ == "__main__":
     p.add_argument("--connections", type=int, default=32)
     p.add_argument(
         "--profile", type=float, default=6.0, help="seconds of py-spy sampling (0: none)"
+    )
+    p.add_argument(
+        "--keep", metavar="DIR", help="keep the raw py-spy stacks and server logs in DIR"
     )
     main(p.parse_args())

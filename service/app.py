@@ -15,19 +15,19 @@ from service import logs
 from service.access.keyring import KeyRing
 from service.api.account import AccountController
 from service.api.browser import browser_routers
-from service.api.edge import browser_edge
+from service.api.edge import edge
 from service.api.health import healthz, readyz
 from service.api.images import ImageController
 from service.api.metrics import metrics
 from service.api.ops import OpsController, make_intake_gate
 from service.api.products import ProductController
-from service.api.request_log import request_log
 from service.api.sessions import SessionController
 from service.api.tryons import TryOnController
 from service.api.webhooks import CallbackSecretController, WebhookEndpointController
 from service.auth import Authenticator, parse_secret_keys
 from service.errors import EXCEPTION_HANDLERS
 from service.events import EventHub
+from service.gc_tuning import tune_for_serving
 from service.ops.dashboard import dashboard_router
 from service.resources import Resources
 from service.settings import Settings
@@ -75,7 +75,6 @@ def create_app(settings: Settings | None = None, *, redis: Redis | None = None) 
             *browser_routers(settings),
         ],
         exception_handlers=EXCEPTION_HANDLERS,
-        middleware=[browser_edge(lambda: app.state.auth)],
         lifespan=[lifespan],
         openapi_config=OpenAPIConfig(
             title="tryon-gateway",
@@ -86,12 +85,17 @@ def create_app(settings: Settings | None = None, *, redis: Redis | None = None) 
         debug=False,
     )
     app.state.settings = settings
+    # Around Litestar's own handler, as Litestar wraps its CORS middleware: every request
+    # passes, routed or not (service/api/edge.py).
+    app.asgi_handler = edge(
+        app.asgi_handler, lambda: app.state.auth.ring, access_log=settings.gateway.access_log
+    )
     return app
 
 
 def create_asgi() -> ASGIApp:
-    """What `tryon-gateway serve` runs: the app, wrapped in the access log at the outermost
-    level (cheaper than a Litestar middleware, and it also sees requests no route matched)."""
+    """What `tryon-gateway serve` runs: the app, its start-up heap out of the collector's way."""
     settings = Settings.from_env()
     app = create_app(settings)
-    return request_log(app) if settings.gateway.access_log else app
+    tune_for_serving(settings.gateway.gc_threshold)
+    return app

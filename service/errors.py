@@ -134,6 +134,9 @@ def _internal(_: Request[Any, Any, Any], exc: Exception) -> Response[ErrorBody]:
     return _respond(ApiError(HTTP_500_INTERNAL_SERVER_ERROR, "INTERNAL_ERROR", "Internal error."))
 
 
+# What a Redis outage raises (restart, failover, network): a 503, never a 500.
+STORE_ERRORS = (RedisConnectionError, RedisTimeoutError)
+
 EXCEPTION_HANDLERS: ExceptionHandlersMap = {
     ApiError: _api_error,
     ValidationException: _validation,

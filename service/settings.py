@@ -104,6 +104,9 @@ class GatewaySettings(msgspec.Struct, frozen=True, kw_only=True):
     idempotency_ttl: float = DAY
     max_wait_seconds: float = 60.0
     tryon_retention: float = 7 * DAY
+    # The serving process's first garbage-collector threshold (CPython's is 700), and its
+    # start-up heap frozen out of collections; 0 keeps CPython's defaults (service/gc_tuning.py).
+    gc_threshold: int = 10_000
 
 
 class WorkerSettings(msgspec.Struct, frozen=True, kw_only=True):

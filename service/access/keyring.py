@@ -14,6 +14,7 @@ from typing import TypeVar
 
 from service.access.models import App, KeyInfo
 from service.access.registry import AppRegistry, digest
+from service.errors import STORE_ERRORS
 
 _MAX_ENTRIES = 50_000
 V = TypeVar("V")
@@ -67,11 +68,13 @@ class KeyRing:
         now = time.monotonic()
         if self._origins[0] > now:
             return self._origins[1]
-        origins = frozenset(
-            origin
-            for app in await self._registry.all_apps()
-            for origin in app.policy.allowed_origins
-        )
+        try:
+            apps = await self._registry.all_apps()
+        except STORE_ERRORS:
+            # Asked by the edge, outside the app's error handling: the last known origins (none
+            # before the first read), so a browser can still read the 503 its request gets.
+            return self._origins[1]
+        origins = frozenset(origin for app in apps for origin in app.policy.allowed_origins)
         self._origins = (now + self._ttl, origins)
         return origins
 

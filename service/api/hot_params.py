@@ -1,5 +1,5 @@
-"""Parameters the hot routes (create and read a try-on) read themselves, documented in OpenAPI
-all the same.
+"""Parameters (and the body) the hot routes (create and read a try-on) read themselves,
+documented in OpenAPI all the same.
 
 Declared in a handler's signature, each header or query parameter makes Litestar extract and
 validate it on every request: ~6k instructions for `Idempotency-Key` on POST /v1/try-ons and
@@ -16,6 +16,7 @@ from typing import Any
 
 from litestar import Request
 from litestar.enums import ParamType
+from litestar.exceptions.http_exceptions import RequestEntityTooLarge
 from litestar.openapi.spec import OpenAPIType, Operation, Parameter, Schema
 
 from service.errors import validation_failed
@@ -64,3 +65,34 @@ def wait_seconds(request: Request[Any, Any, Any]) -> float:
     if not (math.isfinite(value) and 0 <= value <= MAX_WAIT_SECONDS):
         raise validation_failed("wait", f"Expected a number from 0 to {MAX_WAIT_SECONDS:g}")
     return value
+
+
+def hot_headers(request: Request[Any, Any, Any]) -> tuple[str, str | None]:
+    """(Content-Type, Idempotency-Key) in one pass over the raw headers: `request.headers`
+    builds a header map the first time and is looked up again on every access."""
+    content_type = idempotency_key = None
+    for name, value in request.scope["headers"]:  # the first of a repeated header, as Litestar
+        if name == b"content-type" and content_type is None:
+            content_type = value.decode("latin-1")
+        elif name == b"idempotency-key" and idempotency_key is None:
+            idempotency_key = value.decode("latin-1")
+    return content_type or "", idempotency_key
+
+
+async def read_body(request: Request[Any, Any, Any], limit: int) -> bytes:
+    """The whole body, at most `limit` bytes (413 beyond, however it is sent), read straight
+    from `receive`: Litestar's `request.body()` goes through an async generator, its hooks and
+    a second header lookup for Content-Length."""
+    chunks: list[bytes] = []
+    size = 0
+    while True:
+        message = await request.receive()
+        if message["type"] != "http.request":  # a disconnect: nobody reads the answer (a 400)
+            raise validation_failed("body", "The client left before sending all of it")
+        chunk = message.get("body", b"")
+        size += len(chunk)
+        if size > limit:
+            raise RequestEntityTooLarge
+        chunks.append(chunk)
+        if not message.get("more_body", False):
+            return chunks[0] if len(chunks) == 1 else b"".join(chunks)

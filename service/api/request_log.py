@@ -1,13 +1,12 @@
-"""One log line per request, and the request's ids in context for every line it causes."""
+"""A request's ids, in context for every line it causes, and its access line when it is done.
+Called by the outermost layer (service/api/edge.py)."""
 
 from __future__ import annotations
 
 import random
 import re
-import time
 
-from litestar.enums import ScopeType
-from litestar.types import ASGIApp, Message, Receive, Scope, Send
+from litestar.types import HTTPScope
 
 from service import logs
 
@@ -15,49 +14,31 @@ _rng = random.Random()
 _SAFE_ID = re.compile(r"^[A-Za-z0-9._-]{1,64}$")
 
 
-def request_log(app: ASGIApp) -> ASGIApp:
-    """ASGI middleware: sets request id and trace id, answers with `X-Request-Id`, logs the
-    method, route, status and duration when the response is done."""
+def correlate(given: bytes | None, traceparent: bytes | None) -> tuple[str, str]:
+    """(request id, trace id): the caller's `X-Request-Id` when it is a safe token and the trace
+    of its W3C `traceparent`, else fresh ones; both set in the logging context."""
+    # Correlation ids, not secrets: a fast PRNG instead of urandom syscalls, and one draw for
+    # both (16 hex digits of request id, 32 of trace id).
+    ids = f"{_rng.getrandbits(192):048x}"
+    rid = ids[:16]
+    if given:
+        text = given.decode("latin-1")
+        if _SAFE_ID.match(text):
+            rid = text
+    trace = (traceparent and logs.trace_from(traceparent.decode("latin-1"))) or ids[16:]
+    logs.request_id.set(rid)
+    logs.trace_id.set(trace)
+    # Usually unset already (a server runs each request in a fresh context); a set costs more
+    # than a get.
+    if logs.app_id.get() is not None:
+        logs.app_id.set(None)
+    if logs.tryon_id.get() is not None:
+        logs.tryon_id.set(None)
+    return rid, trace
 
-    async def middleware(scope: Scope, receive: Receive, send: Send) -> None:
-        if scope["type"] != ScopeType.HTTP:
-            await app(scope, receive, send)
-            return
-        given = trace_header = ""
-        for name, value in scope["headers"]:
-            if name == b"x-request-id":
-                given = value.decode("latin-1")
-            elif name == b"traceparent":
-                trace_header = value.decode("latin-1")
-        # Correlation ids, not secrets: a fast PRNG instead of urandom syscalls, and one draw
-        # for both (16 hex digits of request id, 32 of trace id).
-        ids = f"{_rng.getrandbits(192):048x}"
-        rid = given if given and _SAFE_ID.match(given) else ids[:16]
-        trace = logs.trace_from(trace_header) or ids[16:]
-        logs.request_id.set(rid)
-        logs.trace_id.set(trace)
-        # Usually unset already (a server runs each request in a fresh context); a set costs
-        # more than a get.
-        if logs.app_id.get() is not None:
-            logs.app_id.set(None)
-        if logs.tryon_id.get() is not None:
-            logs.tryon_id.set(None)
-        rid_header = (b"x-request-id", rid.encode())
-        status = 500
-        started = time.perf_counter()
 
-        async def send_with_id(message: Message) -> None:
-            nonlocal status
-            if message["type"] == "http.response.start":
-                status = message["status"]
-                message["headers"] = [*message.get("headers", ()), rid_header]
-            await send(message)
-
-        try:
-            await app(scope, receive, send_with_id)
-        finally:
-            logs.access(request=rid, trace=trace, method=scope["method"],
-                        route=scope.get("path_template") or scope.get("path"), status=status,
-                        ms=logs.since(started))  # fmt: skip
-
-    return middleware
+def access(scope: HTTPScope, rid: str, trace: str, status: int, started: float) -> None:
+    """The access line: method, route (its template when a route matched), status, duration."""
+    logs.access(request=rid, trace=trace, method=scope["method"],
+                route=scope.get("path_template") or scope.get("path"), status=status,
+                ms=logs.since(started))  # fmt: skip

@@ -23,8 +23,15 @@ from litestar.response.base import ASGIResponse
 
 from service.access.browser import browser_tryon
 from service.api.decoding import decode_json
-from service.api.deps import BROWSER_CTX, CTX, Ctx
-from service.api.hot_params import IDEMPOTENCY_KEY, WAIT, documenting, wait_seconds
+from service.api.deps import BROWSER_CTX, CTX, Ctx, browser_or_server
+from service.api.hot_params import (
+    IDEMPOTENCY_KEY,
+    WAIT,
+    documenting,
+    hot_headers,
+    read_body,
+    wait_seconds,
+)
 from service.api.images import read_form, read_photo
 from service.api.json_answer import documented, json_answer
 from service.api.ops import check_intake
@@ -64,11 +71,12 @@ async def owned(res: Resources, principal: Principal, tryon_id: str) -> TryOnRec
     return record
 
 
-async def _parse(request: Request[Any, Any, Any]) -> tuple[bytes, bytes | None, str | None]:
+async def _parse(
+    request: Request[Any, Any, Any], content_type: str
+) -> tuple[bytes, bytes | None, str | None]:
     """(JSON body, person photo bytes or None, the photo's fileKey) from JSON or multipart."""
-    content_type = request.headers.get("content-type", "")
     if not content_type.startswith("multipart/form-data"):
-        return await request.body(), None, None
+        return await read_body(request, MAX_BODY), None, None
     form = await read_form(request)
     data = form.get("data")
     if data is None:
@@ -133,21 +141,18 @@ class TryOnController(Controller):
         "/",
         status_code=202,
         request_max_body_size=MAX_BODY,
-        dependencies=BROWSER_CTX,
         operation_class=documenting(IDEMPOTENCY_KEY),
         responses=documented(TryOnOut, 202, "Accepted: the try-on, queued."),
     )
-    async def create(
-        self,
-        request: Request[Any, Any, Any],
-        ctx: NamedDependency[Ctx],
-    ) -> ASGIResponse:
+    async def create(self, request: Request[Any, Any, Any]) -> ASGIResponse:
         """Accept a try-on; 202 with its id. Same Idempotency-Key + same body = same try-on."""
-        # Read here rather than as a Litestar parameter: see service/api/hot_params.py.
-        idempotency_key = request.headers.get("idempotency-key")
+        # The caller and the header are read here rather than as Litestar dependency and
+        # parameter: see service/api/hot_params.py.
+        ctx = await browser_or_server(request)
+        content_type, idempotency_key = hot_headers(request)
         await check_intake(request)  # 503 INTAKE_PAUSED while ops paused intake
         principal, res = ctx.principal, ctx.res
-        raw, photo, photo_key = await _parse(request)
+        raw, photo, photo_key = await _parse(request, content_type)
         body = decode_json(raw, TryOnCreate)
         if idempotency_key is not None and not 0 < len(idempotency_key) <= 255:
             raise ApiError(400, "VALIDATION_FAILED", "Idempotency-Key must be 1-255 characters.")
@@ -220,17 +225,12 @@ class TryOnController(Controller):
 
     @get(
         "/{tryon_id:str}",
-        dependencies=BROWSER_CTX,
         operation_class=documenting(WAIT),
         responses=documented(TryOnOut, 200, "The try-on."),
     )
-    async def read(
-        self,
-        request: Request[Any, Any, Any],
-        tryon_id: FromPath[str],
-        ctx: NamedDependency[Ctx],
-    ) -> ASGIResponse:
+    async def read(self, request: Request[Any, Any, Any], tryon_id: FromPath[str]) -> ASGIResponse:
         """The try-on; with `?wait=N`, hold up to N seconds for a terminal state."""
+        ctx = await browser_or_server(request)  # see create
         wait = wait_seconds(request)
         principal, res, events = ctx.principal, ctx.res, ctx.events
         record = await owned(res, principal, tryon_id)

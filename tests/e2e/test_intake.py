@@ -4,6 +4,7 @@ Every bad request gets a 4xx with a stable code and leaves Redis exactly as it w
 
 from __future__ import annotations
 
+import json
 from collections.abc import AsyncIterator, Iterator
 from typing import Any
 
@@ -71,6 +72,31 @@ async def test_malformed_tryons_are_refused_and_change_nothing(
     assert envelope["code"] == code
     assert envelope["status"] == status
     assert envelope["message"]
+    assert await snapshot(redis) == before
+
+
+async def test_a_chunked_tryon_body_is_read_whole_and_capped(
+    api: httpx.AsyncClient, redis: Redis
+) -> None:
+    """The try-on body arrives in pieces (Transfer-Encoding: chunked, no Content-Length): read
+    whole, and cut with a 413 once past the 11 MB cap, with nothing written."""
+    image_id = await upload_photo(api)
+    raw = json.dumps(tryon_body(image_id, title="Tee", images=[
+        {"source": {"url": "https://example.com/t.png"}}])).encode()  # fmt: skip
+
+    async def pieces(*parts: bytes) -> AsyncIterator[bytes]:
+        for part in parts:
+            yield part
+
+    headers = {"content-type": "application/json"}
+    r = await api.post("/v1/try-ons", content=pieces(raw[:7], raw[7:60], raw[60:]),
+                       headers=headers)  # fmt: skip
+    assert (r.status_code, r.json()["status"]) == (202, "queued"), r.text
+    before = await snapshot(redis)
+    padding = b" " * (1024 * 1024)
+    r = await api.post("/v1/try-ons", content=pieces(raw[:-1], *[padding] * 11, b"}"),
+                       headers=headers)  # fmt: skip
+    assert (r.status_code, r.json()["code"]) == (413, "PAYLOAD_TOO_LARGE")
     assert await snapshot(redis) == before
 
 

@@ -147,6 +147,19 @@ async def test_browser_flow_upload_tryon_read_and_stream(shop: Shop) -> None:
     assert "default-src 'none'" in r.headers["content-security-policy"]
 
 
+async def test_unrouted_paths_carry_the_edge_headers_too(shop: Shop) -> None:
+    # The edge wraps Litestar's handler itself, so a 404 no route answered is covered.
+    r = await shop.client.get("/v1/no-such-route", headers={"Origin": ORIGIN})
+    assert_error(r, 404, "NOT_FOUND")
+    assert r.headers["access-control-allow-origin"] == ORIGIN
+    assert r.headers["x-content-type-options"] == "nosniff"
+    assert r.headers["cache-control"] == "no-store"
+    assert len(r.headers["x-request-id"]) == 16
+    r = await shop.client.get("/no-such-page")
+    assert r.status_code == 404
+    assert r.headers["x-frame-options"] == "DENY"
+
+
 @pytest.mark.parametrize(
     ("method", "path"),
     [
