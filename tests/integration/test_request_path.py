@@ -7,6 +7,8 @@ from __future__ import annotations
 import json
 import os
 import re
+import subprocess
+import sys
 import time
 from typing import Any
 
@@ -145,3 +147,18 @@ async def test_hot_route_parameters_are_checked_and_documented(
     assert read_params["wait"]["in"] == "query"
     assert read_params["wait"]["schema"]["maximum"] == 60
     assert "tryon_id" in read_params
+
+
+@pytest.mark.parametrize(
+    ("setting", "threshold", "frozen"), [("12345", 12345, True), ("0", 700, False)]
+)
+def test_the_served_app_tunes_its_collector(setting: str, threshold: int, frozen: bool) -> None:
+    # In a process of its own: what `serve` builds changes the process's collector.
+    probe = ("import gc; from service.app import create_asgi; create_asgi(); "
+             "print(gc.get_threshold()[0], gc.get_freeze_count() > 0)")  # fmt: skip
+    out = subprocess.run(
+        [sys.executable, "-c", probe],
+        env={**os.environ, "GATEWAY_GC_THRESHOLD": setting},
+        capture_output=True, text=True, timeout=60, check=True,
+    )  # fmt: skip
+    assert out.stdout.split() == [str(threshold), str(frozen)]
