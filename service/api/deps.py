@@ -2,7 +2,9 @@
 
 Routes take ONE dependency, `ctx`: Litestar resolves two or more independent dependencies
 concurrently in an anyio task group, which cost ~80 µs per request for what are attribute
-lookups (docs/benchmarks.md, F5). A single dependency is awaited directly.
+lookups. A single dependency is awaited directly. The two hottest routes (create and read a
+try-on) call `browser_or_server` themselves: even one dependency costs Litestar ~36k
+instructions per request (docs/benchmarks.md §3).
 """
 
 from __future__ import annotations
@@ -40,8 +42,8 @@ async def authenticated(request: Request[Any, Any, Any]) -> Ctx:
 
 
 async def browser_or_server(request: Request[Any, Any, Any]) -> Ctx:
-    """Dependency of the browser-safe routes: a secret key, or a publishable key with an
-    end-user token (or anonymous, if the app allows it) within the app's limits."""
+    """Dependency (or a plain call) of the browser-safe routes: a secret key, or a publishable
+    key with an end-user token (or anonymous, if the app allows it) within the app's limits."""
     return await _context(request, browser_safe=True)
 
 
