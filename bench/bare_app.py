@@ -1,8 +1,9 @@
 """The floor for `bench.gateway_rps`: a bare Litestar app on the same routes, each handler
 returning a small JSON, no authentication, no Redis. Served by uvicorn exactly like the
-gateway (one process, uvloop + httptools, log level warning, proxy headers).
+gateway (one process, uvloop + httptools, log level warning, proxy headers, no `server` header).
 
-    uv run python -m uvicorn bench.bare_app:create_app --factory --port 8099 --log-level warning
+    uv run python -m uvicorn bench.bare_app:create_app --factory --port 8099 --log-level warning \
+        --no-server-header
 """
 
 from __future__ import annotations

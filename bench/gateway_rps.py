@@ -328,6 +328,7 @@ def main(args: argparse.Namespace) -> None:
                     "--log-level",
                     "warning",
                     "--proxy-headers",
+                    "--no-server-header",  # as `tryon-gateway serve`
                 ],
                 stdout=log,
                 stderr=subprocess.STDOUT,

@@ -72,6 +72,8 @@ def _add_serve(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None
             workers=args.workers,
             log_level="warning",
             proxy_headers=True,
+            # `server: uvicorn` tells a scanner what to try; nothing a client needs.
+            server_header=False,
         )
         return 0
 

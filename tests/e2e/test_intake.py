@@ -285,3 +285,11 @@ async def test_multipart_tryon_with_the_photo_inline(
     )
     assert (r.status_code, r.json()["code"]) == (400, "INVALID_IMAGE")
     assert await snapshot(redis) == before
+
+
+async def test_answers_do_not_name_the_server(api: httpx.AsyncClient) -> None:
+    # `tryon-gateway serve` turns uvicorn's `server: uvicorn` off: nothing a client needs.
+    for path in ("/healthz", "/v1/try-ons/to_missing", "/docs"):
+        r = await api.get(path)
+        assert "server" not in r.headers, path
+        assert "date" in r.headers
