@@ -5,8 +5,11 @@ from __future__ import annotations
 
 import asyncio
 import io
+import json
 import os
 import shutil
+import subprocess
+import sys
 from collections.abc import AsyncIterator, Iterator
 from dataclasses import dataclass
 from typing import Any
@@ -99,6 +102,20 @@ def photo_bytes(
     buf = io.BytesIO()
     Image.new("RGB", size, color).save(buf, "JPEG")
     return buf.getvalue()
+
+
+def keys_cli(*args: str, redis_url: str = TEST_REDIS_URL) -> dict[str, Any]:
+    """`tryon-gateway keys ... --json` against `redis_url`, its answer decoded."""
+    out = subprocess.run(
+        [sys.executable, "-m", "service.cli", "keys", *args, "--json"],
+        env={**os.environ, "REDIS_URL": redis_url},
+        capture_output=True,
+        text=True,
+        timeout=30,
+        check=True,
+    )
+    result: dict[str, Any] = json.loads(out.stdout)
+    return result
 
 
 def product_url(emulator: Emulator, name: str = "red-tee.png") -> str:

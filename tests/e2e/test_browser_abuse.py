@@ -7,9 +7,6 @@ from __future__ import annotations
 
 import asyncio
 import json
-import os
-import subprocess
-import sys
 from collections.abc import AsyncIterator
 from typing import Any
 
@@ -17,23 +14,10 @@ import httpx
 import pytest
 from redis.asyncio import Redis
 
-from tests.conftest import TEST_REDIS_URL, Emulator
-from tests.e2e.conftest import Gateway, photo_bytes, product_url, wait_terminal
+from tests.conftest import Emulator
+from tests.e2e.conftest import Gateway, keys_cli, photo_bytes, product_url, wait_terminal
 
 ORIGIN = "https://shop.example"
-
-
-def keys_cli(*args: str) -> dict[str, Any]:
-    out = subprocess.run(
-        [sys.executable, "-m", "service.cli", "keys", *args, "--json"],
-        env={**os.environ, "REDIS_URL": TEST_REDIS_URL},
-        capture_output=True,
-        text=True,
-        timeout=30,
-        check=True,
-    )
-    result: dict[str, Any] = json.loads(out.stdout)
-    return result
 
 
 class Browser:

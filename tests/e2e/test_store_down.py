@@ -4,15 +4,11 @@ and serves again once Redis is back, without a restart of its own."""
 from __future__ import annotations
 
 import asyncio
-import json
-import os
-import subprocess
-import sys
 
 import httpx
 
 from tests.conftest import Emulator, assert_error
-from tests.e2e.conftest import photo_bytes, start_gateway
+from tests.e2e.conftest import keys_cli, photo_bytes, start_gateway
 from tests.e2e.redis_server import PersistentRedis
 
 ORIGIN = "https://shop.example"
@@ -51,25 +47,14 @@ async def test_store_down_is_a_retryable_503(
         gw.stack.stop_all()
 
 
-def _browser_app(redis_url: str) -> str:
-    """An app whose pages may call from ORIGIN, made with the CLI; its publishable key."""
-    out = subprocess.run(
-        [sys.executable, "-m", "service.cli", "keys", "create", "Shop", "--id", "shop",
-         "--origin", ORIGIN, "--json"],
-        env={**os.environ, "REDIS_URL": redis_url},
-        capture_output=True, text=True, timeout=30, check=True,
-    ).stdout  # fmt: skip
-    pk: str = json.loads(out)["publishableKey"]
-    return pk
-
-
 async def test_a_browser_reads_the_503_while_the_store_is_down(
     emulator: Emulator, persistent_redis: PersistentRedis
 ) -> None:
     """The edge asks Redis which origins to grant outside the app's error handling: with the
     store down it grants the origins it last knew (a browser can read the 503 and retry), grants
     nothing it never knew, and never answers 500."""
-    pk = _browser_app(persistent_redis.url)
+    made = keys_cli("create", "Shop", "--id", "shop", "--origin", ORIGIN,
+                    redis_url=persistent_redis.url)  # fmt: skip
     gw = start_gateway(
         emulator,
         workers=0,
@@ -77,7 +62,7 @@ async def test_a_browser_reads_the_503_while_the_store_is_down(
         REDIS_SOCKET_TIMEOUT="2",
         GATEWAY_KEY_CACHE_SECONDS="0.2",
     )
-    browser = {"Authorization": f"Bearer {pk}", "Origin": ORIGIN}
+    browser = {"Authorization": f"Bearer {made['publishableKey']}", "Origin": ORIGIN}
     preflight = {"Origin": ORIGIN, "Access-Control-Request-Method": "GET"}
     try:
         async with httpx.AsyncClient(base_url=gw.url, timeout=10) as client:
