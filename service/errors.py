@@ -141,7 +141,6 @@ EXCEPTION_HANDLERS: ExceptionHandlersMap = {
     ApiError: _api_error,
     ValidationException: _validation,
     HTTPException: _http,
-    RedisConnectionError: _store_down,
-    RedisTimeoutError: _store_down,
+    **dict.fromkeys(STORE_ERRORS, _store_down),
     Exception: _internal,
 }
