@@ -9,9 +9,11 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import functools
 import io
 import os
 import sys
+import time
 from collections.abc import AsyncIterator
 from dataclasses import dataclass
 from typing import Any
@@ -28,6 +30,9 @@ from service.app import create_app
 from service.keys import Keys
 from service.resources import Resources
 from service.settings import Settings
+from service.tryons.intake import new_tryon_id
+from service.tryons.models import PersonDef, ProductDef, TryOnRecord
+from service.tryons.store import IdempotencyConflict
 from workers.runner import RetryLater, TryOnRunner
 from workers.waiting import DurationModel
 
@@ -254,6 +259,35 @@ async def test_an_end_users_idempotency_key_never_replays_another_users_tryon(
     again = await browser_tryon("team:bob", "K")  # bob's own retry still replays
     assert again.headers.get("Idempotent-Replayed") == "true"
     assert again.json()["id"] == bob.json()["id"]
+
+
+async def test_a_replay_whose_record_belongs_to_another_user_is_refused(gw: Gateway) -> None:
+    """Should two owners ever reach one stored key, the store still never hands one's try-on to
+    the other as a replay."""
+
+    def record(user: str) -> TryOnRecord:
+        return TryOnRecord(
+            id=new_tryon_id(),
+            app="appa",
+            product=ProductDef(external_id="tee"),
+            person=PersonDef(url="https://example.com/p.jpg"),
+            external_user_id=user,
+            deadline_at=time.time() + 60,
+        )
+
+    accept = functools.partial(
+        gw.res.store.accept,
+        idempotency_key="K",
+        request_fingerprint="same-body",
+        idempotency_ttl=60,
+        retention=60,
+    )
+    first, created = await accept(record("u1"))
+    assert created
+    with pytest.raises(IdempotencyConflict):
+        await accept(record("u2"))
+    replayed, created = await accept(record("u1"))
+    assert (replayed.id, created) == (first.id, False)
 
 
 # --- issue 17 item 5: cached upstream references belong to one upstream account ----------------
