@@ -24,6 +24,7 @@ from service.access.quotas import Limit, Quotas
 from service.access.registry import digest
 from service.access.tokens import TokenGrant, TokenVerifier
 from service.errors import ApiError
+from service.namespacing import check_app_id
 
 
 def _auth_headers(raw: Iterable[tuple[bytes, bytes]]) -> tuple[str | None, str | None, str | None]:
@@ -63,13 +64,14 @@ class Principal:
 
 
 def parse_secret_keys(spec: str) -> dict[str, str]:
-    """`sk_a=app1,sk_b=app2` -> {sha256(key): app}. A key without `=app` belongs to `default`."""
+    """`sk_a=app1,sk_b=app2` -> {sha256(key): app}. A key without `=app` belongs to `default`.
+    An app id outside the app id alphabet (service/namespacing.py) is refused: InvalidAppId."""
     keys: dict[str, str] = {}
     for item in filter(None, (part.strip() for part in spec.split(","))):
         key, _, app = item.partition("=")
         if not key.startswith("sk_"):
             raise ValueError("secret keys must start with sk_")
-        keys[digest(key)] = app or "default"
+        keys[digest(key)] = check_app_id(app or "default")
     return keys
 
 

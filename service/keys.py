@@ -2,11 +2,18 @@
 
 Keys hang off one configurable prefix so several deployments can share a Redis instance;
 the arq queue name comes from settings too. Nothing else in the code spells a key.
+
+Parts are joined with `:`; a join stays unambiguous because no part but the last may contain
+one (service/namespacing.py): app ids are checked at creation and pass through `part` (which
+encodes an id stored before that check), and keys for cached upstream references name the
+upstream account they are true of.
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass
+
+from service.namespacing import part
 
 
 @dataclass(frozen=True, slots=True)
@@ -23,8 +30,9 @@ class Keys:
         return f"{self.prefix}ev:{tryon_id}"
 
     def idempotency(self, app: str, key: str) -> str:
-        """String: `<tryon id> <request fingerprint>`, for an Idempotency-Key."""
-        return f"{self.prefix}idem:{app}:{key}"
+        """String: `<tryon id> <request fingerprint>`, for an Idempotency-Key (a browser's is
+        first scoped to its user by `namespacing.end_user_idempotency_key`)."""
+        return f"{self.prefix}idem:{part(app)}:{key}"
 
     @property
     def active_tryons(self) -> str:
@@ -33,7 +41,7 @@ class Keys:
 
     def customer_tryons(self, app: str, external_user_id: str) -> str:
         """Set: try-on ids of one end user, for GDPR erase."""
-        return f"{self.prefix}cust:{app}:{external_user_id}:t"
+        return f"{self.prefix}cust:{part(app)}:{external_user_id}:t"
 
     # --- photos ----------------------------------------------------------------------------
     def image(self, image_id: str) -> str:
@@ -44,17 +52,18 @@ class Keys:
         """String: photo bytes kept until the upstream upload succeeds."""
         return f"{self.prefix}imgdata:{digest}"
 
-    def upstream_photo(self, dedupe_key: str) -> str:
-        """String: the Genlook imageId for one (bytes, crop, user, retention) combination."""
-        return f"{self.prefix}photo:{dedupe_key}"
+    def upstream_photo(self, account: str, dedupe_key: str) -> str:
+        """String: the Genlook imageId, in one upstream account, for one (app, bytes, crop,
+        user, retention) combination."""
+        return f"{self.prefix}photo:{account}:{dedupe_key}"
 
-    def upstream_photo_lock(self, dedupe_key: str) -> str:
-        """String lock: one upload in flight per dedupe key, across the fleet."""
-        return f"{self.prefix}photo-lock:{dedupe_key}"
+    def upstream_photo_lock(self, account: str, dedupe_key: str) -> str:
+        """String lock: one upload in flight per account and dedupe key, across the fleet."""
+        return f"{self.prefix}photo-lock:{account}:{dedupe_key}"
 
     def customer_images(self, app: str, external_user_id: str) -> str:
         """Set: gateway image ids of one end user, for GDPR erase."""
-        return f"{self.prefix}cust:{app}:{external_user_id}:i"
+        return f"{self.prefix}cust:{part(app)}:{external_user_id}:i"
 
     # --- products --------------------------------------------------------------------------
     def catalog(self, app: str) -> str:
@@ -65,13 +74,15 @@ class Keys:
         """Sorted set: externalIds by creation time, for stable cursor pagination."""
         return f"{self.prefix}catalog-order:{app}"
 
-    def product_cache(self, upstream_id: str) -> str:
-        """String: fingerprint of the definition known to exist upstream under that id."""
-        return f"{self.prefix}pcache:{upstream_id}"
+    def product_cache(self, account: str, upstream_id: str) -> str:
+        """String: fingerprint of the definition known to exist in that upstream account under
+        that id (the id names the app: service/namespacing.py)."""
+        return f"{self.prefix}pcache:{account}:{upstream_id}"
 
-    def oneshot_cache(self, fingerprint: str) -> str:
-        """String: the `_anon_` id Genlook gave a one-shot product with this definition."""
-        return f"{self.prefix}pcache-anon:{fingerprint}"
+    def oneshot_cache(self, account: str, app: str, fingerprint: str) -> str:
+        """String: the `_anon_` id Genlook gave one app's one-shot product with this definition
+        in that upstream account."""
+        return f"{self.prefix}pcache-anon:{account}:{part(app)}:{fingerprint}"
 
     # --- metrics ---------------------------------------------------------------------------
     @property

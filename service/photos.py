@@ -4,10 +4,12 @@ Every photo, from `POST /v1/images` or a multipart try-on, goes through `PhotoSt
 keeps only what `service.imaging.clean_photo` re-encoded (pixels, no metadata) and hashes that.
 A photo sent to `POST /v1/images` gets a gateway image id at once. Its bytes stay in Redis for
 a bounded window (a day by default), long enough to upload it again should Genlook lose its
-copy; the Genlook imageId is cached under a dedupe key made of
-the content hash, the crop flag, the end user and the retention, so identical uploads (and any
-number of try-ons using them) reach Genlook once per retention window. A fleet-wide lock makes
-concurrent uploads of the same photo share one upstream call.
+copy; the Genlook imageId is cached under a dedupe key made of the app, the content hash, the
+crop flag, the end user and the retention, so identical uploads (and any number of try-ons using
+them) reach Genlook once per retention window, and one app's erase never takes a photo another
+app relies on. The cached imageId is kept per upstream account (service/namespacing.py): it
+means nothing to another one. A fleet-wide lock makes concurrent uploads of the same photo
+share one upstream call.
 """
 
 from __future__ import annotations
@@ -36,8 +38,9 @@ MAX_PHOTO_BYTES = 10 * 1024 * 1024
 # decoded pixels take (up to ~4 bytes a pixel each).
 _CLEANING_THREADS = max(1, (os.cpu_count() or 1) - 1)
 _LOCK_POLL = 0.05
-# Compare-and-delete: a holder whose lease ran out must not release its successor's lock.
-_RELEASE = """
+# Compare-and-delete: a holder whose lease ran out must not release its successor's lock, and
+# a try-on told that an old imageId is gone must not drop the new one another try-on uploaded.
+_DELETE_IF = """
 if redis.call('GET', KEYS[1]) == ARGV[1] then return redis.call('DEL', KEYS[1]) end
 return 0
 """
@@ -56,9 +59,12 @@ class StoredImage(msgspec.Struct, frozen=True, kw_only=True):
     created_at: float
 
 
-def dedupe_key(digest: str, crop: bool, external_user_id: str | None, keep_for_days: int) -> str:
-    raw = f"{digest}|{int(crop)}|{external_user_id or ''}|{keep_for_days}"
-    return hashlib.sha256(raw.encode()).hexdigest()[:40]
+def dedupe_key(
+    app: str, digest: str, crop: bool, external_user_id: str | None, keep_for_days: int
+) -> str:
+    # JSON, not a join: an app or user id may contain any separator.
+    raw = msgspec.json.encode([app, digest, crop, external_user_id, keep_for_days])
+    return hashlib.sha256(raw).hexdigest()[:40]
 
 
 class PhotoStore:
@@ -86,7 +92,7 @@ class PhotoStore:
         # blocks others only that long; waiters give up sooner and retry later.
         self._lock_ttl_ms = int(lock_ttl * 1000)
         self._lock_wait = lock_wait
-        self._release = redis.register_script(_RELEASE)
+        self._delete_if = redis.register_script(_DELETE_IF)
         self._metrics = metrics
         self._max_pixels = max_image_pixels
         self._cleaning = anyio.CapacityLimiter(_CLEANING_THREADS)
@@ -113,7 +119,7 @@ class PhotoStore:
         data, content_type = await self._clean(data)
         digest = hashlib.sha256(data).hexdigest()
         days = keep_for_days or DEFAULT_KEEP_DAYS
-        dk = dedupe_key(digest, crop, external_user_id, days)
+        dk = dedupe_key(app, digest, crop, external_user_id, days)
         image = StoredImage(
             id="img_" + secrets.token_urlsafe(18),
             app=app,
@@ -150,19 +156,19 @@ class PhotoStore:
         return image if image.app == app else None
 
     async def upstream_id(
-        self, image: StoredImage, upload: Callable[[bytes], Awaitable[str]]
+        self, account: str, image: StoredImage, upload: Callable[[bytes], Awaitable[str]]
     ) -> str:
-        """The Genlook imageId of this photo, uploading it once across the whole fleet."""
+        """The Genlook imageId of this photo in `account`, uploading it once across the fleet."""
         k = self._keys
         dk = image.dedupe_key
         token = secrets.token_hex(8)
         give_up = time.monotonic() + self._lock_wait
         while True:
-            known: bytes | None = await self._redis.get(k.upstream_photo(dk))
+            known: bytes | None = await self._redis.get(k.upstream_photo(account, dk))
             if known is not None:
                 await self._metrics.add("photo_uploads", result="hit")
                 return known.decode()
-            lock = k.upstream_photo_lock(dk)
+            lock = k.upstream_photo_lock(account, dk)
             if await self._redis.set(lock, token, nx=True, px=self._lock_ttl_ms):
                 break
             if time.monotonic() > give_up:
@@ -175,16 +181,21 @@ class PhotoStore:
             upstream = await upload(data)
             await self._metrics.add("photo_uploads", result="uploaded")
             ttl = int(self._lifetime(image.keep_for_days) * 1000)
-            await self._redis.set(k.upstream_photo(dk), upstream, px=ttl)
+            await self._redis.set(k.upstream_photo(account, dk), upstream, px=ttl)
             return upstream
         finally:
-            await self._release(keys=[k.upstream_photo_lock(dk)], args=[token])
+            await self._delete_if(keys=[lock], args=[token])
 
-    async def forget_upstream(self, image: StoredImage) -> None:
-        await self._redis.delete(self._keys.upstream_photo(image.dedupe_key))
+    async def forget_upstream(self, account: str, image: StoredImage, gone: str) -> None:
+        """Genlook said it no longer has imageId `gone`: forget it, unless the cache already
+        holds another one. Every try-on that was holding `gone` reports the same loss; only
+        the first one's forgetting counts, so the one re-upload it causes serves them all."""
+        key = self._keys.upstream_photo(account, image.dedupe_key)
+        await self._delete_if(keys=[key], args=[gone])
 
-    async def erase_customer(self, app: str, external_user_id: str) -> int:
-        """Delete every local trace of one end user's photos; returns how many images."""
+    async def erase_customer(self, app: str, external_user_id: str, account: str) -> int:
+        """Delete every local trace of one end user's photos, the references to their copies in
+        `account` (the one the upstream erase reached) included; returns how many images."""
         k = self._keys
         members: set[bytes] = await self._redis.smembers(  # type: ignore[misc]
             k.customer_images(app, external_user_id)
@@ -194,7 +205,8 @@ class PhotoStore:
             image = await self.get(app, image_id)
             keys = [k.image(image_id)]
             if image is not None:
-                keys += [k.upstream_photo(image.dedupe_key), k.image_bytes(image.dedupe_key)]
+                dk = image.dedupe_key
+                keys += [k.upstream_photo(account, dk), k.image_bytes(dk)]
             await self._redis.delete(*keys)
         await self._redis.delete(k.customer_images(app, external_user_id))
         return len(ids)

@@ -115,28 +115,34 @@ class Catalog:
 
 
 class ProductCache:
+    """What exists upstream, per upstream account: an entry from another account (another key,
+    a restarted emulator at another address) would send a reference to a product that account
+    never had. One-shot ids are per app too, as every upstream product id is."""
+
     def __init__(self, redis: Redis, keys: Keys, *, inline_ttl: float, oneshot_ttl: float) -> None:
         self._redis = redis
         self._keys = keys
         self._inline_ms = int(inline_ttl * 1000)
         self._oneshot_ms = int(oneshot_ttl * 1000)
 
-    async def known(self, upstream_id: str, fp: str) -> bool:
-        cached: bytes | None = await self._redis.get(self._keys.product_cache(upstream_id))
+    async def known(self, account: str, upstream_id: str, fp: str) -> bool:
+        cached: bytes | None = await self._redis.get(self._keys.product_cache(account, upstream_id))
         return cached is not None and cached.decode() == fp
 
-    async def remember(self, upstream_id: str, fp: str) -> None:
-        await self._redis.set(self._keys.product_cache(upstream_id), fp, px=self._inline_ms)
+    async def remember(self, account: str, upstream_id: str, fp: str) -> None:
+        key = self._keys.product_cache(account, upstream_id)
+        await self._redis.set(key, fp, px=self._inline_ms)
 
-    async def forget(self, upstream_id: str) -> None:
-        await self._redis.delete(self._keys.product_cache(upstream_id))
+    async def forget(self, account: str, upstream_id: str) -> None:
+        await self._redis.delete(self._keys.product_cache(account, upstream_id))
 
-    async def oneshot_id(self, fp: str) -> str | None:
-        cached: bytes | None = await self._redis.get(self._keys.oneshot_cache(fp))
+    async def oneshot_id(self, account: str, app: str, fp: str) -> str | None:
+        cached: bytes | None = await self._redis.get(self._keys.oneshot_cache(account, app, fp))
         return None if cached is None else cached.decode()
 
-    async def remember_oneshot(self, fp: str, anon_id: str) -> None:
-        await self._redis.set(self._keys.oneshot_cache(fp), anon_id, px=self._oneshot_ms)
+    async def remember_oneshot(self, account: str, app: str, fp: str, anon_id: str) -> None:
+        key = self._keys.oneshot_cache(account, app, fp)
+        await self._redis.set(key, anon_id, px=self._oneshot_ms)
 
-    async def forget_oneshot(self, fp: str) -> None:
-        await self._redis.delete(self._keys.oneshot_cache(fp))
+    async def forget_oneshot(self, account: str, app: str, fp: str) -> None:
+        await self._redis.delete(self._keys.oneshot_cache(account, app, fp))

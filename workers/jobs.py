@@ -14,6 +14,7 @@ from typing import Any
 from arq import Retry
 from redis.exceptions import RedisError
 from service.genlook import errors as gl
+from service.namespacing import upstream_account
 from service.ops.history import record_sample
 from service.photos import PhotoBusy, PhotoGone, PhotoStore
 from service.resources import Resources
@@ -45,8 +46,9 @@ async def upload_photo(ctx: dict[str, Any], image_id: str) -> str:
     if raw is None:
         return "gone"
     image = PhotoStore.decode(raw)
+    account = upstream_account(res.settings.genlook)
     try:
-        await res.photos.upstream_id(image, make_uploader(res, image))
+        await res.photos.upstream_id(account, image, make_uploader(res, image))
     except PhotoGone:
         return "gone"
     except PhotoBusy as exc:

@@ -39,7 +39,7 @@ from service.genlook.models import (
     ProductInput,
     TryOnRequest,
 )
-from service.namespacing import upstream_product_id, upstream_user_id
+from service.namespacing import upstream_account, upstream_product_id, upstream_user_id
 from service.photos import PhotoBusy, PhotoGone, StoredImage
 from service.products import fingerprint
 from service.resources import Resources
@@ -96,6 +96,8 @@ class TryOnRunner:
         self._budget_s = budget_s
         g = res.settings.genlook
         self._poll_interval = 2.0 / g.clock_speed
+        # The account whose uploads and products the caches are asked about.
+        self._account = upstream_account(g)
 
     # --- entry point --------------------------------------------------------------------------
 
@@ -181,7 +183,7 @@ class TryOnRunner:
             failed = partial(self._create_failed, record, plan, exc, job_try)
             return await _through_redis_outage(failed)
         recorded = await _through_redis_outage(partial(self._record_generation, record, generation))
-        await self._remember_product(plan, generation)
+        await self._remember_product(record.app, plan, generation)
         return recorded
 
     async def _create_failed(
@@ -192,7 +194,7 @@ class TryOnRunner:
         if isinstance(exc, gl.ProductNotFound) and plan.is_reference:
             # The cached product expired or was deleted upstream; nothing was created.
             # Resend inline: the cache is corrected and no credit is lost.
-            await self._forget_product(plan)
+            await self._forget_product(record.app, plan)
             return await self._mark(record, create_started_at=None)
         if (
             isinstance(exc, gl.ImageNotFound)
@@ -286,7 +288,7 @@ class TryOnRunner:
                 raise Finished(await self._fail(record, "IMAGE_EXPIRED", _EXPIRED))
             try:
                 upstream = await self._res.photos.upstream_id(
-                    image, make_uploader(self._res, image)
+                    self._account, image, make_uploader(self._res, image)
                 )
             except PhotoGone:
                 raise Finished(await self._fail(record, "IMAGE_EXPIRED", _EXPIRED)) from None
@@ -317,7 +319,7 @@ class TryOnRunner:
         )
         if d.external_id is not None:
             upstream_id = upstream_product_id(record.app, d.external_id)
-            if await cache.known(upstream_id, fp):
+            if await cache.known(self._account, upstream_id, fp):
                 await self._res.metrics.add("product_cache", result="hit")
                 return PlannedProduct(ProductInput(external_id=upstream_id), upstream_id, fp, True)
             await self._res.metrics.add("product_cache", result="miss")
@@ -328,7 +330,7 @@ class TryOnRunner:
                 images=full.images,
             )
             return PlannedProduct(inline, upstream_id, fp, False)
-        anon = await cache.oneshot_id(fp)
+        anon = await cache.oneshot_id(self._account, record.app, fp)
         if anon is not None:
             return PlannedProduct(ProductInput(external_id=anon), None, fp, True)
         return PlannedProduct(full, None, fp, False)
@@ -336,21 +338,26 @@ class TryOnRunner:
     async def _forget_photo(self, record: TryOnRecord) -> None:
         assert record.person.image_id is not None
         image = await self._res.photos.get(record.app, record.person.image_id)
-        if image is not None:
-            await self._res.photos.forget_upstream(image)
+        if image is not None and record.upstream_image_id is not None:
+            # Only the imageId this try-on sent: another try-on may have uploaded anew already.
+            await self._res.photos.forget_upstream(self._account, image, record.upstream_image_id)
 
-    async def _forget_product(self, plan: PlannedProduct) -> None:
+    async def _forget_product(self, app: str, plan: PlannedProduct) -> None:
+        products = self._res.products
         if plan.cache_id is not None:
-            await self._res.products.forget(plan.cache_id)
+            await products.forget(self._account, plan.cache_id)
         else:
-            await self._res.products.forget_oneshot(plan.fingerprint)
+            await products.forget_oneshot(self._account, app, plan.fingerprint)
 
-    async def _remember_product(self, plan: PlannedProduct, generation: Generation) -> None:
+    async def _remember_product(
+        self, app: str, plan: PlannedProduct, generation: Generation
+    ) -> None:
+        products = self._res.products
         if plan.cache_id is not None:
-            await self._res.products.remember(plan.cache_id, plan.fingerprint)
+            await products.remember(self._account, plan.cache_id, plan.fingerprint)
         elif generation.product_external_id:
-            await self._res.products.remember_oneshot(
-                plan.fingerprint, generation.product_external_id
+            await products.remember_oneshot(
+                self._account, app, plan.fingerprint, generation.product_external_id
             )
 
     @staticmethod

@@ -18,6 +18,7 @@ from redis.asyncio import Redis
 
 from service.access.models import App, KeyInfo, KeyKind, Policy, SigningKey
 from service.keys import Keys
+from service.namespacing import check_app_id
 
 PREFIXES: dict[KeyKind, str] = {"secret": "sk_", "publishable": "pk_"}
 _KEY_BYTES: dict[KeyKind, int] = {"secret": 32, "publishable": 18}
@@ -56,8 +57,10 @@ class AppRegistry:
     async def create_app(
         self, name: str, policy: Policy, *, app_id: str | None = None
     ) -> tuple[App, str, str]:
-        """A new app with one secret and one publishable key; returns the keys in clear, once."""
-        app = App(id=app_id or "app_" + secrets.token_hex(6), name=name, policy=policy)
+        """A new app with one secret and one publishable key; returns the keys in clear, once.
+        InvalidAppId (a ValueError) when `app_id` is outside the app id alphabet."""
+        app_id = check_app_id(app_id) if app_id is not None else "app_" + secrets.token_hex(6)
+        app = App(id=app_id, name=name, policy=policy)
         if not await self._redis.hsetnx(
             self._keys.apps, app.id, self._app_enc.encode(app).decode()
         ):  # type: ignore[misc]
@@ -68,6 +71,7 @@ class AppRegistry:
 
     async def ensure_app(self, app: App, *, secret_key: str, publishable_key: str) -> None:
         """Create or update an app with known keys (the dev stack's demo app)."""
+        check_app_id(app.id)
         await self._redis.hset(self._keys.apps, app.id, self._app_enc.encode(app).decode())  # type: ignore[misc]
         for key in (secret_key, publishable_key):
             if await self.resolve(digest(key)) is None:

@@ -39,6 +39,7 @@ from service.api.webhooks import DeliveryOut, check_url, delivery_view
 from service.auth import Principal
 from service.errors import ApiError
 from service.imaging import sniff
+from service.namespacing import end_user_idempotency_key
 from service.resources import Resources
 from service.tryons.intake import build_record
 from service.tryons.lookups import Expected, StaleLookup
@@ -159,7 +160,9 @@ class TryOnController(Controller):
         if principal.is_browser:
             body = browser_tryon(principal, body)
             if idempotency_key is not None:  # one user's key never replays another's try-on
-                idempotency_key = f"user:{principal.external_user_id}:{idempotency_key}"
+                idempotency_key = end_user_idempotency_key(
+                    principal.external_user_id, idempotency_key
+                )
             if photo is not None:
                 await ctx.auth.count_upload(principal)
         if body.callback_url is not None:

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from service.namespacing import upstream_user_id
+from service.namespacing import upstream_account, upstream_user_id
 from service.resources import Resources
 
 
@@ -24,5 +24,6 @@ async def erase_customer(res: Resources, app: str, external_user_id: str) -> int
                 pipe.zrem(k.active_tryons, tryon_id)
             pipe.delete(k.customer_tryons(app, external_user_id))
             await pipe.execute()
-    images = await res.photos.erase_customer(app, external_user_id)
+    account = upstream_account(res.settings.genlook)
+    images = await res.photos.erase_customer(app, external_user_id, account)
     return len(tryon_ids) + images

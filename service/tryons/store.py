@@ -198,6 +198,10 @@ class TryOnStore:
         prior = await self.get(existing_id)
         if prior is None:  # the record expired before its idempotency key did
             raise TryOnNotFound(existing_id)
+        if prior.app != record.app or prior.external_user_id != record.external_user_id:
+            # Keys are scoped so this cannot happen; should a scope ever be wrong, another
+            # app's or user's try-on is still never handed out as a replay.
+            raise IdempotencyConflict(existing_id)
         return prior, False
 
     async def get(self, tryon_id: str) -> TryOnRecord | None:
