@@ -4,6 +4,8 @@ Used for first attempts (by the dispatcher, within milliseconds of the event) an
 (arq jobs, one per scheduled attempt). Every attempt is recorded; 2xx is success; 410 disables
 the endpoint; a redirect is a failure with a hint (never followed); 429/503 honour Retry-After;
 anything else waits for the next slot of the published schedule, then the delivery is failed.
+Each attempt has one deadline, however slowly the receiver answers, and a delivery never has
+two attempts in flight.
 """
 
 from __future__ import annotations
@@ -105,6 +107,8 @@ class Deliverer:
         if isinstance(target, str):
             return await self._settle(delivery, "failed", target, None)
         url, secrets, extra = target
+        # Outlives the attempt's deadline (`_send`), so a live attempt keeps its slot and no
+        # second one is admitted beside it; only a dead worker's slot expires.
         lease = self._settings.attempt_timeout + 5
         give_up = time.monotonic() + patience
         pause = _SPIN
