@@ -65,10 +65,6 @@ async def drop_connection(receive: Receive) -> None:
         await asyncio.wait_for(_until_disconnect(receive), timeout=2.0)
 
 
-def _seconds(value: float) -> str:
-    return str(int(value)) if float(value).is_integer() else f"{value:.2f}"
-
-
 class _Held:
     """Holds a response back so it can be sent truncated."""
 
@@ -112,7 +108,7 @@ class Guard(ASGIMiddleware):
         storm = rt.faults.storm_retry_after()
         if storm is not None:
             rt.counters.storm_rejected += 1
-            await respond(send, rate_limited(_seconds(storm)))
+            await respond(send, rate_limited(format_retry_after(storm)))
             return
         fault = rt.faults.take(endpoint)
         if fault is not None:
@@ -188,5 +184,5 @@ class Guard(ASGIMiddleware):
         if wait is not None:
             rt.counters.rate_limited += 1
             real = rt.clock.to_real(wait)
-            return rate_limited(format_retry_after(real, rt.clock.speed))
+            return rate_limited(format_retry_after(real))
         return None

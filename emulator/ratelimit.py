@@ -33,8 +33,7 @@ class SlidingWindow:
         self._hits.clear()
 
 
-def format_retry_after(real_seconds: float, speed: float) -> str:
-    """Whole seconds as HTTP says, but at speed != 1 those would be far too coarse, so a decimal."""
-    if speed == 1:
-        return str(max(1, math.ceil(real_seconds)))
-    return f"{max(math.ceil(real_seconds * 100) / 100, 0.01):.2f}"
+def format_retry_after(real_seconds: float) -> str:
+    """`Retry-After` as HTTP defines it: whole seconds (`delay-seconds = 1*DIGIT`), rounded up
+    so a client that waits as told is admitted, whatever the emulator's speed."""
+    return str(max(1, math.ceil(real_seconds)))

@@ -18,6 +18,7 @@ from service.namespacing import upstream_account
 from service.ops.history import record_sample
 from service.photos import PhotoBusy, PhotoGone, PhotoStore
 from service.resources import Resources
+from service.retrying import backoff
 
 from workers.runner import RetryLater, TryOnRunner, make_uploader
 from workers.webhooks import sweep_deliveries
@@ -36,7 +37,7 @@ async def run_tryon(ctx: dict[str, Any], tryon_id: str) -> str:
         # arq makes any other exception final, which would leave the try-on stuck. The record
         # says where to resume, and its deadline bounds how long a persistent fault can loop.
         log.exception("try-on %s: unexpected %s; retrying", tryon_id, type(exc).__name__)
-        raise Retry(defer=min(30.0, 0.5 * 2 ** ctx.get("job_try", 1))) from exc
+        raise Retry(defer=backoff(ctx.get("job_try", 1))) from exc
 
 
 async def upload_photo(ctx: dict[str, Any], image_id: str) -> str:
@@ -54,7 +55,7 @@ async def upload_photo(ctx: dict[str, Any], image_id: str) -> str:
     except PhotoBusy as exc:
         raise Retry(defer=0.5) from exc
     except (gl.TransportError, gl.RateLimited, gl.ServerError) as exc:
-        raise Retry(defer=min(30.0, 0.5 * 2 ** ctx.get("job_try", 1))) from exc
+        raise Retry(defer=backoff(ctx.get("job_try", 1))) from exc
     except gl.APIError as exc:
         # The try-on that uses this photo reports the error to its caller.
         log.info("photo %s refused upstream: %s", image_id, exc.code)

@@ -43,6 +43,7 @@ from service.namespacing import upstream_account, upstream_product_id, upstream_
 from service.photos import PhotoBusy, PhotoGone, StoredImage
 from service.products import fingerprint
 from service.resources import Resources
+from service.retrying import backoff
 from service.tryons.models import ErrorInfo, TryOnRecord
 
 from workers.shutdown import CreateGate
@@ -219,7 +220,7 @@ class TryOnRunner:
         if isinstance(exc, gl.ServerError | gl.RateLimited | gl.RequestNotSent):
             # A 503 from Genlook itself (refused, not started), a 429, or never sent at all.
             await self._mark(record, create_started_at=None)
-            delay = getattr(exc, "retry_after", None) or _backoff(job_try)
+            delay = getattr(exc, "retry_after", None) or backoff(job_try)
             raise RetryLater(delay, type(exc).__name__) from exc
         if isinstance(exc, gl.APIError):
             # Genlook refused the request: nothing was created. The marker goes with the
@@ -295,7 +296,7 @@ class TryOnRunner:
             except PhotoBusy as exc:
                 raise RetryLater(0.5, "photo upload in progress elsewhere") from exc
             except (gl.TransportError, gl.RateLimited, gl.ServerError) as exc:
-                raise RetryLater(_backoff(job_try), "photo upload") from exc
+                raise RetryLater(backoff(job_try), "photo upload") from exc
             except gl.APIError as exc:
                 failed = await self._fail(record, exc.code or "INVALID_IMAGE", exc.message)
                 raise Finished(failed) from None
@@ -444,11 +445,6 @@ async def _through_redis_outage(write: Callable[[], Awaitable[TryOnRecord]]) -> 
                 raise
             log.warning("create outcome not written yet (%s); retrying", type(exc).__name__)
             await asyncio.sleep(0.5)
-
-
-def _backoff(job_try: int) -> float:
-    """Seconds before the next job attempt after a transient upstream failure."""
-    return float(min(30.0, 0.5 * 2 ** min(job_try, 6)))
 
 
 def make_uploader(res: Resources, image: StoredImage) -> Callable[[bytes], Awaitable[str]]:

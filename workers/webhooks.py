@@ -20,8 +20,8 @@ from redis.asyncio import Redis
 from redis.exceptions import RedisError, ResponseError
 from service.resources import Resources
 from service.webhooks.deliverer import Deliverer
-from service.webhooks.deliveries import Delivery, delivery_id
-from service.webhooks.models import WebhookEndpoint
+from service.webhooks.deliveries import Delivery, callback_target, delivery_id
+from service.webhooks.models import DEFAULT_EVENT_TYPES, WebhookEndpoint
 from service.webhooks.ssrf import guarded_client
 
 log = logging.getLogger("workers.webhooks")
@@ -136,8 +136,10 @@ class Dispatcher:
         targets: list[tuple[str, str, WebhookEndpoint | None]] = [
             (e.id, e.url, e) for e in endpoints
         ]
-        if event.get("callback"):
-            targets.append((f"cb:{event['app']}", event["callback"], None))
+        # A callback URL has no `eventTypes`: like an endpoint without a filter it gets the
+        # default subscription (terminal events), never `tryon.processing`.
+        if event.get("callback") and event["type"] in DEFAULT_EVENT_TYPES:
+            targets.append((callback_target(event["app"]), event["callback"], None))
         for target, url, endpoint in targets:
             delivery = Delivery(
                 id=delivery_id(event["id"], target),

@@ -40,13 +40,13 @@ server-provided text before building an error, and nothing here ever sees reques
 
 from __future__ import annotations
 
-import email.utils
-import math
-import time
 from collections.abc import Mapping
 from typing import TYPE_CHECKING, Any
 
 import msgspec
+
+# Re-exported: part of this package's public surface since before the parser was shared.
+from service.retrying import parse_retry_after
 
 if TYPE_CHECKING:
     from service.genlook.models import Generation
@@ -314,28 +314,6 @@ def error_class_for(status: int, code: str | None) -> type[APIError]:
     if status >= 500:
         return ServerError
     return APIError
-
-
-def parse_retry_after(value: str | None, *, now: float | None = None) -> float | None:
-    """``Retry-After`` as seconds: a (possibly decimal) number, or an HTTP date."""
-    if value is None:
-        return None
-    value = value.strip()
-    if not value:
-        return None
-    try:
-        seconds = float(value)
-    except ValueError:
-        try:
-            when = email.utils.parsedate_to_datetime(value)
-        except (TypeError, ValueError, IndexError):
-            return None
-        if when is None:  # pragma: no cover - older Pythons
-            return None
-        seconds = when.timestamp() - (time.time() if now is None else now)
-    if math.isnan(seconds) or math.isinf(seconds):
-        return None
-    return max(0.0, seconds)
 
 
 def _parse_field_errors(raw: Any) -> list[FieldError]:

@@ -30,13 +30,13 @@ return 1
 """
 
 # One step before an attempt: is it this delivery's turn (events of one try-on go in order),
-# and is there a free slot at its target (a bounded number in flight; leases expire so a killed
-# worker frees its slot)? 1: go; 0: no slot, or already in flight elsewhere; -1: not its turn.
+# is no other attempt of it in flight, and is there a free slot at its target (a bounded number
+# in flight; leases expire so a killed worker frees its slot)? The verdicts are below.
 _ADMIT = """
 local head = redis.call('LINDEX', KEYS[2], 0)
 if head and head ~= ARGV[3] then return -1 end
 redis.call('ZREMRANGEBYSCORE', KEYS[1], '-inf', ARGV[1])
-if redis.call('ZSCORE', KEYS[1], ARGV[3]) then return 0 end
+if redis.call('ZSCORE', KEYS[1], ARGV[3]) then return 2 end
 if redis.call('ZCARD', KEYS[1]) >= tonumber(ARGV[4]) then return 0 end
 redis.call('ZADD', KEYS[1], ARGV[2], ARGV[3])
 return 1
@@ -65,6 +65,16 @@ return redis.call('LINDEX', KEYS[5], 0)
 """
 
 
+# What `DeliveryStore.admit` answers.
+ADMITTED = 1
+NO_SLOT = 0
+NOT_ITS_TURN = -1
+# Another attempt of this delivery holds a slot: it records its outcome and schedules what
+# follows, so there is nothing to do (if its worker died, the lease expires and the sweep
+# finds the delivery still due).
+IN_FLIGHT = 2
+
+
 class Attempt(msgspec.Struct, frozen=True, kw_only=True, rename="camel", omit_defaults=True):
     at: float
     duration_ms: float
@@ -90,6 +100,16 @@ class Delivery(msgspec.Struct, kw_only=True, rename="camel", omit_defaults=True)
     next_attempt_at: float | None = None
     last_error: str | None = None
     trace_id: str | None = None
+
+    @property
+    def to_endpoint(self) -> bool:
+        """To a registered endpoint (`we_...`), not to an app's per-request callback URLs."""
+        return self.target.startswith("we_")
+
+
+def callback_target(app: str) -> str:
+    """The target of every per-request callback URL of an app (they share its secret)."""
+    return f"cb:{app}"
 
 
 def _outcome(delivery: Delivery) -> str:
@@ -153,7 +173,8 @@ class DeliveryStore:
         return self._keys.delivery_order(delivery.target, delivery.tryon_id or delivery.id)
 
     async def admit(self, delivery: Delivery, limit: int, lease: float) -> int:
-        """1: send now; 0: no free slot at the target; -1: an earlier event goes first."""
+        """`ADMITTED`, `NO_SLOT` at the target, `NOT_ITS_TURN` (an earlier event of the
+        try-on goes first) or `IN_FLIGHT` (an attempt of this delivery is being made)."""
         now = time.time()
         verdict = await self._admit(
             keys=[self._keys.delivery_slots(delivery.target), self._order(delivery)],

@@ -82,8 +82,9 @@ class UnresolvableTarget(ForbiddenTarget):
 class ResponseTooLarge(httpx.ReadError):
     """The receiver sent more body than `max_response_bytes`; reading stopped there.
 
+    Raised only when a reader asks for more than the cap (the bytes up to it come first).
     An `httpx.ReadError` so that code treating transport errors generically still copes; the
-    delivery layer should judge the status code before reading the body at all.
+    delivery layer judges the status code, which is known before the body is read.
     """
 
 
@@ -453,11 +454,18 @@ class _LimitedStream(httpx.AsyncByteStream):
     async def __aiter__(self) -> AsyncIterator[bytes]:
         seen = 0
         async for chunk in self._inner:
-            seen += len(chunk)
-            if seen > self._limit:
+            room = self._limit - seen
+            if len(chunk) > room:
+                # Everything up to the cap first: a reader that wants only the start of a
+                # large body (the deliverer's excerpt) gets it, with the status, and stops
+                # before the error; one that reads on gets the error, never more bytes.
+                if room > 0:
+                    seen += room
+                    yield chunk[:room]
                 raise ResponseTooLarge(
                     f"response body exceeds {self._limit} bytes", request=self._request
                 )
+            seen += len(chunk)
             yield chunk
 
     async def aclose(self) -> None:

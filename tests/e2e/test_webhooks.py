@@ -116,8 +116,14 @@ async def test_per_request_callback_url_signed_with_the_app_secret(
     secret = (await api.get("/v1/callback-secret")).json()["secret"]
     tryon_id = await tryon(api, emulator, callbackUrl=receiver.url + "/cb")
     (request,) = await receiver.wait_for(1)
-    assert verify(secret, request)["data"]["id"] == tryon_id
+    event = verify(secret, request)
+    assert event["data"]["id"] == tryon_id
     assert request.path == "/cb"
+    # A callback URL lists no eventTypes: the default subscription, one terminal event, never
+    # tryon.processing (whose delivery, if any, is recorded before the terminal one's).
+    assert event["type"] == "tryon.completed"
+    deliveries = (await api.get(f"/v1/try-ons/{tryon_id}/deliveries")).json()
+    assert [d["eventType"] for d in deliveries] == ["tryon.completed"]
 
 
 async def test_rotation_signs_with_both_secrets_during_overlap(
