@@ -472,3 +472,17 @@ async def test_pause_status_and_retry_answers(admin_api: Any, redis: Redis) -> N
     assert [j["jobId"] for j in jobs_r["oldestReady"]] == ["tryon:to_ok"]
     gone = await admin_api.get("/ops/api/deliveries/msg_nope", headers=auth)
     assert (gone.status_code, gone.json()["code"]) == (404, "DELIVERY_NOT_FOUND")
+
+
+def test_every_ops_error_has_a_status_and_an_intake_pause_a_retry_after() -> None:
+    from service.api.ops import OPS_ERROR_STATUS, ops_error
+    from service.ops.errors import OpsError
+
+    def concrete(cls: type[OpsError]) -> list[type[OpsError]]:
+        found = [cls] if "code" in vars(cls) else []
+        return found + [c for sub in cls.__subclasses__() for c in concrete(sub)]
+
+    assert set(concrete(OpsError)) == set(OPS_ERROR_STATUS)
+    err = ops_error(IntakePaused("paused: upgrade", retry_after=17))
+    assert (err.status, err.code, err.message) == (503, "INTAKE_PAUSED", "paused: upgrade")
+    assert err.headers == {"Retry-After": "17"}
