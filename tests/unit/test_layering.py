@@ -16,12 +16,13 @@ import pytest
 ROOT = Path(__file__).resolve().parents[2]
 
 # Lowest first: (layer, module prefixes, whether its groups may import each other). A prefix
-# names a module or a package; the longest matching prefix places a module.
+# names a module or a package (its modules too), except `service`, which names only itself
+# (its modules are placed one by one); the longest matching prefix places a module.
 LAYERS: list[tuple[str, tuple[str, ...], bool]] = [
     (
         "leaves",
         (
-            "service",  # the package itself: nothing in it
+            "service",  # the package itself
             "service.admin_tokens",
             "service.errors",
             "service.gc_tuning",
@@ -31,6 +32,7 @@ LAYERS: list[tuple[str, tuple[str, ...], bool]] = [
             "service.logs",
             "service.namespacing",
             "service.redis_conn",
+            "service.retrying",
         ),
         True,
     ),
@@ -72,9 +74,8 @@ def place(module: str) -> tuple[int, str] | None:
     best: tuple[int, str] | None = None
     for rank, (_, prefixes, _sideways) in enumerate(LAYERS):
         for prefix in prefixes:
-            if (module == prefix or module.startswith(prefix + ".")) and (
-                best is None or len(prefix) > len(best[1])
-            ):
+            inside = prefix != "service" and module.startswith(prefix + ".")
+            if (module == prefix or inside) and (best is None or len(prefix) > len(best[1])):
                 best = (rank, prefix)
     return best
 
@@ -88,10 +89,21 @@ def module_name(path: Path) -> str:
 
 def imported(path: Path, module: str) -> set[str]:
     """Every project module `path` imports, anywhere in it (`from service import jobs` is
-    service.jobs)."""
+    service.jobs), except under `if TYPE_CHECKING:`: a type named for a parameter that the
+    caller passes down is no dependency at run time."""
     package = module if path.name == "__init__.py" else module.rpartition(".")[0]
+    tree = ast.parse(path.read_text(), str(path))
+    typing_only = {
+        id(inner)
+        for node in ast.walk(tree)
+        if isinstance(node, ast.If) and ast.unparse(node.test).endswith("TYPE_CHECKING")
+        for stmt in node.body
+        for inner in ast.walk(stmt)
+    }
     found: set[str] = set()
-    for node in ast.walk(ast.parse(path.read_text(), str(path))):
+    for node in ast.walk(tree):
+        if id(node) in typing_only:
+            continue
         if isinstance(node, ast.Import):
             found.update(alias.name for alias in node.names)
         elif isinstance(node, ast.ImportFrom):
@@ -144,9 +156,18 @@ def test_imports_run_downward() -> None:
         ("workers.main", "interfaces"),
         ("service.cli", "entry points"),
         ("service.admin_tokens", "leaves"),
+        ("service", "leaves"),
     ],
 )
 def test_modules_are_placed_by_their_longest_prefix(module: str, layer: str) -> None:
     found = place(module)
     assert found is not None
     assert LAYERS[found[0]][0] == layer
+
+
+def test_a_module_in_no_layer_is_not_placed() -> None:
+    assert place("service.somewhere_new") is None
+    assert place("workers.somewhere_new") == (
+        LAYERS.index(next(x for x in LAYERS if x[0] == "interfaces")),
+        "workers",
+    )
