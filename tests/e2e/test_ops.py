@@ -1,8 +1,9 @@
 """The ops API end to end: a real gateway and worker with OPS_ADMIN_TOKENS set.
 
 Admin-only access, pausing intake (503 INTAKE_PAUSED) and processing (a try-on waits queued
-while a worker is alive), live workers in the status, and a failed try-on retried to completion
-with exactly one generation upstream."""
+while a worker is alive), live workers in the status, a failed try-on retried to completion
+with exactly one generation upstream, and the `tryon-gateway ops` commands over HTTP (a dead
+delivery listed and resent, a failed try-on listed, shown and discarded)."""
 
 from __future__ import annotations
 
