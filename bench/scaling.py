@@ -23,7 +23,7 @@ import time
 from dataclasses import dataclass
 
 from service.keys import Keys
-from service.ops.control import Heartbeats
+from service.ops.heartbeats import Heartbeats
 
 from bench._common import (
     BenchStack,

@@ -15,6 +15,7 @@ from service import logs
 from service.access.keyring import KeyRing
 from service.api.account import AccountController
 from service.api.browser import browser_routers
+from service.api.dashboard import dashboard_router
 from service.api.edge import edge
 from service.api.health import healthz, readyz
 from service.api.images import ImageController
@@ -28,7 +29,6 @@ from service.auth import Authenticator, parse_secret_keys
 from service.errors import EXCEPTION_HANDLERS
 from service.events import EventHub
 from service.gc_tuning import tune_for_serving
-from service.ops.dashboard import dashboard_router
 from service.resources import Resources
 from service.settings import Settings
 

@@ -84,9 +84,10 @@ def _add_worker(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> Non
     p = sub.add_parser("worker", help="run a worker: try-ons, photo uploads, the sweeper")
 
     def run(args: argparse.Namespace) -> int:
-        from workers.main import run as run_worker
+        import runpy
 
-        run_worker()
+        # By module path: the worker package builds on this one, never the other way round.
+        runpy.run_module("workers", run_name="__main__")
         return 0
 
     p.set_defaults(handler=run)
@@ -116,9 +117,9 @@ def _add_ops(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     common.add_argument("--token", default=None, help="admin token (default: OPS_ADMIN_TOKEN)")
     p = sub.add_parser(
         "ops",
-        help="see and steer the queue through the ops API (status, jobs, pause, resume, retry)",
+        help="see and steer the queue through the ops API (status, pause, retry, resend, ...)",
         description="Talk to a gateway's ops API (/ops/api) with an admin token "
-        "(OPS_ADMIN_TOKENS on the gateway). See docs/ops.md.",
+        "(OPS_ADMIN_TOKENS on the gateway): one command per route. See docs/ops.md.",
     )
     cmds = p.add_subparsers(title="ops commands", metavar="OPS_COMMAND")
 
@@ -130,7 +131,7 @@ def _add_ops(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     def run(args: argparse.Namespace) -> int:
         import os
 
-        from service.ops.control import run_ops_command
+        from service.cli_ops import run_ops_command
 
         token = args.token or os.environ.get("OPS_ADMIN_TOKEN", "")
         if not token:
@@ -142,19 +143,36 @@ def _add_ops(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
         p.print_help()
         return 2
 
+    def failed_list(name: str, help_text: str) -> None:
+        # The API lists only failed ones; `status` is its one accepted filter.
+        listing = command(name, help_text)
+        listing.add_argument("--limit", type=int, default=50)
+        listing.set_defaults(status="failed")
+
     p.set_defaults(handler=usage)
     command("status", "pauses, queue counts, try-ons, deliveries, live workers")
     command("jobs", "ready/deferred counts and the oldest ready jobs").add_argument(
         "--limit", type=int, default=10
     )
-    command("retry", "send a failed try-on again (refused if it could spend a second credit)")
-    cmds.choices["retry"].add_argument("tryon_id")
     pause = command("pause", "pause intake (503 on new try-ons) or processing (no new jobs)")
     pause.add_argument("what", choices=["intake", "processing"])
     pause.add_argument("--reason", default=None)
     pause.add_argument("--seconds", type=float, default=None, help="lift by itself after this")
     command("resume", "resume intake or processing").add_argument(
         "what", choices=["intake", "processing"]
+    )
+    failed_list("tryons", "recently failed try-ons and whether a retry is safe")
+    command("tryon", "one try-on's whole stored record").add_argument("tryon_id")
+    command(
+        "retry", "send a failed try-on again (refused if it could spend a second credit)"
+    ).add_argument("tryon_id")
+    command("discard", "drop a try-on from the failed list (it stays failed)").add_argument(
+        "tryon_id"
+    )
+    failed_list("deliveries", "dead webhook deliveries, newest first")
+    command("delivery", "one delivery with its attempts").add_argument("delivery_id")
+    command("resend", "send a delivery's event again, with the same webhook-id").add_argument(
+        "delivery_id"
     )
 
 

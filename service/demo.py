@@ -20,7 +20,7 @@ from service.access.models import Policy
 from service.access.registry import AppRegistry, digest
 from service.keys import Keys
 from service.products import Catalog
-from service.resources import connect_redis
+from service.redis_client import connect_redis
 from service.settings import Settings
 from service.tryons.intake import product_definition
 from service.tryons.models import ImageSourceIn, ProductDef, ProductImageIn, ProductIn

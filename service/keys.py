@@ -171,7 +171,7 @@ class Keys:
         """String: the app's secrets (JSON) for per-request callback URLs."""
         return f"{self.prefix}cb-secrets:{app}"
 
-    # --- ops (service/ops/control.py) -------------------------------------------------------
+    # --- ops (service/ops/) ---------------------------------------------------------------
     def ops_pause(self, what: str) -> str:
         """String (JSON: who, when, why; a TTL when the pause was given one): `intake` or
         `processing` is paused while it exists."""

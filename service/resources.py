@@ -6,7 +6,6 @@ from dataclasses import dataclass
 
 from redis.asyncio import Redis
 
-from service import redis_conn
 from service.access.quotas import Quotas
 from service.access.registry import AppRegistry
 from service.access.tokens import TokenVerifier
@@ -17,6 +16,7 @@ from service.keys import Keys
 from service.metrics import MetricsWriter
 from service.photos import PhotoStore
 from service.products import Catalog, ProductCache
+from service.redis_client import connect_redis
 from service.settings import Settings
 from service.tryons.lookups import LookupCache
 from service.tryons.store import TryOnStore
@@ -25,16 +25,6 @@ from service.webhooks.callback_secrets import CallbackSecrets
 from service.webhooks.deliveries import DeliveryStore
 from service.webhooks.registry import EndpointRegistry
 from service.webhooks.ssrf import UrlPolicy
-
-
-def connect_redis(settings: Settings) -> Redis:
-    r = settings.redis
-    return redis_conn.connect(
-        r.url,
-        connect_timeout=r.connect_timeout,
-        socket_timeout=r.socket_timeout,
-        health_check_interval=30,
-    )
 
 
 def url_policy(settings: Settings) -> UrlPolicy:

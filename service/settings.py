@@ -14,7 +14,7 @@ from typing import Literal, TypeVar
 
 import msgspec
 
-from service.ops import parse_admin_tokens
+from service.admin_tokens import parse_admin_tokens
 from service.redis_conn import parse_sentinel_url
 
 EMULATOR_BASE_URL = "http://127.0.0.1:8081/tryon/v1"

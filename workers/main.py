@@ -15,8 +15,9 @@ from arq import cron
 from arq.worker import Worker, func
 from redis.exceptions import RedisError
 from service import jobs, logs
+from service.redis_client import connect_redis
 from service.redis_conn import arq_redis_settings
-from service.resources import Resources, connect_redis
+from service.resources import Resources
 from service.settings import Settings
 
 from workers.jobs import run_tryon, sweep, upload_photo

@@ -25,7 +25,8 @@ from arq.worker import Worker
 from redis.asyncio import Redis
 from redis.exceptions import RedisError
 from service.keys import Keys
-from service.ops.control import Heartbeats, Pauses, WorkerBeat
+from service.ops.heartbeats import Heartbeats, WorkerBeat
+from service.ops.pauses import Pauses
 
 log = logging.getLogger("workers.ops")
 

@@ -17,7 +17,7 @@ import sys
 
 from redis.exceptions import RedisError
 from service.keys import Keys
-from service.resources import connect_redis
+from service.redis_client import connect_redis
 from service.settings import Settings
 
 # Under the probe's own timeout: an answer, not a probe that times out.

@@ -18,7 +18,7 @@ import msgspec
 from service.access.models import Policy
 from service.access.registry import AppRegistry, UnknownApp
 from service.keys import Keys
-from service.resources import connect_redis
+from service.redis_client import connect_redis
 from service.settings import Settings
 
 _POLICY_FIELDS = {

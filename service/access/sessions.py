@@ -4,12 +4,13 @@
 from __future__ import annotations
 
 import time
+from typing import Protocol
 
 import msgspec
 
-from service.access.tokens import MAX_TOKEN_MINUTES
+from service.access.tokens import MAX_TOKEN_MINUTES, TokenVerifier
 from service.errors import ApiError, validation_failed
-from service.resources import Resources
+from service.products import Catalog
 from service.tryons.intake import check_external_user_id
 
 MAX_PRODUCTS = 100
@@ -34,7 +35,15 @@ class SessionOut(msgspec.Struct, frozen=True, kw_only=True, rename="camel", omit
     products: list[str] | None = None
 
 
-async def mint_session(res: Resources, app: str, body: SessionCreate) -> SessionOut:
+class SessionParts(Protocol):
+    """What minting needs (service.resources.Resources has it): the wiring is passed down,
+    never imported from here."""
+
+    catalog: Catalog
+    tokens: TokenVerifier
+
+
+async def mint_session(res: SessionParts, app: str, body: SessionCreate) -> SessionOut:
     check_external_user_id(body.external_user_id)
     if not 1 <= body.expires_in_minutes <= MAX_TOKEN_MINUTES:
         raise validation_failed("expiresInMinutes", f"Must be 1 to {MAX_TOKEN_MINUTES}")

@@ -8,7 +8,7 @@ from litestar.di import NamedDependency, Provide
 from redis.exceptions import RedisError
 
 from service.api.deps import resources
-from service.ops.control import Heartbeats
+from service.ops.heartbeats import Heartbeats
 from service.resources import Resources
 
 # A pause longer than this means upstream is throttling us hard: not ready for new work.

@@ -11,7 +11,7 @@ from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, generate_l
 
 from service.api.deps import resources
 from service.metrics import SnapshotCollector, take_snapshot
-from service.ops.control import QueueView
+from service.ops.queue import QueueView
 from service.resources import Resources
 
 

@@ -17,20 +17,21 @@ from litestar.datastructures import State
 from litestar.di import NamedDependency, Provide
 from litestar.params import FromPath, QueryParameter
 
+from service.admin_tokens import APP_KEY_PREFIXES, parse_admin_tokens, token_digest
 from service.api.decoding import decode_json
 from service.api.webhooks import DeliveryOut, delivery_view, resend
 from service.errors import ApiError
-from service.ops import APP_KEY_PREFIXES, parse_admin_tokens, token_digest
-from service.ops.control import (
-    IntakeGate,
-    OpsControl,
-    Pausable,
-    PauseState,
-    ReadyJob,
+from service.ops.control import OpsControl, Snapshot
+from service.ops.errors import (
+    IntakePaused,
+    NotRetryable,
+    OpsError,
     RetryRefused,
-    Snapshot,
-    retry_refusal,
+    RetryWouldSpendCredit,
 )
+from service.ops.pauses import IntakeGate, Pausable, PauseState
+from service.ops.queue import ReadyJob
+from service.ops.retry import retry_refusal
 from service.resources import Resources
 from service.tryons.models import ErrorInfo, TryOnRecord
 from service.tryons.store import TryOnNotFound
@@ -157,6 +158,22 @@ def admin(request: Request[Any, Any, Any]) -> OpsCtx:
 OPS_CTX = {"ctx": Provide(admin, sync_to_thread=False)}
 
 
+# --- ops' domain errors, answered ------------------------------------------------------------
+
+# Every OpsError the routes below can meet; a new one without a status here is a test failure
+# (tests/integration/test_ops_control.py), not a 500.
+OPS_ERROR_STATUS: dict[type[OpsError], int] = {
+    IntakePaused: 503,
+    NotRetryable: 409,
+    RetryWouldSpendCredit: 409,
+}
+
+
+def ops_error(exc: OpsError) -> ApiError:
+    headers = {"Retry-After": str(exc.retry_after)} if isinstance(exc, IntakePaused) else None
+    return ApiError(OPS_ERROR_STATUS[type(exc)], exc.code, exc.message, headers=headers)
+
+
 # --- the gateway's intake check ----------------------------------------------------------------
 
 
@@ -170,7 +187,10 @@ def make_intake_gate(res: Resources) -> IntakeGate:
 async def check_intake(request: Request[Any, Any, Any]) -> None:
     """503 INTAKE_PAUSED while intake is paused (one Redis read per second per process)."""
     gate: IntakeGate = request.app.state.intake_gate
-    await gate.check()
+    try:
+        await gate.check()
+    except IntakePaused as paused:
+        raise ops_error(paused) from None
 
 
 # --- routes ----------------------------------------------------------------------------------
@@ -255,7 +275,7 @@ class OpsController(Controller):
         return OpsTryOn(
             record=record,
             retryable=refusal is None,
-            retry_refusal=None if refusal is None else refusal[1],
+            retry_refusal=None if refusal is None else refusal.message,
         )
 
     @get("/tryons")
@@ -267,7 +287,7 @@ class OpsController(Controller):
     ) -> list[FailedTryOn]:
         """Recently failed try-ons (newest first) with their error and whether a retry is safe.
         Only `status=failed` is listed (the store keeps that list)."""
-        return [_failed_view(r) for r in await ctx.control.failed_tryons(limit)]
+        return [_failed_view(r) for r in await ctx.control.failed.tryons(limit)]
 
     @post("/tryons/{tryon_id:str}/retry", status_code=202)
     async def retry(self, tryon_id: FromPath[str], ctx: NamedDependency[OpsCtx]) -> RetryOut:
@@ -281,9 +301,7 @@ class OpsController(Controller):
         except TryOnNotFound:
             raise _tryon_not_found() from None
         except RetryRefused as refused:
-            if refused.code == "CREATE_SENT":
-                raise ApiError(409, "RETRY_WOULD_SPEND_CREDIT", refused.message) from None
-            raise ApiError(409, "TRYON_NOT_RETRYABLE", refused.message) from None
+            raise ops_error(refused) from None
         return RetryOut(
             id=record.id,
             status=record.status,
@@ -294,7 +312,7 @@ class OpsController(Controller):
     @post("/tryons/{tryon_id:str}/discard", status_code=200)
     async def discard(self, tryon_id: FromPath[str], ctx: NamedDependency[OpsCtx]) -> DiscardOut:
         """Drop a try-on from the failed list (it stays failed; nothing is sent)."""
-        discarded = await ctx.control.discard(tryon_id)
+        discarded = await ctx.control.failed.discard(tryon_id)
         if not discarded and await ctx.res.store.get(tryon_id) is None:
             raise _tryon_not_found()
         return DiscardOut(id=tryon_id, discarded=discarded)
@@ -308,7 +326,7 @@ class OpsController(Controller):
     ) -> list[DeliveryOut]:
         """Deliveries that ended failed (every attempt used, or the endpoint gone), newest
         first."""
-        found = await ctx.control.failed_deliveries(limit)
+        found = await ctx.control.failed.deliveries(limit)
         return [await delivery_view(ctx.res, d) for d in found]
 
     @get("/deliveries/{delivery_id:str}")

@@ -1,38 +1,7 @@
-"""Operations: see and steer the queue (pause flags, worker heartbeats, a queue snapshot, failed
-try-ons and deliveries). The library is `service.ops.control`, the HTTP API
-`service.api.ops`, the worker side `workers.ops`; docs/ops.md explains how to use them.
-
-This module holds only what settings need at start-up (parsing the admin tokens), so loading
-settings never imports the rest.
+"""Operations: see and steer the queue. One module per concern: `pauses` (pause flags and the
+gateway's intake gate), `heartbeats` (live workers), `queue` (arq's queue, read without SCAN),
+`failed` (the failed try-on and delivery lists), `retry` (the one safe retry), `control` (all
+of them over one connection, and the snapshot), `history` (the dashboard's samples), `errors`
+(what they refuse). The HTTP API is `service.api.ops`, the CLI `service.cli_ops`, the worker
+side `workers.ops`; docs/ops.md explains how to use them.
 """
-
-from __future__ import annotations
-
-import hashlib
-
-# App keys have these prefixes; an admin token must never be mistaken for one (or be one).
-APP_KEY_PREFIXES = ("sk_", "pk_")
-MIN_TOKEN_LENGTH = 24
-
-
-def token_digest(token: str) -> str:
-    """SHA-256 hex, as service.auth keeps app keys: no usable token stays in memory."""
-    return hashlib.sha256(token.encode()).hexdigest()
-
-
-def parse_admin_tokens(spec: str) -> dict[str, str]:
-    """`tok1=alice,tok2` -> {sha256(token): name}. A token without a name is called
-    `admin-<first 8 hex of its digest>` (who paused what is recorded by that name).
-
-    Raises ValueError for a token that looks like an app key or is too short to be a secret."""
-    tokens: dict[str, str] = {}
-    for item in filter(None, (part.strip() for part in spec.split(","))):
-        token, _, name = item.partition("=")
-        token = token.strip()
-        if token.startswith(APP_KEY_PREFIXES):
-            raise ValueError("an admin token must not look like an app key (sk_/pk_)")
-        if len(token) < MIN_TOKEN_LENGTH:
-            raise ValueError(f"admin tokens must be at least {MIN_TOKEN_LENGTH} characters")
-        key = token_digest(token)
-        tokens[key] = name.strip() or f"admin-{key[:8]}"
-    return tokens

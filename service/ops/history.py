@@ -21,7 +21,8 @@ import msgspec
 from redis.asyncio import Redis
 
 from service.keys import Keys
-from service.ops.control import Heartbeats, QueueView
+from service.ops.heartbeats import Heartbeats
+from service.ops.queue import QueueView
 
 # What the charts look back over; older entries are trimmed as new ones arrive.
 WINDOW_SECONDS = 3600

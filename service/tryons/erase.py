@@ -2,11 +2,29 @@
 
 from __future__ import annotations
 
+from typing import Protocol
+
+from redis.asyncio import Redis
+
+from service.genlook.client import GenlookClient
+from service.keys import Keys
 from service.namespacing import upstream_account, upstream_user_id
-from service.resources import Resources
+from service.photos import PhotoStore
+from service.settings import Settings
 
 
-async def erase_customer(res: Resources, app: str, external_user_id: str) -> int:
+class EraseParts(Protocol):
+    """What an erase reaches (service.resources.Resources has it): the wiring is passed down,
+    never imported from here."""
+
+    genlook: GenlookClient
+    redis: Redis
+    keys: Keys
+    photos: PhotoStore
+    settings: Settings
+
+
+async def erase_customer(res: EraseParts, app: str, external_user_id: str) -> int:
     """Returns how many local records were deleted. Raises GenlookError if upstream failed,
     before anything local is touched, so a retry erases everything."""
     upstream = upstream_user_id(app, external_user_id)

@@ -23,7 +23,7 @@ import pytest
 from redis.asyncio import Redis
 from service.devstack import Stack, free_port, wait_http
 from service.keys import Keys
-from service.ops.control import Heartbeats
+from service.ops.heartbeats import Heartbeats
 from standardwebhooks import Webhook
 
 from tests.conftest import Emulator

@@ -1,12 +1,16 @@
 """The ops API end to end: a real gateway and worker with OPS_ADMIN_TOKENS set.
 
 Admin-only access, pausing intake (503 INTAKE_PAUSED) and processing (a try-on waits queued
-while a worker is alive), live workers in the status, and a failed try-on retried to completion
-with exactly one generation upstream."""
+while a worker is alive), live workers in the status, a failed try-on retried to completion
+with exactly one generation upstream, and the `tryon-gateway ops` commands over HTTP (a dead
+delivery listed and resent, a failed try-on listed, shown and discarded)."""
 
 from __future__ import annotations
 
 import asyncio
+import json
+import subprocess
+import sys
 from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
 from typing import Any
 
@@ -24,6 +28,7 @@ from tests.e2e.conftest import (
     upload_photo,
     wait_terminal,
 )
+from tests.e2e.receiver import Receiver, Reply
 
 ADMIN = "ops_e2e_admin_token_0123456789abcdef"
 
@@ -35,6 +40,9 @@ def ops_stack(emulator_process: Emulator) -> Iterator[Gateway]:
         OPS_ADMIN_TOKENS=f"{ADMIN}=e2e",
         # Beats every second so the status sees workers (and their pause) quickly.
         WORKER_HEALTH_CHECK_INTERVAL="1",
+        # A receiver on loopback, and webhook retries 1000x faster (5 s -> 5 ms).
+        WEBHOOK_ALLOW_HTTP_HOSTS="127.0.0.1",
+        WEBHOOK_TIME_SCALE="1000",
     )
     yield gw
     gw.stack.stop_all()
@@ -198,19 +206,21 @@ async def test_a_tryon_refused_upstream_is_retried_once_to_completion(
     assert emulator.counters()["generationsCreated"] == 1
 
 
-async def test_pause_and_resume_through_the_cli(ops_stack: Gateway, redis: Redis) -> None:
-    import subprocess
-    import sys
+def ops_cli(gw: Gateway, *args: str) -> subprocess.CompletedProcess[str]:
+    """`tryon-gateway ops ...` as a separate process against the gateway, with the token."""
+    return subprocess.run(
+        [sys.executable, "-m", "service.cli", "ops", *args, "--url", gw.url],
+        env={**gw.stack.env, "OPS_ADMIN_TOKEN": ADMIN},
+        capture_output=True,
+        text=True,
+        timeout=30,
+        check=False,
+    )
 
+
+async def test_pause_and_resume_through_the_cli(ops_stack: Gateway, redis: Redis) -> None:
     def cli(*args: str) -> subprocess.CompletedProcess[str]:
-        return subprocess.run(
-            [sys.executable, "-m", "service.cli", "ops", *args, "--url", ops_stack.url],
-            env={**ops_stack.stack.env, "OPS_ADMIN_TOKEN": ADMIN},
-            capture_output=True,
-            text=True,
-            timeout=30,
-            check=False,
-        )
+        return ops_cli(ops_stack, *args)
 
     paused = cli("pause", "processing", "--reason", "cli test")
     assert paused.returncode == 0, paused.stderr
@@ -224,3 +234,83 @@ async def test_pause_and_resume_through_the_cli(ops_stack: Gateway, redis: Redis
     refused = cli("retry", "to_missing")
     assert refused.returncode == 1
     assert "TRYON_NOT_FOUND" in refused.stderr
+
+
+@pytest.fixture
+async def receiver() -> AsyncIterator[Receiver]:
+    r = await Receiver().start()
+    yield r
+    await r.stop()
+
+
+async def test_a_dead_delivery_is_listed_and_resent_through_the_cli(
+    ops_stack: Gateway, api: httpx.AsyncClient, receiver: Receiver
+) -> None:
+    def cli(*args: str) -> subprocess.CompletedProcess[str]:
+        return ops_cli(ops_stack, *args)
+
+    receiver.reply = lambda r: Reply(500)
+    r = await api.post("/v1/webhook-endpoints", json={"url": receiver.url})
+    assert r.status_code == 201, r.text
+    endpoint = r.json()["id"]
+    assert (await api.post(f"/v1/webhook-endpoints/{endpoint}/test")).status_code == 202
+    (first,) = await receiver.wait_for(1)
+    delivery = first.headers["webhook-id"]
+    # Disabled, the endpoint takes no more attempts: the delivery's next one fails it for good.
+    await api.patch(f"/v1/webhook-endpoints/{endpoint}", json={"enabled": False})
+
+    async def dead() -> bool:
+        listed = cli("deliveries")
+        assert listed.returncode == 0, listed.stderr
+        return delivery in listed.stdout
+
+    await eventually(dead, within=20.0, every=0.5)
+    shown = cli("delivery", delivery)
+    assert shown.returncode == 0, shown.stderr
+    assert json.loads(shown.stdout)["status"] == "failed"
+
+    receiver.reply = lambda r: Reply(200)
+    await api.patch(f"/v1/webhook-endpoints/{endpoint}", json={"enabled": True})
+    before = len(receiver.received)
+    resent = cli("resend", delivery)
+    assert resent.returncode == 0, resent.stderr
+    assert f"{delivery}: pending, sent again with the same webhook-id" in resent.stdout
+
+    async def delivered() -> bool:
+        return delivery in {x.headers["webhook-id"] for x in receiver.received[before:]}
+
+    await eventually(delivered, within=20.0)
+
+    async def succeeded() -> bool:
+        return bool(json.loads(cli("delivery", delivery).stdout)["status"] == "succeeded")
+
+    await eventually(succeeded, within=10.0, every=0.5)
+    assert delivery not in cli("deliveries").stdout
+    missing = cli("resend", "msg_missing")
+    assert missing.returncode == 1
+    assert "404 DELIVERY_NOT_FOUND" in missing.stderr
+
+
+async def test_a_failed_tryon_is_listed_shown_and_discarded_through_the_cli(
+    ops_stack: Gateway, api: httpx.AsyncClient, emulator: Emulator
+) -> None:
+    image_id = await ready_tryon(api, emulator)
+    emulator.control("PUT", f"accounts/{emulator.api_key}", json={"credits": 0})
+    tryon = (await start_tryon(api, image_id))["id"]
+    assert (await wait_terminal(api, tryon))["status"] == "failed"
+
+    listed = ops_cli(ops_stack, "tryons")
+    assert listed.returncode == 0, listed.stderr
+    [row] = [line for line in listed.stdout.splitlines() if line.startswith(tryon)]
+    assert "safe" in row
+    assert "INSUFFICIENT_CREDITS" in row
+    shown = ops_cli(ops_stack, "tryon", tryon)
+    assert shown.returncode == 0, shown.stderr
+    assert json.loads(shown.stdout)["retryable"] is True
+    discarded = ops_cli(ops_stack, "discard", tryon)
+    assert discarded.returncode == 0, discarded.stderr
+    assert f"{tryon}: dropped from the failed list" in discarded.stdout
+    assert tryon not in ops_cli(ops_stack, "tryons").stdout
+    missing = ops_cli(ops_stack, "tryon", "to_missing")
+    assert missing.returncode == 1
+    assert "404 TRYON_NOT_FOUND" in missing.stderr

@@ -1,4 +1,4 @@
-"""service/ops/control.py and workers/ops.py against a real Redis: pause flags, the intake
+"""service/ops/* and workers/ops.py against a real Redis: pause flags, the intake
 gate's one-second cache, heartbeats, the queue snapshot in arq's layout, failed lists, retry."""
 
 from __future__ import annotations
@@ -12,10 +12,12 @@ import pytest
 from redis.asyncio import Redis
 from service import jobs
 from service.access.quotas import Quotas
-from service.errors import ApiError
+from service.admin_tokens import parse_admin_tokens, token_digest
 from service.keys import Keys
-from service.ops import parse_admin_tokens, token_digest
-from service.ops.control import IntakeGate, OpsControl, RetryRefused, WorkerBeat
+from service.ops.control import OpsControl
+from service.ops.errors import IntakePaused, NotRetryable, RetryWouldSpendCredit
+from service.ops.heartbeats import WorkerBeat
+from service.ops.pauses import IntakeGate
 from service.tryons.models import ErrorInfo, PersonDef, ProductDef, TryOnRecord
 from service.tryons.store import TryOnStore
 from service.webhooks.deliveries import Delivery, DeliveryStore
@@ -106,18 +108,18 @@ async def test_the_gate_reads_the_flag_at_most_once_per_second(ops: OpsControl) 
     assert gate.reads == 1
 
     clock.now += 0.6  # past one second since the read
-    with pytest.raises(ApiError) as raised:
+    with pytest.raises(IntakePaused) as raised:
         await gate.check()
     err = raised.value
-    assert (err.status, err.code, err.headers["Retry-After"]) == (503, "INTAKE_PAUSED", "17")
+    assert (err.code, err.retry_after) == ("INTAKE_PAUSED", 17)
     assert "upgrade" in err.message
     for _ in range(50):
-        with pytest.raises(ApiError):
+        with pytest.raises(IntakePaused):
             await gate.check()
     assert gate.reads == 2
 
     await ops.pauses.resume("intake")
-    with pytest.raises(ApiError):
+    with pytest.raises(IntakePaused):
         await gate.check()  # within the second: still paused here
     clock.now += 1.0
     await gate.check()
@@ -127,9 +129,9 @@ async def test_the_gate_reads_the_flag_at_most_once_per_second(ops: OpsControl) 
 async def test_a_timed_pause_answers_its_remaining_time(ops: OpsControl) -> None:
     await ops.pauses.pause("intake", by="alice", seconds=120)
     gate = IntakeGate(ops.pauses, retry_after=5)
-    with pytest.raises(ApiError) as raised:
+    with pytest.raises(IntakePaused) as raised:
         await gate.check()
-    assert 115 <= int(raised.value.headers["Retry-After"]) <= 120
+    assert 115 <= raised.value.retry_after <= 120
 
 
 async def test_concurrent_requests_share_one_read(ops: OpsControl) -> None:
@@ -158,13 +160,13 @@ def beat(worker_id: str, **fields: Any) -> WorkerBeat:
 async def test_heartbeats_expire_after_a_few_beats(ops: OpsControl, redis: Redis) -> None:
     await ops.heartbeats.beat(beat("w1"), interval=0.1)
     await ops.heartbeats.beat(beat("w2"), interval=10)
-    assert [b.id for b in await ops.live_workers()] == ["w1", "w2"]
+    assert [b.id for b in await ops.heartbeats.live()] == ["w1", "w2"]
     await asyncio.sleep(0.4)  # three beats of w1 without a new one
-    assert [b.id for b in await ops.live_workers()] == ["w2"]
+    assert [b.id for b in await ops.heartbeats.live()] == ["w2"]
     # the dead worker's id left the index as it was met
     assert await redis.zrange(KEYS.ops_workers, 0, -1) == [b"w2"]
     await ops.heartbeats.gone("w2")
-    assert await ops.live_workers() == []
+    assert await ops.heartbeats.live() == []
 
 
 async def test_worker_ops_follows_the_processing_flag(ops: OpsControl, redis: Redis) -> None:
@@ -173,7 +175,7 @@ async def test_worker_ops_follows_the_processing_flag(ops: OpsControl, redis: Re
     wops.start()
     try:
         await asyncio.sleep(0.1)
-        [live] = await ops.live_workers()
+        [live] = await ops.heartbeats.live()
         assert (live.id, live.host, live.pid, live.picking) == ("host-42", "host", 42, True)
         assert (live.jobs_in_progress, live.jobs_complete) == (2, 3)
 
@@ -181,17 +183,17 @@ async def test_worker_ops_follows_the_processing_flag(ops: OpsControl, redis: Re
         await asyncio.sleep(0.2)
         assert worker.allow_pick_jobs is False
         # a change of picking is beaten at once, not at the next 5 s beat
-        [live] = await ops.live_workers()
+        [live] = await ops.heartbeats.live()
         assert live.picking is False
 
         await ops.pauses.resume("processing")
         await asyncio.sleep(0.2)
         assert worker.allow_pick_jobs is True
-        [live] = await ops.live_workers()
+        [live] = await ops.heartbeats.live()
         assert live.picking is True
     finally:
         await wops.stop()
-    assert await ops.live_workers() == []
+    assert await ops.heartbeats.live() == []
 
 
 async def test_resume_never_restarts_a_worker_that_is_stopping(
@@ -292,7 +294,7 @@ async def test_retry_requeues_a_try_on_no_create_reached(ops: OpsControl, redis:
     store = TryOnStore(redis, KEYS, QUEUE, quotas=Quotas(redis, KEYS))
     await failed_tryon(store, redis, "to_1")
     assert await redis.zscore(KEYS.active_tryons, "to_1") is None
-    [listed] = await ops.failed_tryons()
+    [listed] = await ops.failed.tryons()
     assert listed.error is not None
     assert listed.error.code == "INSUFFICIENT_CREDITS"
 
@@ -307,7 +309,7 @@ async def test_retry_requeues_a_try_on_no_create_reached(ops: OpsControl, redis:
     # the sweeper's list and a job, as at accept; and no longer listed as failed
     assert await redis.zscore(KEYS.active_tryons, "to_1") == pytest.approx(record.deadline_at)
     assert await redis.zscore(QUEUE, jobs.tryon_job_id("to_1")) is not None
-    assert await ops.failed_tryons() == []
+    assert await ops.failed.tryons() == []
 
     # retrying again is harmless: it is queued, the job is not duplicated
     again = await ops.retry(store, "to_1", deadline=300)
@@ -325,9 +327,9 @@ async def test_retry_refuses_whenever_a_create_may_have_spent_a_credit(
 ) -> None:
     store = TryOnStore(redis, KEYS, QUEUE, quotas=Quotas(redis, KEYS))
     await failed_tryon(store, redis, "to_1", **fields)
-    with pytest.raises(RetryRefused) as refused:
+    with pytest.raises(RetryWouldSpendCredit) as refused:
         await ops.retry(store, "to_1", deadline=300)
-    assert refused.value.code == "CREATE_SENT"
+    assert refused.value.code == "RETRY_WOULD_SPEND_CREDIT"
     assert "second" in refused.value.message
     stored = await store.get("to_1")
     assert stored is not None
@@ -338,9 +340,9 @@ async def test_retry_refuses_whenever_a_create_may_have_spent_a_credit(
 async def test_retry_refuses_a_try_on_that_did_not_fail(ops: OpsControl, redis: Redis) -> None:
     store = TryOnStore(redis, KEYS, QUEUE, quotas=Quotas(redis, KEYS))
     await failed_tryon(store, redis, "to_1", status="completed", error=None)
-    with pytest.raises(RetryRefused) as refused:
+    with pytest.raises(NotRetryable) as refused:
         await ops.retry(store, "to_1", deadline=300)
-    assert refused.value.code == "NOT_FAILED"
+    assert refused.value.code == "TRYON_NOT_RETRYABLE"
 
 
 async def test_discard_and_lazy_cleanup_of_the_failed_list(ops: OpsControl, redis: Redis) -> None:
@@ -348,11 +350,11 @@ async def test_discard_and_lazy_cleanup_of_the_failed_list(ops: OpsControl, redi
     await failed_tryon(store, redis, "to_1")
     await failed_tryon(store, redis, "to_2")
     await redis.zadd(KEYS.ops_failed_tryons, {"to_expired": time.time()})
-    assert [r.id for r in await ops.failed_tryons()] == ["to_2", "to_1"]
+    assert [r.id for r in await ops.failed.tryons()] == ["to_2", "to_1"]
     assert await redis.zscore(KEYS.ops_failed_tryons, "to_expired") is None
-    assert await ops.discard("to_2") is True
-    assert await ops.discard("to_2") is False
-    assert [r.id for r in await ops.failed_tryons()] == ["to_1"]
+    assert await ops.failed.discard("to_2") is True
+    assert await ops.failed.discard("to_2") is False
+    assert [r.id for r in await ops.failed.tryons()] == ["to_1"]
     stored = await store.get("to_2")
     assert stored is not None
     assert stored.status == "failed"  # discarding changes nothing but the list
@@ -375,12 +377,12 @@ async def test_failed_deliveries_leave_the_list_once_resent(ops: OpsControl, red
         await deliveries.create(d)
         await deliveries.save(d)
         await redis.zadd(KEYS.ops_failed_deliveries, {d.id: time.time() + i})
-    assert [d.id for d in await ops.failed_deliveries()] == ["msg_1", "msg_0"]
+    assert [d.id for d in await ops.failed.deliveries()] == ["msg_1", "msg_0"]
     resent = await deliveries.get("msg_1")
     assert resent is not None
     resent.status = "pending"
     await deliveries.save(resent)
-    assert [d.id for d in await ops.failed_deliveries()] == ["msg_0"]
+    assert [d.id for d in await ops.failed.deliveries()] == ["msg_0"]
 
 
 # --- the API in process (registered on the app here until app.py wires it) ------------------
@@ -470,3 +472,17 @@ async def test_pause_status_and_retry_answers(admin_api: Any, redis: Redis) -> N
     assert [j["jobId"] for j in jobs_r["oldestReady"]] == ["tryon:to_ok"]
     gone = await admin_api.get("/ops/api/deliveries/msg_nope", headers=auth)
     assert (gone.status_code, gone.json()["code"]) == (404, "DELIVERY_NOT_FOUND")
+
+
+def test_every_ops_error_has_a_status_and_an_intake_pause_a_retry_after() -> None:
+    from service.api.ops import OPS_ERROR_STATUS, ops_error
+    from service.ops.errors import OpsError
+
+    def concrete(cls: type[OpsError]) -> list[type[OpsError]]:
+        found = [cls] if "code" in vars(cls) else []
+        return found + [c for sub in cls.__subclasses__() for c in concrete(sub)]
+
+    assert set(concrete(OpsError)) == set(OPS_ERROR_STATUS)
+    err = ops_error(IntakePaused("paused: upgrade", retry_after=17))
+    assert (err.status, err.code, err.message) == (503, "INTAKE_PAUSED", "paused: upgrade")
+    assert err.headers == {"Retry-After": "17"}
