@@ -97,6 +97,15 @@ class GatewaySettings(msgspec.Struct, frozen=True, kw_only=True):
     # Width x height a photo's header may declare; larger ones are refused before decoding
     # (a 40 MP photo decodes to ~160 MB of pixels).
     max_image_pixels: int = 40_000_000
+    # Bytes that photo decoding may hold at once across concurrent cleanings in one process
+    # (service/byte_budget.py). 0: the container's memory limit (cgroup memory.max) less
+    # 160 MiB, or half the machine's memory without one (service/container.py).
+    decode_memory_bytes: int = 0
+    # How long a photo waits for that budget before a 503 IMAGE_PROCESSING_BUSY.
+    decode_wait_seconds: float = 10.0
+    # Threads that decode photos. 0: the container's CPUs (cgroup cpu.max, affinity) minus
+    # one for the event loop, at least 1.
+    image_threads: int = 0
     # One JSON line per request (request id, trace, route, status, duration).
     access_log: bool = True
     # How long photo bytes stay in Redis to re-upload a photo Genlook lost (memory vs recovery).
