@@ -27,10 +27,9 @@ from service.byte_budget import ByteBudget
 from service.imaging import finish_photo, open_photo
 from service.keys import Keys
 from service.metrics import MetricsWriter
+from service.settings import MAX_PHOTO_BYTES
 
 DEFAULT_KEEP_DAYS = 7
-# Genlook's own limit on an uploaded photo: a re-encoded photo above it would be refused there.
-MAX_PHOTO_BYTES = 10 * 1024 * 1024
 _LOCK_POLL = 0.05
 # Compare-and-delete: a holder whose lease ran out must not release its successor's lock.
 _RELEASE = """
