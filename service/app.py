@@ -18,7 +18,7 @@ from service.api.browser import browser_routers
 from service.api.dashboard import dashboard_router
 from service.api.edge import edge
 from service.api.health import healthz, readyz
-from service.api.images import ImageController
+from service.api.images import image_routes
 from service.api.metrics import metrics
 from service.api.ops import OpsController, make_intake_gate
 from service.api.products import ProductController
@@ -64,7 +64,7 @@ def create_app(settings: Settings | None = None, *, redis: Redis | None = None) 
             SessionController,
             WebhookEndpointController,
             CallbackSecretController,
-            ImageController,
+            image_routes(settings),
             ProductController,
             AccountController,
             OpsController,

@@ -19,18 +19,16 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import hashlib
-import ssl
 from collections import deque
 from collections.abc import Sequence
 from typing import Any, cast
 
 import hiredis
-from redis.asyncio.connection import SSLConnection, parse_url
 from redis.exceptions import ConnectionError as RedisConnectionError
 from redis.exceptions import ResponseError
 from redis.exceptions import TimeoutError as RedisTimeoutError
 
-from service.redis_conn import master_url
+from service.redis_conn import DirectTarget, direct_target, master_url, parse_sentinel_url
 
 Arg = bytes | str | int | float
 
@@ -63,6 +61,9 @@ class _Protocol(asyncio.Protocol):
 class AutoPipeline:
     def __init__(self, url: str, *, connect_timeout: float, command_timeout: float) -> None:
         self._url = url
+        # A plain URL is read (and its TLS context built) once, here: an option the pipeline
+        # cannot honour, or a CA file that does not load, stops the gateway at start-up.
+        self._direct = None if parse_sentinel_url(url) else direct_target(url)
         self._connect_timeout = connect_timeout
         self._timeout = command_timeout
         self._proto: _Protocol | None = None
@@ -115,27 +116,19 @@ class AutoPipeline:
         proto = _Protocol(self)
         try:
             async with asyncio.timeout(self._connect_timeout):
-                # A Sentinel URL names the master anew on every (re)connect (after a failover).
-                u = parse_url(await master_url(self._url, sentinel_timeout=self._connect_timeout))
-                if "path" in u:
-                    await loop.create_unix_connection(lambda: proto, u["path"])
+                t = self._direct or await self._master()
+                if t.path is not None:
+                    await loop.create_unix_connection(lambda: proto, t.path)
                 else:
-                    tls = (
-                        ssl.create_default_context()
-                        if u.get("connection_class") is SSLConnection
-                        else None
-                    )
-                    await loop.create_connection(
-                        lambda: proto, u.get("host", "127.0.0.1"), u.get("port", 6379), ssl=tls
-                    )
+                    await loop.create_connection(lambda: proto, t.host, t.port, ssl=t.tls)
                 # Handshake before anything queued: those commands assume the right database.
                 self._proto = proto
                 hello: list[asyncio.Future[Any]] = []
-                if u.get("password"):
-                    creds = [u["username"], u["password"]] if u.get("username") else [u["password"]]
+                if t.password:
+                    creds = [t.username, t.password] if t.username else [t.password]
                     hello.append(self._send_now(proto, ("AUTH", *creds)))
-                if u.get("db"):
-                    hello.append(self._send_now(proto, ("SELECT", int(u["db"]))))
+                if t.db:
+                    hello.append(self._send_now(proto, ("SELECT", t.db)))
                 for fut in hello:
                     await fut
         except BaseException as exc:
@@ -154,6 +147,10 @@ class AutoPipeline:
             self._flush()
         finally:
             self._connecting = None
+
+    async def _master(self) -> DirectTarget:
+        # A Sentinel URL names the master anew on every (re)connect (after a failover).
+        return direct_target(await master_url(self._url, sentinel_timeout=self._connect_timeout))
 
     def _send_now(self, proto: _Protocol, args: tuple[Arg, ...]) -> asyncio.Future[Any]:
         fut: asyncio.Future[Any] = asyncio.get_running_loop().create_future()

@@ -71,7 +71,11 @@ def _add_serve(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None
             port=args.port or gw.port,
             workers=args.workers,
             log_level="warning",
-            proxy_headers=True,
+            # uvicorn would rewrite the client address from X-Forwarded-For for any peer in
+            # `forwarded_allow_ips` (127.0.0.1 by default), whatever GATEWAY_TRUSTED_PROXIES
+            # says. The gateway alone reads the header (service/auth.py `client_ip`), counting
+            # only the proxies it was told about.
+            proxy_headers=False,
             # `server: uvicorn` tells a scanner what to try; nothing a client needs.
             server_header=False,
         )

@@ -23,6 +23,8 @@ from litestar.types import ExceptionHandlersMap
 from redis.exceptions import ConnectionError as RedisConnectionError
 from redis.exceptions import TimeoutError as RedisTimeoutError
 
+from service.byte_budget import BudgetBusy, OverBudget
+
 log = logging.getLogger("service.errors")
 
 
@@ -129,6 +131,32 @@ def _store_down(_: Request[Any, Any, Any], exc: Exception) -> Response[ErrorBody
     )
 
 
+def _over_budget(_: Request[Any, Any, Any], exc: OverBudget) -> Response[ErrorBody]:
+    # Only photo decoding holds a byte budget. 422 like the pixel limit: the request was
+    # within its byte limit; the photo it carries cannot be decoded in this gateway's memory.
+    mib = 1024 * 1024
+    return _respond(
+        ApiError(
+            422,
+            "IMAGE_TOO_LARGE",
+            f"Decoding this photo takes {exc.needed // mib} MiB; this gateway decodes at most "
+            f"{exc.capacity // mib} MiB at once. Send fewer pixels.",
+        )
+    )
+
+
+def _budget_busy(_: Request[Any, Any, Any], exc: BudgetBusy) -> Response[ErrorBody]:
+    # 503, not 429: nothing this caller did is over a limit; the gateway is busy decoding.
+    return _respond(
+        ApiError(
+            503,
+            "IMAGE_PROCESSING_BUSY",
+            "The gateway is decoding other photos; retry shortly.",
+            headers={"Retry-After": str(exc.retry_after)},
+        )
+    )
+
+
 def _internal(_: Request[Any, Any, Any], exc: Exception) -> Response[ErrorBody]:
     log.error("unhandled error: %s", type(exc).__name__, exc_info=exc)
     return _respond(ApiError(HTTP_500_INTERNAL_SERVER_ERROR, "INTERNAL_ERROR", "Internal error."))
@@ -142,5 +170,7 @@ EXCEPTION_HANDLERS: ExceptionHandlersMap = {
     ValidationException: _validation,
     HTTPException: _http,
     **dict.fromkeys(STORE_ERRORS, _store_down),
+    OverBudget: _over_budget,
+    BudgetBusy: _budget_busy,
     Exception: _internal,
 }

@@ -17,7 +17,6 @@ from __future__ import annotations
 import asyncio
 import functools
 import hashlib
-import os
 import secrets
 import time
 from collections.abc import Awaitable, Callable
@@ -26,17 +25,13 @@ import anyio
 import msgspec
 from redis.asyncio import Redis
 
-from service.imaging import clean_photo
+from service.byte_budget import ByteBudget
+from service.imaging import finish_photo, open_photo
 from service.keys import Keys
 from service.metrics import MetricsWriter
+from service.settings import MAX_PHOTO_BYTES
 
 DEFAULT_KEEP_DAYS = 7
-# Genlook's own limit on an uploaded photo: a re-encoded photo above it would be refused there.
-MAX_PHOTO_BYTES = 10 * 1024 * 1024
-# Decoding and encoding photos is CPU work done in threads. Leaving one core to the event loop
-# keeps a burst of uploads from starving every other request, and bounds the memory that
-# decoded pixels take (up to ~4 bytes a pixel each).
-_CLEANING_THREADS = max(1, (os.cpu_count() or 1) - 1)
 _LOCK_POLL = 0.05
 # Compare-and-delete: a holder whose lease ran out must not release its successor's lock, and
 # a try-on told that an old imageId is gone must not drop the new one another try-on uploaded.
@@ -82,6 +77,8 @@ class PhotoStore:
         lock_wait: float,
         metrics: MetricsWriter,
         max_image_pixels: int,
+        decode_budget: ByteBudget,
+        cleaning_threads: int,
     ) -> None:
         self._redis = redis
         self._keys = keys
@@ -95,16 +92,27 @@ class PhotoStore:
         self._delete_if = redis.register_script(_DELETE_IF)
         self._metrics = metrics
         self._max_pixels = max_image_pixels
-        self._cleaning = anyio.CapacityLimiter(_CLEANING_THREADS)
+        # Decoding and encoding photos is CPU work done in threads (as many as the container
+        # has CPUs, less one left to the event loop, so a burst of uploads does not starve
+        # every other request); the memory they take is bounded by the byte budget.
+        self._cleaning = anyio.CapacityLimiter(cleaning_threads)
+        self._decode_budget = decode_budget
 
     async def _clean(self, data: bytes) -> tuple[bytes, str]:
-        """The photo's re-encoded bytes and their type (INVALID_IMAGE / IMAGE_TOO_LARGE)."""
-        clean = await anyio.to_thread.run_sync(
+        """The photo's re-encoded bytes and their type (INVALID_IMAGE / IMAGE_TOO_LARGE;
+        OverBudget when decoding it needs more memory than the whole budget, BudgetBusy when
+        the budget stayed taken too long)."""
+        opened = await anyio.to_thread.run_sync(
             functools.partial(
-                clean_photo, data, max_pixels=self._max_pixels, max_bytes=MAX_PHOTO_BYTES
+                open_photo, data, max_pixels=self._max_pixels, max_bytes=MAX_PHOTO_BYTES
             ),
             limiter=self._cleaning,
         )
+        # The thread is not abandoned on cancellation, so the bytes stay held while it runs.
+        async with self._decode_budget.hold(opened.peak_bytes):
+            clean = await anyio.to_thread.run_sync(
+                finish_photo, opened, MAX_PHOTO_BYTES, limiter=self._cleaning
+            )
         return clean.data, clean.content_type
 
     async def save(

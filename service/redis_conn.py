@@ -9,20 +9,29 @@ because arq gives its Sentinel client no way to authenticate to them. Every othe
 
 Three kinds of client read it: redis-py clients (`connect`: a Sentinel-managed pool that asks
 for the master on each new connection), the gateway's auto-pipeline (`master_url` on each of
-its (re)connects) and arq (`arq_redis_settings`). After a failover, Sentinel makes the old
-master drop its clients (CLIENT KILL while reconfiguring it), so each of them reconnects and
-finds the new master.
+its (re)connects, then `direct_target`) and arq (`arq_redis_settings`). The auto-pipeline
+speaks to its socket itself, so `direct_target` reads a plain URL the way redis-py does: every
+TLS option of a `rediss://` URL (`ssl_cert_reqs`, `ssl_ca_certs`, `ssl_ca_data`,
+`ssl_certfile`, `ssl_keyfile`, `ssl_check_hostname`, `ssl_ciphers`) builds redis-py's own TLS
+context, with redis-py's defaults (certificate required, host name not checked); an option the
+pipeline cannot honour is refused when the gateway starts, named.
+
+After a failover, Sentinel makes the old master drop its clients (CLIENT KILL while
+reconfiguring it), so each of them reconnects and finds the new master.
 """
 
 from __future__ import annotations
 
+import ssl
 from dataclasses import dataclass
 from typing import Any
 from urllib.parse import quote, unquote
 
 from arq.connections import RedisSettings as ArqRedisSettings
 from redis.asyncio import Redis
+from redis.asyncio.connection import SSLConnection, parse_url
 from redis.asyncio.sentinel import Sentinel
+from redis.exceptions import RedisError
 
 SENTINEL_SCHEME = "redis+sentinel"
 SENTINEL_PORT = 26379
@@ -45,6 +54,58 @@ class SentinelUrl:
             auth = f"{quote(self.username, safe='')}@"
         shown = f"[{host}]" if ":" in host else host
         return f"redis://{auth}{shown}:{port}/{self.db}"
+
+
+# Query options that tune redis-py's pools and mean nothing on one pipelined connection.
+_POOL_ONLY = frozenset(
+    {"max_connections", "health_check_interval", "retry_on_timeout", "socket_keepalive"}
+)
+_LOCATION = frozenset({"host", "port", "path", "db", "username", "password", "connection_class"})
+
+
+@dataclass(frozen=True)
+class DirectTarget:
+    """Where and how the auto-pipeline connects for a plain (non-Sentinel) URL."""
+
+    host: str = "127.0.0.1"
+    port: int = 6379
+    path: str | None = None  # a unix socket
+    db: int = 0
+    username: str | None = None
+    password: str | None = None
+    tls: ssl.SSLContext | None = None
+
+
+def direct_target(url: str) -> DirectTarget:
+    """A `redis://`, `rediss://` or `unix://` URL read as redis-py reads it. ValueError names
+    an option the auto-pipeline cannot honour, or TLS settings that do not load."""
+    u: dict[str, Any] = dict(parse_url(url))
+    tls_options = {k: u.pop(k) for k in list(u) if k.startswith("ssl_")}
+    unsupported = sorted(set(u) - _LOCATION - _POOL_ONLY)
+    if unsupported:
+        raise ValueError(
+            f"REDIS_URL option(s) {', '.join(unsupported)} cannot be honoured by the gateway's "
+            "auto-pipeline; timeouts are REDIS_CONNECT_TIMEOUT / REDIS_SOCKET_TIMEOUT: "
+            f"{_redact(url)}"
+        )
+    tls = None
+    if u.get("connection_class") is SSLConnection:
+        try:
+            # redis-py's own connection builds the context, so its options and defaults apply.
+            tls = SSLConnection(**tls_options).ssl_context.get()
+        except (TypeError, ValueError, OSError, RedisError, ssl.SSLError) as exc:
+            raise ValueError(f"REDIS_URL TLS options: {exc}: {_redact(url)}") from exc
+    elif tls_options:
+        raise ValueError(f"REDIS_URL ssl_* options need a rediss:// URL: {_redact(url)}")
+    return DirectTarget(
+        host=u.get("host", "127.0.0.1"),
+        port=int(u.get("port", 6379)),
+        path=u.get("path"),
+        db=int(u.get("db", 0)),
+        username=u.get("username"),
+        password=u.get("password"),
+        tls=tls,
+    )
 
 
 def parse_sentinel_url(url: str) -> SentinelUrl | None:

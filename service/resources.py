@@ -6,11 +6,13 @@ from dataclasses import dataclass
 
 from redis.asyncio import Redis
 
+from service import container
 from service.access.quotas import Quotas
 from service.access.registry import AppRegistry
 from service.access.tokens import TokenVerifier
 from service.autopipeline import AutoPipeline
 from service.budget import UpstreamBudget
+from service.byte_budget import ByteBudget
 from service.genlook.client import GenlookClient
 from service.keys import Keys
 from service.metrics import MetricsWriter
@@ -25,6 +27,17 @@ from service.webhooks.callback_secrets import CallbackSecrets
 from service.webhooks.deliveries import DeliveryStore
 from service.webhooks.registry import EndpointRegistry
 from service.webhooks.ssrf import UrlPolicy
+
+
+def decode_budget(settings: Settings) -> ByteBudget:
+    gw = settings.gateway
+    capacity = gw.decode_memory_bytes or container.decode_budget()
+    return ByteBudget(capacity, wait=gw.decode_wait_seconds)
+
+
+def image_threads(settings: Settings) -> int:
+    # One CPU is left to the event loop.
+    return settings.gateway.image_threads or max(1, container.cpu_count() - 1)
 
 
 def url_policy(settings: Settings) -> UrlPolicy:
@@ -101,6 +114,8 @@ class Resources:
                 lock_wait=min(5.0, settings.worker.job_timeout / 4),
                 metrics=metrics,
                 max_image_pixels=settings.gateway.max_image_pixels,
+                decode_budget=decode_budget(settings),
+                cleaning_threads=image_threads(settings),
             ),
             catalog=Catalog(redis, keys),
             products=ProductCache(

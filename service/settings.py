@@ -23,6 +23,9 @@ GENLOOK_BASE_URL = "https://api.genlook.app/tryon/v1"
 EMULATOR_DEMO_KEY = "gk_demo_emulator_0000000000000000000000000000000"
 
 DAY = 86_400.0
+# Genlook's own limit on an uploaded photo: a larger one would be refused there, and the JS
+# client and the multipart try-on route assume it.
+MAX_PHOTO_BYTES = 10 * 1024 * 1024
 
 
 class RedisSettings(msgspec.Struct, frozen=True, kw_only=True):
@@ -93,10 +96,22 @@ class GatewaySettings(msgspec.Struct, frozen=True, kw_only=True):
     trusted_proxies: int = 0
     # The app whose storefront `/demo` shows (set by `tryon-gateway dev`; empty: no demo).
     demo_app: str = ""
-    max_upload_bytes: int = 10 * 1024 * 1024
+    # The largest photo file accepted (POST /v1/images, a multipart try-on's photo): 413
+    # PAYLOAD_TOO_LARGE beyond. At most MAX_PHOTO_BYTES (Genlook's limit); lower it to shed
+    # large uploads sooner.
+    max_upload_bytes: int = MAX_PHOTO_BYTES
     # Width x height a photo's header may declare; larger ones are refused before decoding
     # (a 40 MP photo decodes to ~160 MB of pixels).
     max_image_pixels: int = 40_000_000
+    # Bytes that photo decoding may hold at once across concurrent cleanings in one process
+    # (service/byte_budget.py). 0: the container's memory limit (cgroup memory.max) less
+    # 160 MiB, or half the machine's memory without one (service/container.py).
+    decode_memory_bytes: int = 0
+    # How long a photo waits for that budget before a 503 IMAGE_PROCESSING_BUSY.
+    decode_wait_seconds: float = 10.0
+    # Threads that decode photos. 0: the container's CPUs (cgroup cpu.max, affinity) minus
+    # one for the event loop, at least 1.
+    image_threads: int = 0
     # One JSON line per request (request id, trace, route, status, duration).
     access_log: bool = True
     # How long photo bytes stay in Redis to re-upload a photo Genlook lost (memory vs recovery).
@@ -107,6 +122,12 @@ class GatewaySettings(msgspec.Struct, frozen=True, kw_only=True):
     # The serving process's first garbage-collector threshold (CPython's is 700), and its
     # start-up heap frozen out of collections; 0 keeps CPython's defaults (service/gc_tuning.py).
     gc_threshold: int = 10_000
+
+    def __post_init__(self) -> None:
+        if not 0 < self.max_upload_bytes <= MAX_PHOTO_BYTES:
+            raise ValueError(
+                f"invalid GATEWAY_MAX_UPLOAD_BYTES: 1 to {MAX_PHOTO_BYTES} (Genlook's limit)"
+            )
 
 
 class WorkerSettings(msgspec.Struct, frozen=True, kw_only=True):

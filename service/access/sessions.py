@@ -11,7 +11,7 @@ import msgspec
 from service.access.tokens import MAX_TOKEN_MINUTES, TokenVerifier
 from service.errors import ApiError, validation_failed
 from service.products import Catalog
-from service.tryons.intake import check_external_user_id
+from service.tryons.intake import check_external_user_id, check_identifier
 
 MAX_PRODUCTS = 100
 MAX_TRYONS = 1000
@@ -53,6 +53,8 @@ async def mint_session(res: SessionParts, app: str, body: SessionCreate) -> Sess
     if body.products is not None:
         if not 1 <= len(body.products) <= MAX_PRODUCTS:
             raise validation_failed("products", f"List 1 to {MAX_PRODUCTS} externalIds, or omit it")
+        for i, external_id in enumerate(body.products):
+            check_identifier(external_id, f"products.{i}")
         products = tuple(dict.fromkeys(body.products))
         for external_id in products:
             if await res.catalog.get(app, external_id) is None:

@@ -21,6 +21,7 @@ from redis.asyncio import Redis
 
 from service.access.registry import AppRegistry
 from service.errors import ApiError
+from service.identifiers import identifier_problem
 from service.keys import Keys
 
 AUDIENCE = "tryon-gateway"
@@ -149,7 +150,7 @@ class TokenVerifier:
             or claims.iat > time.time() + LEEWAY_SECONDS
         ):
             raise invalid_token(f"End-user tokens live at most {MAX_TOKEN_MINUTES} minutes.")
-        if not 0 < claims.max_tryons <= 1000 or not 0 < len(claims.sub) <= 256:
+        if not 0 < claims.max_tryons <= 1000 or identifier_problem(claims.sub) is not None:
             raise invalid_token("The end-user token's claims are out of range.")
         return TokenGrant(
             token_id="j_" + hashlib.sha256(f"{app}\0{claims.jti}".encode()).hexdigest()[:32],

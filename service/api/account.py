@@ -11,6 +11,7 @@ from service.api.deps import CTX, Ctx
 from service.errors import ApiError
 from service.genlook.errors import GenlookError
 from service.tryons.erase import erase_customer
+from service.tryons.intake import check_external_user_id
 
 
 class CreditsOut(msgspec.Struct, frozen=True, rename="camel"):
@@ -40,6 +41,7 @@ class AccountController(Controller):
     ) -> None:
         """Erase an end user upstream and every local trace (try-ons, photos). Idempotent."""
         principal, res = ctx.principal, ctx.res
+        check_external_user_id(external_user_id)
         try:
             await erase_customer(res, principal.app, external_user_id)
         except GenlookError as exc:

@@ -21,8 +21,6 @@ from litestar.openapi.spec import OpenAPIType, Operation, Parameter, Schema
 
 from service.errors import validation_failed
 
-MAX_WAIT_SECONDS = 60.0
-
 IDEMPOTENCY_KEY = Parameter(
     name="Idempotency-Key",
     param_in=ParamType.HEADER,
@@ -34,8 +32,9 @@ WAIT = Parameter(
     name="wait",
     param_in=ParamType.QUERY,
     required=False,
-    schema=Schema(type=OpenAPIType.NUMBER, minimum=0, maximum=MAX_WAIT_SECONDS, default=0),
-    description="Hold up to this many seconds for a terminal state.",
+    schema=Schema(type=OpenAPIType.NUMBER, minimum=0, default=0),
+    description="Hold up to this many seconds for a terminal state: at most the gateway's "
+    "GATEWAY_MAX_WAIT_SECONDS (60 by default); more is 400 VALIDATION_FAILED.",
 )
 
 
@@ -52,7 +51,7 @@ def documenting(*parameters: Parameter) -> type[Operation]:
 
 
 def wait_seconds(request: Request[Any, Any, Any]) -> float:
-    """`?wait=N`: 0 to 60 seconds; 0 when absent."""
+    """`?wait=N`: 0 to `GATEWAY_MAX_WAIT_SECONDS` seconds; 0 when absent."""
     if not request.scope["query_string"]:
         return 0.0
     raw = request.query_params.get("wait")
@@ -62,8 +61,9 @@ def wait_seconds(request: Request[Any, Any, Any]) -> float:
         value = float(raw)
     except ValueError:
         raise validation_failed("wait", "Expected a number") from None
-    if not (math.isfinite(value) and 0 <= value <= MAX_WAIT_SECONDS):
-        raise validation_failed("wait", f"Expected a number from 0 to {MAX_WAIT_SECONDS:g}")
+    cap = request.app.state.settings.gateway.max_wait_seconds
+    if not (math.isfinite(value) and 0 <= value <= cap):
+        raise validation_failed("wait", f"Expected a number from 0 to {cap:g}")
     return value
 
 

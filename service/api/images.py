@@ -2,11 +2,12 @@
 
 from __future__ import annotations
 
+import os
 from typing import Any
 
 import anyio
 import msgspec
-from litestar import Controller, Request, post
+from litestar import Controller, Request, Router, post
 from litestar.datastructures import FormMultiDict, UploadFile
 from litestar.di import NamedDependency
 from litestar.exceptions.http_exceptions import RequestEntityTooLarge
@@ -14,7 +15,8 @@ from litestar.exceptions.http_exceptions import RequestEntityTooLarge
 from service import jobs
 from service.api.deps import BROWSER_CTX, Ctx
 from service.errors import ApiError, validation_failed
-from service.photos import MAX_PHOTO_BYTES, StoredImage
+from service.photos import StoredImage
+from service.settings import Settings
 from service.tryons.intake import check_external_user_id
 
 _FORM_OVERHEAD = 64 * 1024
@@ -60,11 +62,20 @@ def parse_keep_for_days(value: str | None) -> int | None:
     return int(value)
 
 
-def payload_too_large() -> ApiError:
+def upload_limit(request: Request[Any, Any, Any]) -> int:
+    """GATEWAY_MAX_UPLOAD_BYTES: the largest photo file accepted."""
+    settings: Settings = request.app.state.settings
+    return settings.gateway.max_upload_bytes
+
+
+def payload_too_large(limit: int) -> ApiError:
     # Closing the connection stops the client sending the rest: kept alive, the server would
     # read and discard the whole body, however long.
     return ApiError(
-        413, "PAYLOAD_TOO_LARGE", "Photos are limited to 10 MB.", headers={"Connection": "close"}
+        413,
+        "PAYLOAD_TOO_LARGE",
+        f"Photos are limited to {limit} bytes.",
+        headers={"Connection": "close"},
     )
 
 
@@ -91,19 +102,30 @@ async def _linger(request: Request[Any, Any, Any]) -> None:
 async def read_form(request: Request[Any, Any, Any]) -> FormMultiDict:
     """The multipart form, parsed as the body streams in (file parts spool to disk past 1 MB).
     The route's `request_max_body_size` is checked against Content-Length first, then counted
-    chunk by chunk, so a huge or endless body is cut at the cap whatever it announced."""
+    chunk by chunk, so a huge or endless body is cut at the cap whatever it announced; then
+    each file part is held to GATEWAY_MAX_UPLOAD_BYTES."""
+    limit = upload_limit(request)
     try:
-        return await request.form()
+        form = await request.form()
     except RequestEntityTooLarge:
         await _linger(request)
-        raise payload_too_large() from None
+        raise payload_too_large(limit) from None
+    for _, value in form.multi_items():
+        if isinstance(value, UploadFile) and _size(value) > limit:
+            raise payload_too_large(limit)
+    return form
+
+
+def _size(upload: UploadFile) -> int:
+    # Spooled in memory (up to 1 MB) or to a local temporary file: seeking is not I/O to wait on.
+    size = upload.file.seek(0, os.SEEK_END)
+    upload.file.seek(0)
+    return size
 
 
 async def read_photo(upload: UploadFile) -> bytes:
-    data = await upload.read(MAX_PHOTO_BYTES + 1)
-    if len(data) > MAX_PHOTO_BYTES:
-        raise payload_too_large()
-    return data
+    """A file part of a form from `read_form` (so within GATEWAY_MAX_UPLOAD_BYTES)."""
+    return await upload.read()
 
 
 async def read_photo_form(request: Request[Any, Any, Any]) -> tuple[bytes, dict[str, str]]:
@@ -123,13 +145,14 @@ class ImageController(Controller):
     tags = ["images"]
     dependencies = BROWSER_CTX
 
-    @post("/", status_code=201, request_max_body_size=MAX_PHOTO_BYTES + _FORM_OVERHEAD)
+    @post("/", status_code=201)  # the body cap is the router's: `image_routes`
     async def upload(
         self,
         request: Request[Any, Any, Any],
         ctx: NamedDependency[Ctx],
     ) -> ImageOut:
-        """Upload a person photo (JPEG, PNG, WebP or HEIC, at most 10 MB)."""
+        """Upload a person photo (JPEG, PNG, WebP or HEIC, at most GATEWAY_MAX_UPLOAD_BYTES,
+        10 MB by default)."""
         principal, res = ctx.principal, ctx.res
         await ctx.auth.count_upload(principal)  # before reading: abuse costs no decoding
         data, fields = await read_photo_form(request)
@@ -149,3 +172,13 @@ class ImageController(Controller):
             jobs.UPLOAD_PHOTO, image.id, job_id=jobs.photo_job_id(image.id)
         )
         return image_view(image)
+
+
+def image_routes(settings: Settings) -> Router:
+    """The upload route, its body capped at GATEWAY_MAX_UPLOAD_BYTES plus the form's framing
+    (a route's own cap is fixed when its module is imported; a router's is built per app)."""
+    return Router(
+        path="/",
+        route_handlers=[ImageController],
+        request_max_body_size=settings.gateway.max_upload_bytes + _FORM_OVERHEAD,
+    )

@@ -16,6 +16,7 @@ import msgspec
 from service import logs
 from service.autopipeline import AutoPipeline
 from service.errors import ApiError, validation_failed
+from service.identifiers import identifier_problem
 from service.keys import Keys
 from service.photos import PhotoStore
 from service.products import CatalogProduct
@@ -30,7 +31,6 @@ from service.tryons.models import (
 
 RESERVED_PREFIX = "_anon_"
 MAX_METADATA_BYTES = 4096
-MAX_ID_LENGTH = 256
 
 
 _URLSAFE = bytes.maketrans(b"+/", b"-_")
@@ -48,14 +48,19 @@ def _check_url(url: str, path: str) -> None:
         raise validation_failed(path, "Invalid url")
 
 
+def check_identifier(value: str, path: str) -> None:
+    """VALIDATION_FAILED at `path` unless `value` may be an externalId / externalUserId."""
+    problem = identifier_problem(value)
+    if problem is not None:
+        raise validation_failed(path, problem)
+
+
 def check_external_user_id(external_user_id: str) -> None:
-    if not 0 < len(external_user_id) <= MAX_ID_LENGTH:
-        raise validation_failed("externalUserId", f"Must be 1 to {MAX_ID_LENGTH} characters")
+    check_identifier(external_user_id, "externalUserId")
 
 
 def check_external_id(external_id: str, path: str) -> None:
-    if not external_id or len(external_id) > MAX_ID_LENGTH:
-        raise validation_failed(path, f"Must be 1 to {MAX_ID_LENGTH} characters")
+    check_identifier(external_id, path)
     if external_id.startswith(RESERVED_PREFIX):
         raise ApiError(
             409,

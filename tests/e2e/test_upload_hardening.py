@@ -13,6 +13,7 @@ import socket
 import statistics
 import time
 import zipfile
+from collections.abc import Iterator
 from dataclasses import dataclass
 from typing import Any
 
@@ -27,6 +28,7 @@ from tests.e2e.conftest import (
     Gateway,
     photo_bytes,
     put_product,
+    start_gateway,
     start_tryon,
     upload_photo,
     wait_terminal,
@@ -42,12 +44,13 @@ FILE_PART = (
 GPS_IFD = 0x8825
 
 
-def rss_mb(pid: int) -> float:
+def rss_mb(pid: int, field: str = "VmRSS") -> float:
+    """A memory figure of /proc/<pid>/status in MB: VmRSS now, or VmHWM, the peak so far."""
     with open(f"/proc/{pid}/status") as status:
         for line in status:
-            if line.startswith("VmRSS:"):
+            if line.startswith(field + ":"):
                 return int(line.split()[1]) / 1024
-    raise AssertionError("no VmRSS")
+    raise AssertionError(f"no {field}")
 
 
 @dataclass
@@ -325,3 +328,85 @@ async def test_a_burst_of_big_photos_does_not_stall_other_requests(
     # on the loop, each ping would wait for a whole photo (~0.4 s or more).
     assert len(latencies) >= 20
     assert median < 0.1
+
+
+def one_bit_bomb(size: int = 6300) -> bytes:
+    """A ~5 KB 1-bit PNG of size x size (under the 40 MP limit): 40 MB decoded, 160 MB as RGB."""
+    buf = io.BytesIO()
+    Image.new("1", (size, size), 0).save(buf, "PNG")
+    return buf.getvalue()
+
+
+DECODE_BUDGET_MB = 260
+
+
+@pytest.fixture(scope="module")
+def tight_gateway(emulator_process: Emulator) -> Iterator[Gateway]:
+    """A gateway with four decoding threads and a 260 MB decode budget: one bomb at a time."""
+    gw = start_gateway(
+        emulator_process,
+        GATEWAY_IMAGE_THREADS="4",
+        GATEWAY_DECODE_MEMORY_BYTES=str(DECODE_BUDGET_MB * 1024 * 1024),
+        GATEWAY_DECODE_WAIT_SECONDS="60",
+    )
+    yield gw
+    gw.stack.stop_all()
+
+
+async def test_concurrent_decompression_bombs_stay_within_the_decode_budget(
+    tight_gateway: Gateway, redis: Redis
+) -> None:
+    pid = tight_gateway.stack.procs["gateway"].pid
+    async with tight_gateway.client() as api:
+        await upload_photo(api)  # warm: imports, first decode, connections
+        baseline = rss_mb(pid, "VmHWM")
+        bomb = one_bit_bomb()
+        assert len(bomb) < 10_000
+        answers = await asyncio.gather(
+            *(
+                api.post("/v1/images", files={"file": (f"b{i}.png", bomb, "image/png")})
+                for i in range(6)
+            )
+        )
+        peak = rss_mb(pid, "VmHWM")
+        # Larger than the whole budget (40 MP of RGB: 8 bytes a pixel while cleaning).
+        rgb = io.BytesIO()
+        Image.new("RGB", (6300, 6300), (10, 20, 30)).save(rgb, "PNG")
+        too_big = await api.post(
+            "/v1/images", files={"file": ("rgb.png", rgb.getvalue(), "image/png")}
+        )
+    print(f"6 concurrent 1-bit 6300x6300 PNGs, 4 threads: VmHWM {baseline:.0f} -> {peak:.0f} MB")
+    assert [r.status_code for r in answers] == [201] * 6, [r.text for r in answers]
+    # Without the budget, four threads decode four bombs at once: ~4 x 340 MB.
+    assert peak - baseline < DECODE_BUDGET_MB + 40
+    assert too_big.status_code == 422, too_big.text
+    assert too_big.json()["code"] == "IMAGE_TOO_LARGE"
+    assert rss_mb(pid, "VmHWM") == peak  # refused before a pixel was decoded
+
+
+async def test_a_photo_that_waits_too_long_for_the_budget_gets_a_503(
+    emulator_process: Emulator, redis: Redis
+) -> None:
+    gw = start_gateway(
+        emulator_process,
+        GATEWAY_IMAGE_THREADS="2",
+        GATEWAY_DECODE_MEMORY_BYTES=str(DECODE_BUDGET_MB * 1024 * 1024),
+        GATEWAY_DECODE_WAIT_SECONDS="0.2",
+    )
+    try:
+        bomb = one_bit_bomb()
+        async with gw.client() as api:
+            answers = await asyncio.gather(
+                *(
+                    api.post("/v1/images", files={"file": (f"b{i}.png", bomb, "image/png")})
+                    for i in range(3)
+                )
+            )
+    finally:
+        gw.stack.stop_all()
+    statuses = sorted(r.status_code for r in answers)
+    assert statuses[0] == 201, [r.text for r in answers]
+    assert statuses[-1] == 503, [r.text for r in answers]
+    busy = next(r for r in answers if r.status_code == 503)
+    assert busy.json()["code"] == "IMAGE_PROCESSING_BUSY"
+    assert int(busy.headers["retry-after"]) >= 1

@@ -325,6 +325,8 @@ async def test_offline_jwt_accepted_and_every_tampering_refused(redis: Redis, sh
         "other issuer": _jwt(private, kid, iss="other"),
         "other audience": _jwt(private, kid, aud="someone-else"),
         "lives too long": _jwt(private, kid, exp=now + 7200),
+        "control characters in sub": _jwt(private, kid, sub="carol\r\nadmin"),
+        "bidi override in sub": _jwt(private, kid, sub="\u202elorac"),
         "no max_tryons": jwt.encode(
             {
                 "iss": "shop",

@@ -145,7 +145,8 @@ async def test_hot_route_parameters_are_checked_and_documented(
     assert read["application/json"]["schema"] == out_schema
     read_params = {p["name"]: p for p in paths["/v1/try-ons/{tryon_id}"]["get"]["parameters"]}
     assert read_params["wait"]["in"] == "query"
-    assert read_params["wait"]["schema"]["maximum"] == 60
+    # The cap is a setting (GATEWAY_MAX_WAIT_SECONDS): described, not a fixed schema maximum.
+    assert "GATEWAY_MAX_WAIT_SECONDS" in read_params["wait"]["description"]
     assert "tryon_id" in read_params
 
 
@@ -162,3 +163,23 @@ def test_the_served_app_tunes_its_collector(setting: str, threshold: int, frozen
         capture_output=True, text=True, timeout=60, check=True,
     )  # fmt: skip
     assert out.stdout.split() == [str(threshold), str(frozen)]
+
+
+@pytest.mark.parametrize(("cap", "accepted", "refused"), [("90", "61", "91"), ("2", "2", "2.5")])
+async def test_the_wait_cap_is_a_setting(redis: Any, cap: str, accepted: str, refused: str) -> None:
+    from service.app import create_app
+    from service.settings import Settings
+
+    from tests.conftest import TEST_REDIS_URL
+
+    settings = Settings.from_env(
+        {"REDIS_URL": TEST_REDIS_URL, "GATEWAY_SECRET_KEYS": "sk_test_wait_cap_0123456789=shop",
+         "GATEWAY_MAX_WAIT_SECONDS": cap}
+    )  # fmt: skip
+    async with AsyncTestClient(app=create_app(settings)) as client:
+        client.headers["Authorization"] = "Bearer sk_test_wait_cap_0123456789"
+        r = await client.get("/v1/try-ons/to_unknown", params={"wait": accepted})
+        assert (r.status_code, r.json()["code"]) == (404, "TRYON_NOT_FOUND"), r.text
+        r = await client.get("/v1/try-ons/to_unknown", params={"wait": refused})
+        assert (r.status_code, r.json()["code"]) == (400, "VALIDATION_FAILED"), r.text
+        assert f"0 to {cap}" in r.json()["details"][0]["message"]

@@ -24,9 +24,12 @@ LAYERS: list[tuple[str, tuple[str, ...], bool]] = [
         (
             "service",  # the package itself
             "service.admin_tokens",
+            "service.byte_budget",
+            "service.container",
             "service.errors",
             "service.gc_tuning",
             "service.genlook",
+            "service.identifiers",
             "service.jobs",
             "service.keys",
             "service.logs",
