@@ -18,6 +18,7 @@ from service.metrics import MetricsWriter
 from service.photos import PhotoStore
 from service.products import Catalog, ProductCache
 from service.settings import Settings
+from service.tryons.accept import TryOnIntake
 from service.tryons.lookups import LookupCache
 from service.tryons.store import TryOnStore
 from service.upstream import BudgetHooks, CreditsReader, budget_shape, make_client
@@ -67,6 +68,7 @@ class Resources:
     apps: AppRegistry
     quotas: Quotas
     tokens: TokenVerifier
+    intake: TryOnIntake
 
     @classmethod
     def build(
@@ -88,30 +90,34 @@ class Resources:
         genlook = make_client(g, hooks)
         apps = AppRegistry(redis, keys)
         quotas = Quotas(redis, keys)
+        lookups = LookupCache()
+        store = TryOnStore(
+            redis,
+            keys,
+            settings.redis.queue_name,
+            pipeline if autopipeline else None,
+            quotas=quotas,
+        )
+        photos = PhotoStore(
+            redis,
+            keys,
+            g.lifetime,
+            bytes_ttl=settings.gateway.photo_bytes_ttl,
+            # An upload's worst case: every attempt times out, with backoff between.
+            lock_ttl=3 * (g.connect_timeout + g.read_timeout) + 10,
+            lock_wait=min(5.0, settings.worker.job_timeout / 4),
+            metrics=metrics,
+            max_image_pixels=settings.gateway.max_image_pixels,
+        )
+        policy = url_policy(settings)
         return cls(
             settings=settings,
             redis=redis,
             pipeline=pipeline,
-            lookups=LookupCache(),
+            lookups=lookups,
             keys=keys,
-            store=TryOnStore(
-                redis,
-                keys,
-                settings.redis.queue_name,
-                pipeline if autopipeline else None,
-                quotas=quotas,
-            ),
-            photos=PhotoStore(
-                redis,
-                keys,
-                g.lifetime,
-                bytes_ttl=settings.gateway.photo_bytes_ttl,
-                # An upload's worst case: every attempt times out, with backoff between.
-                lock_ttl=3 * (g.connect_timeout + g.read_timeout) + 10,
-                lock_wait=min(5.0, settings.worker.job_timeout / 4),
-                metrics=metrics,
-                max_image_pixels=settings.gateway.max_image_pixels,
-            ),
+            store=store,
+            photos=photos,
             catalog=Catalog(redis, keys),
             products=ProductCache(
                 redis,
@@ -126,11 +132,23 @@ class Resources:
             endpoints=EndpointRegistry(redis, keys),
             deliveries=DeliveryStore(redis, keys),
             callback_secrets=CallbackSecrets(redis, keys),
-            url_policy=url_policy(settings),
+            url_policy=policy,
             metrics=metrics,
             apps=apps,
             quotas=quotas,
             tokens=TokenVerifier(redis, keys, apps),
+            intake=TryOnIntake(
+                store=store,
+                photos=photos,
+                quotas=quotas,
+                pipeline=pipeline,
+                keys=keys,
+                lookups=lookups,
+                url_policy=policy,
+                idempotency_ttl=settings.gateway.idempotency_ttl,
+                retention=settings.gateway.tryon_retention,
+                deadline=settings.worker.tryon_deadline,
+            ),
         )
 
     async def aclose(self) -> None:

@@ -8,7 +8,7 @@ import time
 import msgspec
 
 from service.access.tokens import MAX_TOKEN_MINUTES
-from service.errors import ApiError, validation_failed
+from service.domain_errors import NotFound, validation_failed
 from service.resources import Resources
 from service.tryons.intake import check_external_user_id
 
@@ -47,8 +47,7 @@ async def mint_session(res: Resources, app: str, body: SessionCreate) -> Session
         products = tuple(dict.fromkeys(body.products))
         for external_id in products:
             if await res.catalog.get(app, external_id) is None:
-                raise ApiError(
-                    404,
+                raise NotFound(
                     "PRODUCT_NOT_FOUND",
                     f"No product {external_id!r} in this app's catalog (PUT /v1/products first).",
                 )

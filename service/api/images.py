@@ -13,7 +13,8 @@ from litestar.exceptions.http_exceptions import RequestEntityTooLarge
 
 from service import jobs
 from service.api.deps import BROWSER_CTX, Ctx
-from service.errors import ApiError, validation_failed
+from service.domain_errors import validation_failed
+from service.errors import ApiError
 from service.photos import MAX_PHOTO_BYTES, StoredImage
 from service.tryons.intake import check_external_user_id
 
