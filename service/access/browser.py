@@ -34,6 +34,13 @@ def browser_tryon(principal: Principal, body: TryOnCreate) -> TryOnCreate:
         )
     if body.callback_url is not None:
         raise Forbidden("CALLBACK_URL_FORBIDDEN", "Callback URLs are set by the app's backend.")
-    if body.external_user_id not in (None, principal.external_user_id):
+    return msgspec.structs.replace(
+        body, external_user_id=end_user(principal, body.external_user_id)
+    )
+
+
+def end_user(principal: Principal, named: str | None) -> str | None:
+    """The end user a browser acts as, whatever it names: its token's; another is Forbidden."""
+    if named not in (None, principal.external_user_id):
         raise Forbidden("EXTERNAL_USER_MISMATCH", "The token is for another end user.")
-    return msgspec.structs.replace(body, external_user_id=principal.external_user_id)
+    return principal.external_user_id

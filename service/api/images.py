@@ -12,6 +12,7 @@ from litestar.di import NamedDependency
 from litestar.exceptions.http_exceptions import RequestEntityTooLarge
 
 from service import jobs
+from service.access.browser import end_user
 from service.api.deps import BROWSER_CTX, Ctx
 from service.domain_errors import validation_failed
 from service.errors import ApiError
@@ -140,9 +141,7 @@ class ImageController(Controller):
         if user is not None:
             check_external_user_id(user)
         if principal.is_browser:
-            if user not in (None, principal.external_user_id):
-                raise ApiError(403, "EXTERNAL_USER_MISMATCH", "The token is for another end user.")
-            user = principal.external_user_id
+            user = end_user(principal, user)
         image = await res.photos.save(
             principal.app, data, crop=crop, external_user_id=user, keep_for_days=keep
         )

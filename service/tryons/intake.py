@@ -18,7 +18,7 @@ from service.autopipeline import AutoPipeline
 from service.domain_errors import Conflict, InvalidInput, NotFound, validation_failed
 from service.keys import Keys
 from service.photos import PhotoStore
-from service.products import CatalogProduct
+from service.products import CatalogProduct, product_not_found
 from service.tryons.lookups import Expected, LookupCache
 from service.tryons.models import (
     PersonDef,
@@ -176,7 +176,7 @@ async def resolve(
                 _discard(read)
     if catalog_key:
         if product_raw is None:
-            raise NotFound("PRODUCT_NOT_FOUND", f"Product '{product}' not found.")
+            raise product_not_found(product_field)
         product = _catalog_product.decode(product_raw).definition
     if image_key:
         image = None if image_raw is None else PhotoStore.decode(image_raw)

@@ -67,6 +67,15 @@ async def test_the_key_with_another_request_is_a_conflict(res: Resources) -> Non
     assert (http_status(raised.value), raised.value.code) == (409, "IDEMPOTENCY_KEY_REUSED")
 
 
+async def test_a_key_whose_try_on_expired_is_a_conflict(res: Resources, redis: Any) -> None:
+    body, raw = _request()
+    first = await res.intake.accept(SECRET, body, raw=raw, idempotency_key="k1")
+    await redis.delete(res.keys.tryon(first.record.id))  # the record's retention ran out
+    with pytest.raises(Conflict) as raised:
+        await res.intake.accept(SECRET, body, raw=raw, idempotency_key="k1")
+    assert (http_status(raised.value), raised.value.code) == (409, "IDEMPOTENCY_KEY_EXPIRED")
+
+
 async def test_a_refusal_writes_nothing(res: Resources, redis: Any) -> None:
     before = sorted(await redis.keys("*"))
     body, raw = _request("no-such-product")
