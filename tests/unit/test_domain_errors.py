@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import ast
+from pathlib import Path
+
 from service import domain_errors
 from service.domain_errors import DomainError, LimitReached
 from service.errors import DOMAIN_STATUS, http_status
@@ -34,3 +37,24 @@ def test_a_subclass_answers_as_its_kind() -> None:
 
     assert http_status(ProductGone("PRODUCT_GONE", "gone")) == 404
     assert http_status(domain_errors.RateLimited("RATE_LIMITED", "slow down")) == 429
+
+
+def test_no_api_error_below_the_api_layer() -> None:
+    """Only the HTTP layer (service/api/, service/errors.py) builds an ApiError; the domain
+    raises domain errors, mapped to statuses in one table."""
+    root = Path(__file__).resolve().parents[2] / "service"
+    allowed = {root / "errors.py", root / "api"}
+    # Converted to its own domain errors by the ops split (wip/opsplit, merged on main).
+    allowed.add(root / "ops" / "control.py")
+    users = []
+    for path in sorted(root.rglob("*.py")):
+        if path in allowed or path.parent in allowed:
+            continue
+        for node in ast.walk(ast.parse(path.read_text())):
+            if (
+                isinstance(node, ast.ImportFrom)
+                and node.module == "service.errors"
+                and any(alias.name == "ApiError" for alias in node.names)
+            ):
+                users.append(str(path.relative_to(root.parent)))
+    assert users == []
