@@ -23,7 +23,7 @@ from service.access.models import KeyKind, Policy
 from service.access.quotas import Limit, Quotas
 from service.access.registry import digest
 from service.access.tokens import TokenGrant, TokenVerifier
-from service.errors import ApiError
+from service.domain_errors import Forbidden, Unauthenticated
 from service.namespacing import check_app_id
 
 
@@ -112,18 +112,18 @@ class Authenticator:
         key = bearer(authorization)
         found = await self.ring.lookup(key)
         if found is None:
-            raise ApiError(401, "INVALID_API_KEY", "The key is not valid.")
+            raise Unauthenticated("INVALID_API_KEY", "The key is not valid.")
         info, app = found
         policy = app.policy if app is not None else None
         if info.kind == "secret":
             return Principal(app=info.app, kind="secret", policy=policy)
         if not browser_safe:
-            raise ApiError(403, "SECRET_KEY_REQUIRED", "This route needs a secret key.")
+            raise Forbidden("SECRET_KEY_REQUIRED", "This route needs a secret key.")
         policy = policy or Policy()
         # Not the protection (any script can forge an Origin) but it keeps another site's
         # pages from using this app's key through a browser, where CORS applies anyway.
         if origin is not None and origin not in policy.allowed_origins:
-            raise ApiError(403, "ORIGIN_NOT_ALLOWED", "This origin may not use this key.")
+            raise Forbidden("ORIGIN_NOT_ALLOWED", "This origin may not use this key.")
         ip = client_ip(request, self._trusted_proxies)
         if token:
             grant = await self._tokens.verify(token, info.app)
@@ -131,8 +131,8 @@ class Authenticator:
         elif policy.anonymous:
             grant, user = None, anonymous_user(info.app, ip)
         else:
-            raise ApiError(
-                401, "TOKEN_REQUIRED", "Browsers send an end-user token in `X-Tryon-Token`."
+            raise Unauthenticated(
+                "TOKEN_REQUIRED", "Browsers send an end-user token in `X-Tryon-Token`."
             )
         principal = Principal(
             app=info.app,
@@ -145,35 +145,18 @@ class Authenticator:
         await self._quotas.take(browser_rates(self._quotas, principal, time.time()))
         return principal
 
-    async def reserve_tryon(self, principal: Principal) -> list[str]:
-        """Count one try-on against the caller's credit limits (402 when one is full)."""
-        return await self._quotas.take(tryon_limits(self._quotas, principal, time.time()))
-
-    async def give_back(self, reservation_id: str, counters: list[str]) -> None:
-        await self._quotas.give_back(reservation_id, counters)
-
     async def count_upload(self, principal: Principal) -> None:
-        if principal.is_browser and principal.policy is not None:
-            user = principal.external_user_id or principal.client_ip
-            await self._quotas.take(
-                [
-                    self._quotas.rate(
-                        f"upload:{principal.app}",
-                        user,
-                        principal.policy.uploads_per_minute,
-                        time.time(),
-                    )
-                ]
-            )
+        """Count a photo upload against the browser's upload rate (RateLimited when full)."""
+        await self._quotas.take(upload_limits(self._quotas, principal, time.time()))
 
 
 def bearer(authorization: str | None) -> str:
     if not authorization:
-        raise ApiError(401, "MISSING_API_KEY", "Send `Authorization: Bearer <key>`.")
+        raise Unauthenticated("MISSING_API_KEY", "Send `Authorization: Bearer <key>`.")
     scheme, _, token = authorization.partition(" ")
     token = token.strip()
     if scheme.lower() != "bearer" or not token:
-        raise ApiError(401, "INVALID_API_KEY", "Send `Authorization: Bearer <key>`.")
+        raise Unauthenticated("INVALID_API_KEY", "Send `Authorization: Bearer <key>`.")
     return token
 
 
@@ -201,3 +184,10 @@ def tryon_limits(quotas: Quotas, p: Principal, now: float) -> list[Limit]:
     if p.policy is not None and p.policy.daily_credit_cap is not None:
         limits.append(quotas.daily_cap(p.app, p.policy.daily_credit_cap, now))
     return limits
+
+
+def upload_limits(quotas: Quotas, p: Principal, now: float) -> list[Limit]:
+    if not p.is_browser or p.policy is None:
+        return []
+    user = p.external_user_id or p.client_ip
+    return [quotas.rate(f"upload:{p.app}", user, p.policy.uploads_per_minute, now)]

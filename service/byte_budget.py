@@ -14,22 +14,36 @@ import math
 from collections import deque
 from collections.abc import AsyncIterator
 
+from service.domain_errors import Unavailable, Unprocessable
 
-class OverBudget(Exception):
-    """One request needs more than the whole budget."""
+_MIB = 1024 * 1024
+
+
+class OverBudget(Unprocessable):
+    """One request needs more than the whole budget. Only photo decoding holds a byte budget:
+    the request was within its byte limit, but the photo it carries cannot be decoded in this
+    gateway's memory (unprocessable, like the pixel limit)."""
 
     def __init__(self, needed: int, capacity: int) -> None:
-        super().__init__(f"{needed} bytes needed, {capacity} available in all")
+        super().__init__(
+            "IMAGE_TOO_LARGE",
+            f"Decoding this photo takes {needed // _MIB} MiB; this gateway decodes at most "
+            f"{capacity // _MIB} MiB at once. Send fewer pixels.",
+        )
         self.needed = needed
         self.capacity = capacity
 
 
-class BudgetBusy(Exception):
-    """The budget stayed taken for longer than a caller may wait."""
+class BudgetBusy(Unavailable):
+    """The budget stayed taken for longer than a caller may wait. Unavailable, not a rate
+    limit: nothing this caller did is over a limit; the gateway is busy decoding."""
 
     def __init__(self, retry_after: int) -> None:
-        super().__init__(f"busy; retry after {retry_after} s")
-        self.retry_after = retry_after
+        super().__init__(
+            "IMAGE_PROCESSING_BUSY",
+            "The gateway is decoding other photos; retry shortly.",
+            retry_after=retry_after,
+        )
 
 
 class ByteBudget:

@@ -1,8 +1,12 @@
 """The gateway's one error envelope: `{code, message, status, details?}` on every 4xx and 5xx.
 
-Handlers raise `ApiError` (or a subclass) with a stable `code`; framework errors (validation,
-unknown route, wrong method, body too large) are mapped to the same envelope here, and anything
-unexpected becomes a 500 `INTERNAL_ERROR` whose message reveals nothing.
+Every refusal reaches the client through this module. The domain raises a `DomainError` of one
+kind (service/domain_errors.py) and `DOMAIN_STATUS` below is the one place that says which HTTP
+status each kind answers with. The API layer itself raises `ApiError` only for what is about
+HTTP (a body over the size limit that must close the connection, a wrong media type, a body
+that does not parse). Framework errors (validation, unknown route, wrong method) are mapped to
+the same envelope, and anything unexpected becomes a 500 `INTERNAL_ERROR` whose message reveals
+nothing.
 """
 
 from __future__ import annotations
@@ -20,17 +24,23 @@ from litestar.exceptions import (
 )
 from litestar.status_codes import HTTP_500_INTERNAL_SERVER_ERROR
 from litestar.types import ExceptionHandlersMap
-from redis.exceptions import ConnectionError as RedisConnectionError
-from redis.exceptions import TimeoutError as RedisTimeoutError
 
-from service.byte_budget import BudgetBusy, OverBudget
+from service.domain_errors import (
+    Conflict,
+    DomainError,
+    FieldError,
+    Forbidden,
+    InvalidInput,
+    NotFound,
+    QuotaExhausted,
+    RateLimited,
+    Unauthenticated,
+    Unavailable,
+    Unprocessable,
+)
+from service.redis_conn import STORE_ERRORS
 
 log = logging.getLogger("service.errors")
-
-
-class FieldError(msgspec.Struct, frozen=True):
-    path: str
-    message: str
 
 
 class ErrorBody(msgspec.Struct, frozen=True, omit_defaults=True):
@@ -41,6 +51,8 @@ class ErrorBody(msgspec.Struct, frozen=True, omit_defaults=True):
 
 
 class ApiError(Exception):
+    """A refusal decided by the HTTP layer itself, with its status and headers."""
+
     def __init__(
         self,
         status: int,
@@ -63,17 +75,27 @@ class ApiError(Exception):
         )
 
 
-def validation_failed(path: str, message: str) -> ApiError:
-    return ApiError(
-        400,
-        "VALIDATION_FAILED",
-        "Request failed validation. See `details` for per-field errors.",
-        details=[FieldError(path=path, message=message)],
-    )
+# Each kind of domain refusal and the status it answers with (its subclasses answer the same).
+DOMAIN_STATUS: dict[type[DomainError], int] = {
+    InvalidInput: 400,
+    Unauthenticated: 401,
+    QuotaExhausted: 402,
+    Forbidden: 403,
+    NotFound: 404,
+    Conflict: 409,
+    Unprocessable: 422,
+    RateLimited: 429,
+    Unavailable: 503,
+}
 
 
-def not_found(code: str, message: str) -> ApiError:
-    return ApiError(404, code, message)
+def http_status(exc: DomainError) -> int | None:
+    """The status a domain error answers with; None for a kind the table does not know."""
+    for kind in type(exc).__mro__:
+        status = DOMAIN_STATUS.get(kind)
+        if status is not None:
+            return status
+    return None
 
 
 def _respond(error: ApiError) -> Response[ErrorBody]:
@@ -82,6 +104,14 @@ def _respond(error: ApiError) -> Response[ErrorBody]:
 
 def _api_error(_: Request[Any, Any, Any], exc: ApiError) -> Response[ErrorBody]:
     return _respond(exc)
+
+
+def _domain_error(request: Request[Any, Any, Any], exc: DomainError) -> Response[ErrorBody]:
+    status = http_status(exc)
+    if status is None:  # a bare DomainError or an unmapped kind: a bug, not the client's fault
+        return _internal(request, exc)
+    headers = {"Retry-After": str(exc.retry_after)} if exc.retry_after is not None else None
+    return _respond(ApiError(status, exc.code, exc.message, details=exc.details, headers=headers))
 
 
 def _validation(_: Request[Any, Any, Any], exc: ValidationException) -> Response[ErrorBody]:
@@ -131,46 +161,16 @@ def _store_down(_: Request[Any, Any, Any], exc: Exception) -> Response[ErrorBody
     )
 
 
-def _over_budget(_: Request[Any, Any, Any], exc: OverBudget) -> Response[ErrorBody]:
-    # Only photo decoding holds a byte budget. 422 like the pixel limit: the request was
-    # within its byte limit; the photo it carries cannot be decoded in this gateway's memory.
-    mib = 1024 * 1024
-    return _respond(
-        ApiError(
-            422,
-            "IMAGE_TOO_LARGE",
-            f"Decoding this photo takes {exc.needed // mib} MiB; this gateway decodes at most "
-            f"{exc.capacity // mib} MiB at once. Send fewer pixels.",
-        )
-    )
-
-
-def _budget_busy(_: Request[Any, Any, Any], exc: BudgetBusy) -> Response[ErrorBody]:
-    # 503, not 429: nothing this caller did is over a limit; the gateway is busy decoding.
-    return _respond(
-        ApiError(
-            503,
-            "IMAGE_PROCESSING_BUSY",
-            "The gateway is decoding other photos; retry shortly.",
-            headers={"Retry-After": str(exc.retry_after)},
-        )
-    )
-
-
 def _internal(_: Request[Any, Any, Any], exc: Exception) -> Response[ErrorBody]:
     log.error("unhandled error: %s", type(exc).__name__, exc_info=exc)
     return _respond(ApiError(HTTP_500_INTERNAL_SERVER_ERROR, "INTERNAL_ERROR", "Internal error."))
 
 
-# What a Redis outage raises (restart, failover, network): a 503, never a 500.
-STORE_ERRORS = (RedisConnectionError, RedisTimeoutError)
-
 EXCEPTION_HANDLERS: ExceptionHandlersMap = {
     ApiError: _api_error,
+    DomainError: _domain_error,
     ValidationException: _validation,
     HTTPException: _http,
-    **dict.fromkeys(STORE_ERRORS, _store_down),
-    OverBudget: _over_budget,
-    BudgetBusy: _budget_busy,
+    **dict.fromkeys(STORE_ERRORS, _store_down),  # a Redis outage: a 503, never a 500
     Exception: _internal,
 }

@@ -30,7 +30,7 @@ import pillow_heif
 import puremagic
 from PIL import Image, ImageCms, ImageFile, ImageOps
 
-from service.errors import ApiError
+from service.domain_errors import InvalidInput, Unprocessable
 
 # Makes Pillow read HEIC/HEIF (iPhone photos); the decoder ships inside the wheel.
 pillow_heif.register_heif_opener()
@@ -80,13 +80,14 @@ class CleanPhoto:
     height: int
 
 
-def invalid_image(message: str) -> ApiError:
-    return ApiError(400, "INVALID_IMAGE", message)
+def invalid_image(message: str) -> InvalidInput:
+    return InvalidInput("INVALID_IMAGE", message)
 
 
-def image_too_large(message: str) -> ApiError:
-    # 422, not 413: the request was within the byte limit; what it describes cannot be processed.
-    return ApiError(422, "IMAGE_TOO_LARGE", message)
+def image_too_large(message: str) -> Unprocessable:
+    # Unprocessable (422), not 413: the request was within the byte limit; what it describes
+    # cannot be processed.
+    return Unprocessable("IMAGE_TOO_LARGE", message)
 
 
 def sniff(data: bytes) -> str:

@@ -17,6 +17,7 @@ from typing import Any
 import msgspec
 from redis.asyncio import Redis
 
+from service.domain_errors import NotFound
 from service.keys import Keys
 from service.tryons.models import ProductDef
 
@@ -45,6 +46,11 @@ def fingerprint(definition: ProductDef) -> str:
         ]
     )
     return hashlib.sha256(material).hexdigest()[:32]
+
+
+def product_not_found(external_id: str) -> NotFound:
+    """No product `external_id` in the app's catalog (what a reference to it answers too)."""
+    return NotFound("PRODUCT_NOT_FOUND", f"Product '{external_id}' not found.")
 
 
 class Catalog:

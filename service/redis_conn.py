@@ -31,9 +31,13 @@ from arq.connections import RedisSettings as ArqRedisSettings
 from redis.asyncio import Redis
 from redis.asyncio.connection import SSLConnection, parse_url
 from redis.asyncio.sentinel import Sentinel
+from redis.exceptions import ConnectionError as RedisConnectionError
 from redis.exceptions import RedisError
+from redis.exceptions import TimeoutError as RedisTimeoutError
 
 SENTINEL_SCHEME = "redis+sentinel"
+# What a Redis outage raises (restart, failover, network), whichever client asked.
+STORE_ERRORS = (RedisConnectionError, RedisTimeoutError)
 SENTINEL_PORT = 26379
 
 

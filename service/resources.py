@@ -20,6 +20,7 @@ from service.photos import PhotoStore
 from service.products import Catalog, ProductCache
 from service.redis_client import connect_redis
 from service.settings import Settings
+from service.tryons.accept import TryOnIntake
 from service.tryons.lookups import LookupCache
 from service.tryons.store import TryOnStore
 from service.upstream import BudgetHooks, CreditsReader, budget_shape, make_client
@@ -70,6 +71,7 @@ class Resources:
     apps: AppRegistry
     quotas: Quotas
     tokens: TokenVerifier
+    intake: TryOnIntake
 
     @classmethod
     def build(
@@ -91,32 +93,36 @@ class Resources:
         genlook = make_client(g, hooks)
         apps = AppRegistry(redis, keys)
         quotas = Quotas(redis, keys)
+        lookups = LookupCache()
+        store = TryOnStore(
+            redis,
+            keys,
+            settings.redis.queue_name,
+            pipeline if autopipeline else None,
+            quotas=quotas,
+        )
+        photos = PhotoStore(
+            redis,
+            keys,
+            g.lifetime,
+            bytes_ttl=settings.gateway.photo_bytes_ttl,
+            # An upload's worst case: every attempt times out, with backoff between.
+            lock_ttl=3 * (g.connect_timeout + g.read_timeout) + 10,
+            lock_wait=min(5.0, settings.worker.job_timeout / 4),
+            metrics=metrics,
+            max_image_pixels=settings.gateway.max_image_pixels,
+            decode_budget=decode_budget(settings),
+            cleaning_threads=image_threads(settings),
+        )
+        policy = url_policy(settings)
         return cls(
             settings=settings,
             redis=redis,
             pipeline=pipeline,
-            lookups=LookupCache(),
+            lookups=lookups,
             keys=keys,
-            store=TryOnStore(
-                redis,
-                keys,
-                settings.redis.queue_name,
-                pipeline if autopipeline else None,
-                quotas=quotas,
-            ),
-            photos=PhotoStore(
-                redis,
-                keys,
-                g.lifetime,
-                bytes_ttl=settings.gateway.photo_bytes_ttl,
-                # An upload's worst case: every attempt times out, with backoff between.
-                lock_ttl=3 * (g.connect_timeout + g.read_timeout) + 10,
-                lock_wait=min(5.0, settings.worker.job_timeout / 4),
-                metrics=metrics,
-                max_image_pixels=settings.gateway.max_image_pixels,
-                decode_budget=decode_budget(settings),
-                cleaning_threads=image_threads(settings),
-            ),
+            store=store,
+            photos=photos,
             catalog=Catalog(redis, keys),
             products=ProductCache(
                 redis,
@@ -131,11 +137,23 @@ class Resources:
             endpoints=EndpointRegistry(redis, keys),
             deliveries=DeliveryStore(redis, keys),
             callback_secrets=CallbackSecrets(redis, keys),
-            url_policy=url_policy(settings),
+            url_policy=policy,
             metrics=metrics,
             apps=apps,
             quotas=quotas,
             tokens=TokenVerifier(redis, keys, apps),
+            intake=TryOnIntake(
+                store=store,
+                photos=photos,
+                quotas=quotas,
+                pipeline=pipeline,
+                keys=keys,
+                lookups=lookups,
+                url_policy=policy,
+                idempotency_ttl=settings.gateway.idempotency_ttl,
+                retention=settings.gateway.tryon_retention,
+                deadline=settings.worker.tryon_deadline,
+            ),
         )
 
     async def aclose(self) -> None:

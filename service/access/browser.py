@@ -7,19 +7,15 @@ from __future__ import annotations
 import msgspec
 
 from service.auth import Principal
-from service.errors import ApiError
+from service.domain_errors import Forbidden
 from service.tryons.models import TryOnCreate
 
 
-def _forbidden(code: str, message: str) -> ApiError:
-    return ApiError(403, code, message)
-
-
 def browser_tryon(principal: Principal, body: TryOnCreate) -> TryOnCreate:
-    """The request as a browser may make it, bound to its end user; 403 otherwise."""
+    """The request as a browser may make it, bound to its end user; Forbidden otherwise."""
     for product in body.products:
         if product.title or product.description or product.images or not product.external_id:
-            raise _forbidden(
+            raise Forbidden(
                 "INLINE_PRODUCT_FORBIDDEN",
                 "Browsers try on products of the app's catalog, named by externalId only.",
             )
@@ -29,15 +25,22 @@ def browser_tryon(principal: Principal, body: TryOnCreate) -> TryOnCreate:
             and grant.products is not None
             and product.external_id not in grant.products
         ):
-            raise _forbidden("PRODUCT_NOT_ALLOWED", "This token does not allow that product.")
+            raise Forbidden("PRODUCT_NOT_ALLOWED", "This token does not allow that product.")
     source = body.person.image.source
     if source.url is not None:
-        raise _forbidden(
+        raise Forbidden(
             "PERSON_URL_FORBIDDEN",
             "Browsers upload the photo (POST /v1/images or a multipart file), not a URL.",
         )
     if body.callback_url is not None:
-        raise _forbidden("CALLBACK_URL_FORBIDDEN", "Callback URLs are set by the app's backend.")
-    if body.external_user_id not in (None, principal.external_user_id):
-        raise _forbidden("EXTERNAL_USER_MISMATCH", "The token is for another end user.")
-    return msgspec.structs.replace(body, external_user_id=principal.external_user_id)
+        raise Forbidden("CALLBACK_URL_FORBIDDEN", "Callback URLs are set by the app's backend.")
+    return msgspec.structs.replace(
+        body, external_user_id=end_user(principal, body.external_user_id)
+    )
+
+
+def end_user(principal: Principal, named: str | None) -> str | None:
+    """The end user a browser acts as, whatever it names: its token's; another is Forbidden."""
+    if named not in (None, principal.external_user_id):
+        raise Forbidden("EXTERNAL_USER_MISMATCH", "The token is for another end user.")
+    return principal.external_user_id

@@ -14,7 +14,7 @@ from typing import TypeVar
 
 from service.access.models import App, KeyInfo
 from service.access.registry import AppRegistry, digest
-from service.errors import STORE_ERRORS
+from service.redis_conn import STORE_ERRORS
 
 _MAX_ENTRIES = 50_000
 V = TypeVar("V")

@@ -17,7 +17,7 @@ from dataclasses import dataclass
 
 from redis.asyncio import Redis
 
-from service.errors import ApiError
+from service.domain_errors import LimitReached, QuotaExhausted, RateLimited
 from service.keys import Keys
 
 # KEYS: counters; ARGV: limit_1, ttl_ms_1, limit_2, ttl_ms_2, ...
@@ -54,17 +54,15 @@ class Limit:
     key: str
     limit: int
     ttl: float
-    status: int
+    kind: type[LimitReached]
     code: str
     message: str
     # Seconds until the counter starts over (Retry-After); None for counts that never reset.
     resets_in: float | None = None
 
-    def error(self) -> ApiError:
-        headers = {}
-        if self.resets_in is not None:
-            headers["Retry-After"] = str(max(1, math.ceil(self.resets_in)))
-        return ApiError(self.status, self.code, self.message, headers=headers)
+    def error(self) -> LimitReached:
+        retry_after = None if self.resets_in is None else max(1, math.ceil(self.resets_in))
+        return self.kind(self.code, self.message, retry_after=retry_after)
 
 
 def utc_day(now: float) -> str:
@@ -76,12 +74,12 @@ def seconds_to_midnight(now: float) -> float:
 
 
 def _per_day(key: str, limit: int, now: float, code: str, message: str) -> Limit:
-    """A count of try-ons for one UTC day: 402 when full, until midnight."""
+    """A count of try-ons for one UTC day: exhausted when full, until midnight."""
     return Limit(
         key=key,
         limit=limit,
         ttl=2 * DAY,
-        status=402,
+        kind=QuotaExhausted,
         code=code,
         message=message,
         resets_in=seconds_to_midnight(now),
@@ -101,7 +99,7 @@ class Quotas:
             key=self._keys.rate_window(scope, who, window),
             limit=per_minute,
             ttl=WINDOW + 5,
-            status=429,
+            kind=RateLimited,
             code="RATE_LIMITED",
             message=f"Too many requests ({scope}): at most {per_minute} a minute.",
             resets_in=(window + 1) * WINDOW - now,
@@ -121,7 +119,7 @@ class Quotas:
             key=self._keys.token_uses(token_id),
             limit=max_tryons,
             ttl=max(expires_at - now, 1) + DAY,
-            status=402,
+            kind=QuotaExhausted,
             code="TOKEN_QUOTA_EXHAUSTED",
             message=f"This end-user token allows {max_tryons} try-ons; ask the app for a new one.",
         )

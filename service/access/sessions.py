@@ -9,7 +9,7 @@ from typing import Protocol
 import msgspec
 
 from service.access.tokens import MAX_TOKEN_MINUTES, TokenVerifier
-from service.errors import ApiError, validation_failed
+from service.domain_errors import NotFound, validation_failed
 from service.products import Catalog
 from service.tryons.intake import check_external_user_id, check_identifier
 
@@ -58,8 +58,7 @@ async def mint_session(res: SessionParts, app: str, body: SessionCreate) -> Sess
         products = tuple(dict.fromkeys(body.products))
         for external_id in products:
             if await res.catalog.get(app, external_id) is None:
-                raise ApiError(
-                    404,
+                raise NotFound(
                     "PRODUCT_NOT_FOUND",
                     f"No product {external_id!r} in this app's catalog (PUT /v1/products first).",
                 )

@@ -20,7 +20,7 @@ from cryptography.hazmat.primitives import serialization
 from redis.asyncio import Redis
 
 from service.access.registry import AppRegistry
-from service.errors import ApiError
+from service.domain_errors import Unauthenticated
 from service.identifiers import identifier_problem
 from service.keys import Keys
 
@@ -55,8 +55,12 @@ class OfflineClaims(msgspec.Struct, frozen=True, kw_only=True):
     products: tuple[str, ...] | None = None
 
 
-def invalid_token(message: str = "The end-user token is not valid.") -> ApiError:
-    return ApiError(401, "INVALID_TOKEN", message)
+def invalid_token(message: str = "The end-user token is not valid.") -> Unauthenticated:
+    return Unauthenticated("INVALID_TOKEN", message)
+
+
+def token_expired() -> Unauthenticated:
+    return Unauthenticated("TOKEN_EXPIRED", "The end-user token has expired.")
 
 
 class TokenVerifier:
@@ -95,7 +99,7 @@ class TokenVerifier:
         return token, grant
 
     async def verify(self, token: str, app: str) -> TokenGrant:
-        """The grant of a token presented with `app`'s publishable key, or 401 INVALID_TOKEN."""
+        """The grant of a token presented with `app`'s publishable key, or INVALID_TOKEN."""
         if token.startswith(_SESSION_PREFIX):
             grant = await self._session(token)
         elif token.count(".") == 2:
@@ -106,7 +110,7 @@ class TokenVerifier:
         if grant.app != app:
             raise invalid_token()
         if grant.expires_at <= time.time():
-            raise ApiError(401, "TOKEN_EXPIRED", "The end-user token has expired.")
+            raise token_expired()
         return grant
 
     async def _session(self, token: str) -> TokenGrant:
@@ -136,7 +140,7 @@ class TokenVerifier:
                 options={"require": ["exp", "iat", "iss", "sub", "jti", "aud"]},
             )
         except jwt.ExpiredSignatureError as exc:
-            raise ApiError(401, "TOKEN_EXPIRED", "The end-user token has expired.") from exc
+            raise token_expired() from exc
         except jwt.PyJWTError as exc:
             raise invalid_token() from exc
         try:

@@ -7,7 +7,8 @@ from typing import TypeVar
 
 import msgspec
 
-from service.errors import ApiError, FieldError
+from service.domain_errors import FieldError
+from service.errors import ApiError
 
 T = TypeVar("T")
 

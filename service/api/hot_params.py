@@ -19,7 +19,7 @@ from litestar.enums import ParamType
 from litestar.exceptions.http_exceptions import RequestEntityTooLarge
 from litestar.openapi.spec import OpenAPIType, Operation, Parameter, Schema
 
-from service.errors import validation_failed
+from service.domain_errors import validation_failed
 
 IDEMPOTENCY_KEY = Parameter(
     name="Idempotency-Key",

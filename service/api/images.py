@@ -13,8 +13,10 @@ from litestar.di import NamedDependency
 from litestar.exceptions.http_exceptions import RequestEntityTooLarge
 
 from service import jobs
+from service.access.browser import end_user
 from service.api.deps import BROWSER_CTX, Ctx
-from service.errors import ApiError, validation_failed
+from service.domain_errors import validation_failed
+from service.errors import ApiError
 from service.photos import StoredImage
 from service.settings import Settings
 from service.tryons.intake import check_external_user_id
@@ -162,9 +164,7 @@ class ImageController(Controller):
         if user is not None:
             check_external_user_id(user)
         if principal.is_browser:
-            if user not in (None, principal.external_user_id):
-                raise ApiError(403, "EXTERNAL_USER_MISMATCH", "The token is for another end user.")
-            user = principal.external_user_id
+            user = end_user(principal, user)
         image = await res.photos.save(
             principal.app, data, crop=crop, external_user_id=user, keep_for_days=keep
         )

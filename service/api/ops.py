@@ -22,13 +22,6 @@ from service.api.decoding import decode_json
 from service.api.webhooks import DeliveryOut, delivery_view, resend
 from service.errors import ApiError
 from service.ops.control import OpsControl, Snapshot
-from service.ops.errors import (
-    IntakePaused,
-    NotRetryable,
-    OpsError,
-    RetryRefused,
-    RetryWouldSpendCredit,
-)
 from service.ops.pauses import IntakeGate, Pausable, PauseState
 from service.ops.queue import ReadyJob
 from service.ops.retry import retry_refusal
@@ -158,22 +151,6 @@ def admin(request: Request[Any, Any, Any]) -> OpsCtx:
 OPS_CTX = {"ctx": Provide(admin, sync_to_thread=False)}
 
 
-# --- ops' domain errors, answered ------------------------------------------------------------
-
-# Every OpsError the routes below can meet; a new one without a status here is a test failure
-# (tests/integration/test_ops_control.py), not a 500.
-OPS_ERROR_STATUS: dict[type[OpsError], int] = {
-    IntakePaused: 503,
-    NotRetryable: 409,
-    RetryWouldSpendCredit: 409,
-}
-
-
-def ops_error(exc: OpsError) -> ApiError:
-    headers = {"Retry-After": str(exc.retry_after)} if isinstance(exc, IntakePaused) else None
-    return ApiError(OPS_ERROR_STATUS[type(exc)], exc.code, exc.message, headers=headers)
-
-
 # --- the gateway's intake check ----------------------------------------------------------------
 
 
@@ -187,10 +164,7 @@ def make_intake_gate(res: Resources) -> IntakeGate:
 async def check_intake(request: Request[Any, Any, Any]) -> None:
     """503 INTAKE_PAUSED while intake is paused (one Redis read per second per process)."""
     gate: IntakeGate = request.app.state.intake_gate
-    try:
-        await gate.check()
-    except IntakePaused as paused:
-        raise ops_error(paused) from None
+    await gate.check()
 
 
 # --- routes ----------------------------------------------------------------------------------
@@ -300,8 +274,6 @@ class OpsController(Controller):
             )
         except TryOnNotFound:
             raise _tryon_not_found() from None
-        except RetryRefused as refused:
-            raise ops_error(refused) from None
         return RetryOut(
             id=record.id,
             status=record.status,

@@ -11,8 +11,7 @@ from litestar.params import FromPath, QueryParameter
 
 from service.api.decoding import decode_json
 from service.api.deps import CTX, Ctx
-from service.errors import ApiError
-from service.products import CatalogProduct, ProductImageOut
+from service.products import CatalogProduct, ProductImageOut, product_not_found
 from service.tryons.intake import check_external_id, product_definition
 from service.tryons.models import ProductImageIn, ProductIn
 
@@ -96,7 +95,7 @@ class ProductController(Controller):
         principal, res = ctx.principal, ctx.res
         product = await res.catalog.get(principal.app, external_id)
         if product is None:
-            raise ApiError(404, "PRODUCT_NOT_FOUND", f"Product '{external_id}' not found.")
+            raise product_not_found(external_id)
         return product_view(product)
 
     @delete("/{external_id:str}")
@@ -107,7 +106,7 @@ class ProductController(Controller):
     ) -> None:
         principal, res = ctx.principal, ctx.res
         if not await res.catalog.delete(principal.app, external_id):
-            raise ApiError(404, "PRODUCT_NOT_FOUND", f"Product '{external_id}' not found.")
+            raise product_not_found(external_id)
 
     @get("/")
     async def list_products(

@@ -8,10 +8,8 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import functools
-import hashlib
 import time
-from collections.abc import AsyncIterator, Awaitable, Callable
+from collections.abc import AsyncIterator
 from typing import Any
 
 import msgspec
@@ -21,7 +19,6 @@ from litestar.params import FromPath
 from litestar.response import ServerSentEvent, ServerSentEventMessage
 from litestar.response.base import ASGIResponse
 
-from service.access.browser import browser_tryon
 from service.api.decoding import decode_json
 from service.api.deps import BROWSER_CTX, CTX, Ctx, browser_or_server
 from service.api.hot_params import (
@@ -35,31 +32,24 @@ from service.api.hot_params import (
 from service.api.images import read_form, read_photo
 from service.api.json_answer import documented, json_answer
 from service.api.ops import check_intake
-from service.api.webhooks import DeliveryOut, check_url, delivery_view
+from service.api.webhooks import DeliveryOut, delivery_view
 from service.auth import Principal
-from service.errors import ApiError
-from service.imaging import sniff
-from service.namespacing import end_user_idempotency_key
+from service.domain_errors import Conflict, InvalidInput, NotFound
 from service.resources import Resources
-from service.tryons.intake import build_record
-from service.tryons.lookups import Expected, StaleLookup
 from service.tryons.models import (
     CANCELABLE,
-    PersonDef,
     TryOnCreate,
     TryOnOut,
     TryOnRecord,
     public_view,
 )
-from service.tryons.store import IdempotencyConflict, TryOnNotFound, fingerprint
 
-_PENDING_UPLOAD = "pending-upload"
 MAX_BODY = 11 * 1024 * 1024
 _SSE_KEEPALIVE = 15.0
 
 
-def _not_found() -> ApiError:
-    return ApiError(404, "TRYON_NOT_FOUND", "No such try-on.")
+def _not_found() -> NotFound:
+    return NotFound("TRYON_NOT_FOUND", "No such try-on.")
 
 
 async def owned(res: Resources, principal: Principal, tryon_id: str) -> TryOnRecord:
@@ -81,56 +71,14 @@ async def _parse(
     form = await read_form(request)
     data = form.get("data")
     if data is None:
-        raise ApiError(400, "VALIDATION_FAILED", "Multipart try-ons carry their JSON in `data`.")
+        raise InvalidInput("VALIDATION_FAILED", "Multipart try-ons carry their JSON in `data`.")
     raw = data.encode() if isinstance(data, str) else await data.read()
     files = {k: v for k, v in form.multi_items() if k != "data" and not isinstance(v, str)}
     if len(files) > 1:
-        raise ApiError(400, "VALIDATION_FAILED", "Only the person photo may be sent as a file.")
+        raise InvalidInput("VALIDATION_FAILED", "Only the person photo may be sent as a file.")
     for key, upload in files.items():
         return raw, await read_photo(upload), key
     return raw, None, None
-
-
-async def _accept(
-    res: Resources,
-    principal: Principal,
-    body: TryOnCreate,
-    photo: bytes | None,
-    *,
-    record: TryOnRecord,
-    expected: Expected,
-    build: Callable[..., Awaitable[tuple[TryOnRecord, Expected]]],
-    accept: Callable[..., Awaitable[tuple[TryOnRecord, bool]]],
-) -> tuple[TryOnRecord, bool]:
-    """Store the photo sent inline, then record and enqueue the try-on in one script."""
-    person = None
-    if photo is not None:
-        image = await res.photos.save(
-            principal.app,
-            photo,
-            external_user_id=body.external_user_id,
-            keep_for_days=body.output.keep_for_days if body.output else None,
-        )
-        person = record.person = PersonDef(image_id=image.id)
-    try:
-        try:
-            return await accept(record, expected=expected)
-        except StaleLookup:
-            # The remembered product or photo changed: build again from what Redis holds.
-            res.lookups.forget(expected)
-            fresh, _ = await build(fresh=True)
-            fresh.person = person or fresh.person
-            fresh.quota_counters = record.quota_counters
-            fresh.id = record.id  # the reservation is named after it
-            return await accept(fresh)
-    except IdempotencyConflict as exc:
-        raise ApiError(
-            409,
-            "IDEMPOTENCY_KEY_REUSED",
-            "This Idempotency-Key was used with a different request body.",
-        ) from exc
-    except TryOnNotFound as exc:
-        raise ApiError(409, "IDEMPOTENCY_KEY_EXPIRED", "The original try-on expired.") from exc
 
 
 class TryOnController(Controller):
@@ -152,78 +100,19 @@ class TryOnController(Controller):
         ctx = await browser_or_server(request)
         content_type, idempotency_key = hot_headers(request)
         await check_intake(request)  # 503 INTAKE_PAUSED while ops paused intake
-        principal, res = ctx.principal, ctx.res
         raw, photo, photo_key = await _parse(request, content_type)
-        body = decode_json(raw, TryOnCreate)
-        if idempotency_key is not None and not 0 < len(idempotency_key) <= 255:
-            raise ApiError(400, "VALIDATION_FAILED", "Idempotency-Key must be 1-255 characters.")
-        if principal.is_browser:
-            body = browser_tryon(principal, body)
-            if idempotency_key is not None:  # one user's key never replays another's try-on
-                idempotency_key = end_user_idempotency_key(
-                    principal.external_user_id, idempotency_key
-                )
-            if photo is not None:
-                await ctx.auth.count_upload(principal)
-        if body.callback_url is not None:
-            await check_url(res, body.callback_url)
-        if photo is not None:
-            sniff(photo)  # reject a bad photo before anything is written
-        gw = res.settings.gateway
-        build = functools.partial(
-            build_record,
-            principal.app,
-            body,
-            redis=res.pipeline,
-            keys=res.keys,
-            uploaded={photo_key: _PENDING_UPLOAD} if photo_key else {},
-            cache=res.lookups,
+        accepted = await ctx.res.intake.accept(
+            ctx.principal,
+            decode_json(raw, TryOnCreate),
+            raw=raw,
+            photo=photo,
+            photo_key=photo_key,
             idempotency_key=idempotency_key,
-            deadline=res.settings.worker.tryon_deadline,
         )
-        record, expected = await build()
-        digest = hashlib.sha256(raw)
-        if photo is not None:
-            digest.update(hashlib.sha256(photo).digest())
-        accept = functools.partial(
-            res.store.accept,
-            idempotency_key=idempotency_key,
-            request_fingerprint=fingerprint(digest.digest()),
-            idempotency_ttl=gw.idempotency_ttl,
-            retention=gw.tryon_retention,
-        )
-        # Counted before anything is written: a full quota refuses with nothing stored. An
-        # app without limits (every env-configured one) costs nothing here.
-        try:
-            counters = await ctx.auth.reserve_tryon(principal)
-        except ApiError:
-            # A full quota must not refuse the replay of a try-on it already counted.
-            if idempotency_key is None or not await res.redis.exists(
-                res.keys.idempotency(principal.app, idempotency_key)
-            ):
-                raise
-            counters = []
-        record.quota_counters = counters
-        try:
-            stored, created = await _accept(
-                res,
-                principal,
-                body,
-                photo,
-                record=record,
-                expected=expected,
-                build=build,
-                accept=accept,
-            )
-        except BaseException:
-            if counters:
-                await ctx.auth.give_back(record.id, counters)
-            raise
+        stored = accepted.record
         headers = {"Location": f"/v1/try-ons/{stored.id}"}
-        if not created:
+        if accepted.replayed:
             headers["Idempotent-Replayed"] = "true"
-            if counters:  # a replay spends nothing new
-                await ctx.auth.give_back(record.id, counters)
         return json_answer(public_view(stored), status=202, headers=headers)
 
     @get(
@@ -313,8 +202,7 @@ class TryOnController(Controller):
 
         record = await res.store.update(tryon_id, to_canceled)
         if record.status != "canceled":
-            raise ApiError(
-                409,
+            raise Conflict(
                 "TRYON_NOT_CANCELABLE",
                 f"The try-on is {record.status}; only queued try-ons can be canceled.",
             )

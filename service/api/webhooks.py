@@ -31,7 +31,7 @@ from service.webhooks.models import (
     rotated_view,
 )
 from service.webhooks.schedule import MAX_ATTEMPTS, RETRY_DELAYS
-from service.webhooks.ssrf import ForbiddenTarget, check_callback_url
+from service.webhooks.ssrf import check_callback_url
 
 
 class DeliveryOut(msgspec.Struct, frozen=True, rename="camel", omit_defaults=True):
@@ -72,11 +72,9 @@ class Schedule(msgspec.Struct, frozen=True, rename="camel"):
 
 
 async def check_url(res: Resources, url: str) -> None:
-    """Registration-time SSRF check (the send-time check happens on every attempt)."""
-    try:
-        await check_callback_url(url, res.url_policy)
-    except ForbiddenTarget as exc:
-        raise ApiError(400, exc.code, str(exc)) from None
+    """Registration-time SSRF check (the send-time check happens on every attempt); a refused
+    URL is a `ForbiddenTarget`, an InvalidInput with its own code."""
+    await check_callback_url(url, res.url_policy)
 
 
 async def delivery_view(res: Resources, delivery: Delivery) -> DeliveryOut:

@@ -15,11 +15,11 @@ import msgspec
 
 from service import logs
 from service.autopipeline import AutoPipeline
-from service.errors import ApiError, validation_failed
+from service.domain_errors import Conflict, InvalidInput, NotFound, validation_failed
 from service.identifiers import identifier_problem
 from service.keys import Keys
 from service.photos import PhotoStore
-from service.products import CatalogProduct
+from service.products import CatalogProduct, product_not_found
 from service.tryons.lookups import Expected, LookupCache
 from service.tryons.models import (
     PersonDef,
@@ -62,8 +62,7 @@ def check_external_user_id(external_user_id: str) -> None:
 def check_external_id(external_id: str, path: str) -> None:
     check_identifier(external_id, path)
     if external_id.startswith(RESERVED_PREFIX):
-        raise ApiError(
-            409,
+        raise Conflict(
             "RESERVED_EXTERNAL_ID",
             f"externalId must not start with the reserved prefix '{RESERVED_PREFIX}'.",
         )
@@ -81,7 +80,7 @@ def product_definition(product: ProductIn, path: str) -> ProductDef:
         urls.append(source.url)
         classifications.append(image.classifications)
     if not urls:
-        raise ApiError(400, "PRODUCT_IMAGES_REQUIRED", "A product definition needs an image.")
+        raise InvalidInput("PRODUCT_IMAGES_REQUIRED", "A product definition needs an image.")
     return ProductDef(
         external_id=product.external_id,
         title=product.title,
@@ -100,7 +99,7 @@ def product_source(product: ProductIn) -> ProductDef | str:
     if not is_reference:
         return product_definition(product, path)
     if product.external_id is None:
-        raise ApiError(400, "PRODUCT_IMAGES_REQUIRED", "A product needs an externalId or images.")
+        raise InvalidInput("PRODUCT_IMAGES_REQUIRED", "A product needs an externalId or images.")
     return product.external_id
 
 
@@ -117,8 +116,7 @@ def person_source(body: TryOnCreate, uploaded: Mapping[str, str]) -> PersonDef |
     if source.file_key is not None:
         image_id = uploaded.get(source.file_key)
         if image_id is None:
-            raise ApiError(
-                400,
+            raise InvalidInput(
                 "MULTIPART_FILE_NOT_FOUND",
                 f"No multipart part named '{source.file_key}'.",
             )
@@ -183,16 +181,16 @@ async def resolve(
                 _discard(read)
     if catalog_key:
         if product_raw is None:
-            raise ApiError(404, "PRODUCT_NOT_FOUND", f"Product '{product}' not found.")
+            raise product_not_found(product_field)
         product = _catalog_product.decode(product_raw).definition
     if image_key:
         image = None if image_raw is None else PhotoStore.decode(image_raw)
         # Another app's image id is indistinguishable from an unknown one, and so is another
         # end user's.
         if image is None or image.app != app:
-            raise ApiError(404, "IMAGE_NOT_FOUND", "Unknown or expired image id.")
+            raise NotFound("IMAGE_NOT_FOUND", "Unknown or expired image id.")
         if body.external_user_id and image.external_user_id not in (None, body.external_user_id):
-            raise ApiError(404, "IMAGE_NOT_FOUND", "Unknown or expired image id.")
+            raise NotFound("IMAGE_NOT_FOUND", "Unknown or expired image id.")
         person = PersonDef(image_id=image.id)
     assert isinstance(product, ProductDef)
     assert isinstance(person, PersonDef)

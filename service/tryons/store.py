@@ -204,6 +204,10 @@ class TryOnStore:
             raise IdempotencyConflict(existing_id)
         return prior, False
 
+    async def remembers(self, app: str, idempotency_key: str) -> bool:
+        """Whether an Idempotency-Key (as `accept` was given it) still names a try-on."""
+        return bool(await self._redis.exists(self._keys.idempotency(app, idempotency_key)))
+
     async def get(self, tryon_id: str) -> TryOnRecord | None:
         raw: bytes | None
         if self._pipeline is not None:

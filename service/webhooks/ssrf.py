@@ -44,6 +44,8 @@ from typing import Final, NamedTuple, TypeAlias
 import httpcore
 import httpx
 
+from service.domain_errors import InvalidInput
+
 IPAddress: TypeAlias = ipaddress.IPv4Address | ipaddress.IPv6Address
 # An injectable resolver: (host, port) -> addresses. Tests make a name resolve to 10.0.0.5
 # without touching /etc/hosts; production uses `SystemResolver`. It may raise
@@ -59,12 +61,14 @@ DEFAULT_DNS_TIMEOUT: Final = 5.0
 DEFAULT_MAX_RESPONSE_BYTES: Final = 64 * 1024
 
 
-class ForbiddenTarget(Exception):
-    """A callback URL, or an address it resolves to, that the gateway will not contact."""
+class ForbiddenTarget(InvalidInput):
+    """A callback URL, or an address it resolves to, that the gateway will not contact.
+
+    Invalid input of the request that named the URL: at registration it reaches the client as
+    it is (400 with its code)."""
 
     def __init__(self, code: str, reason: str) -> None:
-        super().__init__(f"{code}: {reason}")
-        self.code = code
+        super().__init__(code, f"{code}: {reason}")
         self.reason = reason
 
 

@@ -235,6 +235,20 @@ async def test_browser_may_not_send_inline_products_urls_or_other_users(
     assert await redis.get(KEYS.token_uses("x")) is None
 
 
+async def test_a_browser_uploads_only_as_its_own_end_user(redis: Redis, shop: Shop) -> None:
+    from tests.e2e.conftest import photo_bytes as jpeg_bytes
+
+    token = await shop.token("u1")
+    r = await shop.client.post(
+        "/v1/images",
+        files={"file": ("me.jpg", jpeg_bytes(), "image/jpeg")},
+        data={"externalUserId": "mallory"},
+        headers=shop.browser(token),
+    )
+    assert_error(r, 403, "EXTERNAL_USER_MISMATCH")
+    assert not await redis.keys("tryon:img:*")
+
+
 async def test_token_limited_to_products(shop: Shop) -> None:
     token = await shop.token(products=["tee"])
     r = await shop.client.post(

@@ -475,14 +475,24 @@ async def test_pause_status_and_retry_answers(admin_api: Any, redis: Redis) -> N
 
 
 def test_every_ops_error_has_a_status_and_an_intake_pause_a_retry_after() -> None:
-    from service.api.ops import OPS_ERROR_STATUS, ops_error
-    from service.ops.errors import OpsError
+    from service.errors import http_status
 
-    def concrete(cls: type[OpsError]) -> list[type[OpsError]]:
-        found = [cls] if "code" in vars(cls) else []
-        return found + [c for sub in cls.__subclasses__() for c in concrete(sub)]
-
-    assert set(concrete(OpsError)) == set(OPS_ERROR_STATUS)
-    err = ops_error(IntakePaused("paused: upgrade", retry_after=17))
-    assert (err.status, err.code, err.message) == (503, "INTAKE_PAUSED", "paused: upgrade")
-    assert err.headers == {"Retry-After": "17"}
+    sample_record = TryOnRecord(
+        id="t_1",
+        app="shop",
+        product=ProductDef(external_id="tee"),
+        person=PersonDef(url="https://example.com/p.jpg"),
+        deadline_at=time.time() + 60,
+    )
+    paused = IntakePaused("paused: upgrade", retry_after=17)
+    assert (http_status(paused), paused.code, paused.message) == (
+        503,
+        "INTAKE_PAUSED",
+        "paused: upgrade",
+    )
+    assert paused.retry_after == 17
+    for refused, code in (
+        (NotRetryable("no", sample_record), "TRYON_NOT_RETRYABLE"),
+        (RetryWouldSpendCredit("no", sample_record), "RETRY_WOULD_SPEND_CREDIT"),
+    ):
+        assert (http_status(refused), refused.code) == (409, code)

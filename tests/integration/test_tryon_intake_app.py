@@ -8,6 +8,8 @@ from typing import Any
 import msgspec
 from litestar.testing import AsyncTestClient
 
+from tests.conftest import assert_error
+
 
 async def _put(client: AsyncTestClient[Any], title: str) -> None:
     body = {"title": title, "images": [{"source": {"url": "https://example.com/t.png"}}]}
@@ -41,3 +43,12 @@ async def test_replaced_and_deleted_products_are_seen(
     assert (await client.delete("/v1/products/tee")).status_code in (200, 204)
     gone = await client.post("/v1/try-ons", json=tryon)
     assert (gone.status_code, gone.json()["code"]) == (404, "PRODUCT_NOT_FOUND")
+
+
+async def test_an_unknown_product_is_not_found_on_every_catalog_route(
+    client: AsyncTestClient[Any],
+) -> None:
+    for method in ("GET", "DELETE"):
+        r = await client.request(method, "/v1/products/nope")
+        assert_error(r, 404, "PRODUCT_NOT_FOUND")
+        assert r.json()["message"] == "Product 'nope' not found."

@@ -14,7 +14,8 @@ from concurrent.futures import ThreadPoolExecutor
 import pillow_heif
 import pytest
 from PIL import Image, ImageCms, ImageFile
-from service.errors import ApiError
+from service.domain_errors import DomainError
+from service.errors import http_status
 from service.imaging import CleanPhoto, clean_photo, sniff
 
 MP40 = 40_000_000
@@ -29,9 +30,9 @@ def clean(data: bytes, max_pixels: int = MP40) -> CleanPhoto:
 
 
 def refused(data: bytes, max_pixels: int = MP40) -> tuple[int, str]:
-    with pytest.raises(ApiError) as info:
+    with pytest.raises(DomainError) as info:
         clean(data, max_pixels)
-    return info.value.status, info.value.code
+    return http_status(info.value), info.value.code
 
 
 def encode(image: Image.Image, fmt: str, **params: object) -> bytes:
@@ -266,6 +267,6 @@ def test_heic_is_decoded_and_stored_as_jpeg_without_metadata() -> None:
 
 def test_a_photo_too_big_once_reencoded_is_refused() -> None:
     source = encode(noise((400, 300)), "PNG")
-    with pytest.raises(ApiError) as info:
+    with pytest.raises(DomainError) as info:
         clean_photo(source, max_pixels=MP40, max_bytes=len(source) // 4)
-    assert (info.value.status, info.value.code) == (422, "IMAGE_TOO_LARGE")
+    assert (http_status(info.value), info.value.code) == (422, "IMAGE_TOO_LARGE")

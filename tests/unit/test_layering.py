@@ -26,6 +26,7 @@ LAYERS: list[tuple[str, tuple[str, ...], bool]] = [
             "service.admin_tokens",
             "service.byte_budget",
             "service.container",
+            "service.domain_errors",
             "service.errors",
             "service.gc_tuning",
             "service.genlook",

@@ -1,0 +1,225 @@
+"""Accepting a try-on: what a caller may ask, the credits it reserves, the photo it sent inline,
+and the one script that records and enqueues it. Every HTTP surface that starts try-ons calls
+`TryOnIntake.accept`; it raises domain errors (service/domain_errors.py) and answers with the
+record and whether it replayed an earlier request with the same Idempotency-Key.
+
+Order matters for promise 5 (bad input changes nothing): every check that can refuse runs
+before a counter is taken or a photo stored, and whatever was reserved is given back when the
+accept does not go through, or replays a try-on that was counted already.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import time
+from collections.abc import Mapping
+from typing import NamedTuple
+
+from service.access.browser import browser_tryon
+from service.access.quotas import Quotas
+from service.auth import Principal, tryon_limits, upload_limits
+from service.autopipeline import AutoPipeline
+from service.domain_errors import Conflict, InvalidInput, LimitReached
+from service.imaging import sniff
+from service.keys import Keys
+from service.namespacing import end_user_idempotency_key
+from service.photos import PhotoStore
+from service.tryons.intake import build_record
+from service.tryons.lookups import Expected, LookupCache, StaleLookup
+from service.tryons.models import PersonDef, TryOnCreate, TryOnRecord
+from service.tryons.store import IdempotencyConflict, TryOnNotFound, TryOnStore, fingerprint
+from service.webhooks.ssrf import UrlPolicy, check_callback_url
+
+# Stands for the photo of a multipart request until it is stored: its image id is known only
+# then, and the record is built (and checked) before.
+_PENDING_UPLOAD = "pending-upload"
+MAX_IDEMPOTENCY_KEY = 255
+
+
+class Accepted(NamedTuple):
+    record: TryOnRecord
+    # True: an earlier request with the same Idempotency-Key and body made this try-on.
+    replayed: bool
+
+
+def idempotency_scope(principal: Principal, key: str) -> str:
+    """The one place an Idempotency-Key becomes the key it is stored under: a browser's is
+    scoped to its end user, so one user's key never replays another's try-on."""
+    if principal.is_browser:
+        return end_user_idempotency_key(principal.external_user_id, key)
+    return key
+
+
+class TryOnIntake:
+    def __init__(
+        self,
+        *,
+        store: TryOnStore,
+        photos: PhotoStore,
+        quotas: Quotas,
+        pipeline: AutoPipeline,
+        keys: Keys,
+        lookups: LookupCache,
+        url_policy: UrlPolicy,
+        idempotency_ttl: float,
+        retention: float,
+        deadline: float,
+    ) -> None:
+        self._store = store
+        self._photos = photos
+        self._quotas = quotas
+        self._pipeline = pipeline
+        self._keys = keys
+        self._lookups = lookups
+        self._url_policy = url_policy
+        self._idempotency_ttl = idempotency_ttl
+        self._retention = retention
+        self._deadline = deadline
+
+    async def accept(
+        self,
+        principal: Principal,
+        body: TryOnCreate,
+        *,
+        raw: bytes,
+        photo: bytes | None = None,
+        photo_key: str | None = None,
+        idempotency_key: str | None = None,
+    ) -> Accepted:
+        """Record and enqueue the try-on `body` asks for, or replay the one `idempotency_key`
+        already made with the same request.
+
+        `raw` is the request as received (with `photo`, it tells a replay from a reuse of the
+        key for another request); `photo` is a person photo sent inline, which `body` names as
+        `fileKey` `photo_key`.
+        """
+        if idempotency_key is not None:
+            if not 0 < len(idempotency_key) <= MAX_IDEMPOTENCY_KEY:
+                raise InvalidInput(
+                    "VALIDATION_FAILED",
+                    f"Idempotency-Key must be 1-{MAX_IDEMPOTENCY_KEY} characters.",
+                )
+            idempotency_key = idempotency_scope(principal, idempotency_key)
+        if principal.is_browser:
+            body = browser_tryon(principal, body)
+            if photo is not None:
+                await self._quotas.take(upload_limits(self._quotas, principal, time.time()))
+        if body.callback_url is not None:
+            await check_callback_url(body.callback_url, self._url_policy)
+        if photo is not None:
+            sniff(photo)  # refuse a bad photo before anything is written
+        uploaded = {photo_key: _PENDING_UPLOAD} if photo_key else {}
+        record, expected = await self._build(principal.app, body, uploaded, idempotency_key)
+        digest = hashlib.sha256(raw)
+        if photo is not None:
+            digest.update(hashlib.sha256(photo).digest())
+        request_fingerprint = fingerprint(digest.digest())
+        # Counted before anything is written: a full quota refuses with nothing stored. An
+        # app without limits (every env-configured one) costs nothing here.
+        try:
+            counters = await self._quotas.take(tryon_limits(self._quotas, principal, time.time()))
+        except LimitReached:
+            # A full quota must not refuse the replay of a try-on it already counted.
+            if idempotency_key is None or not await self._store.remembers(
+                principal.app, idempotency_key
+            ):
+                raise
+            counters = []
+        record.quota_counters = counters
+        try:
+            stored, created = await self._record(
+                body,
+                photo=photo,
+                record=record,
+                expected=expected,
+                uploaded=uploaded,
+                idempotency_key=idempotency_key,
+                request_fingerprint=request_fingerprint,
+            )
+        except BaseException:
+            if counters:
+                await self._quotas.give_back(record.id, counters)
+            raise
+        if not created and counters:  # a replay spends nothing new
+            await self._quotas.give_back(record.id, counters)
+        return Accepted(stored, replayed=not created)
+
+    async def _build(
+        self,
+        app: str,
+        body: TryOnCreate,
+        uploaded: Mapping[str, str],
+        idempotency_key: str | None,
+        *,
+        fresh: bool = False,
+    ) -> tuple[TryOnRecord, Expected]:
+        return await build_record(
+            app,
+            body,
+            redis=self._pipeline,
+            keys=self._keys,
+            uploaded=uploaded,
+            cache=self._lookups,
+            fresh=fresh,
+            idempotency_key=idempotency_key,
+            deadline=self._deadline,
+        )
+
+    async def _write(
+        self,
+        record: TryOnRecord,
+        idempotency_key: str | None,
+        request_fingerprint: str,
+        expected: Expected | None = None,
+    ) -> tuple[TryOnRecord, bool]:
+        return await self._store.accept(
+            record,
+            idempotency_key=idempotency_key,
+            request_fingerprint=request_fingerprint,
+            idempotency_ttl=self._idempotency_ttl,
+            retention=self._retention,
+            expected=expected,
+        )
+
+    async def _record(
+        self,
+        body: TryOnCreate,
+        *,
+        photo: bytes | None,
+        record: TryOnRecord,
+        expected: Expected,
+        uploaded: Mapping[str, str],
+        idempotency_key: str | None,
+        request_fingerprint: str,
+    ) -> tuple[TryOnRecord, bool]:
+        """Store the photo sent inline, then record and enqueue the try-on in one script;
+        (the stored record, whether it is new)."""
+        person = None
+        if photo is not None:
+            image = await self._photos.save(
+                record.app,
+                photo,
+                external_user_id=body.external_user_id,
+                keep_for_days=body.output.keep_for_days if body.output else None,
+            )
+            person = record.person = PersonDef(image_id=image.id)
+        try:
+            try:
+                return await self._write(record, idempotency_key, request_fingerprint, expected)
+            except StaleLookup:
+                # The remembered product or photo changed: build again from what Redis holds.
+                self._lookups.forget(expected)
+                fresh, _ = await self._build(
+                    record.app, body, uploaded, idempotency_key, fresh=True
+                )
+                fresh.person = person or fresh.person
+                fresh.quota_counters = record.quota_counters
+                fresh.id = record.id  # the reservation is named after it
+                return await self._write(fresh, idempotency_key, request_fingerprint)
+        except IdempotencyConflict as exc:
+            raise Conflict(
+                "IDEMPOTENCY_KEY_REUSED",
+                "This Idempotency-Key was used with a different request body.",
+            ) from exc
+        except TryOnNotFound as exc:
+            raise Conflict("IDEMPOTENCY_KEY_EXPIRED", "The original try-on expired.") from exc
