@@ -13,6 +13,7 @@ from litestar.exceptions.http_exceptions import RequestEntityTooLarge
 
 from service import jobs
 from service.api.deps import BROWSER_CTX, Ctx
+from service.api.openapi import BROWSER, BROWSER_SAFE, errors
 from service.errors import ApiError, validation_failed
 from service.photos import MAX_PHOTO_BYTES, StoredImage
 from service.tryons.intake import check_external_user_id
@@ -122,8 +123,14 @@ class ImageController(Controller):
     path = "/v1/images"
     tags = ["images"]
     dependencies = BROWSER_CTX
+    security = BROWSER_SAFE
 
-    @post("/", status_code=201, request_max_body_size=MAX_PHOTO_BYTES + _FORM_OVERHEAD)
+    @post(
+        "/",
+        status_code=201,
+        request_max_body_size=MAX_PHOTO_BYTES + _FORM_OVERHEAD,
+        responses=errors(*BROWSER, 413, 415, 422),
+    )
     async def upload(
         self,
         request: Request[Any, Any, Any],

@@ -11,6 +11,7 @@ from litestar.params import FromPath, QueryParameter
 
 from service.api.decoding import decode_json
 from service.api.deps import CTX, Ctx
+from service.api.openapi import AUTHENTICATED, SECRET_ONLY, errors
 from service.errors import ApiError
 from service.products import CatalogProduct, ProductImageOut
 from service.tryons.intake import check_external_id, product_definition
@@ -63,8 +64,9 @@ class ProductController(Controller):
     path = "/v1/products"
     tags = ["products"]
     dependencies = CTX
+    security = SECRET_ONLY
 
-    @put("/{external_id:str}", status_code=200)
+    @put("/{external_id:str}", status_code=200, responses=errors(*AUTHENTICATED, 409, 413))
     async def put_product(
         self,
         request: Request[Any, Any, Any],
@@ -87,7 +89,7 @@ class ProductController(Controller):
         product, created = await res.catalog.put(principal.app, definition, body.metadata)
         return Response(product_view(product), status_code=201 if created else 200)
 
-    @get("/{external_id:str}")
+    @get("/{external_id:str}", responses=errors(*AUTHENTICATED, 404))
     async def get_product(
         self,
         external_id: FromPath[str],
@@ -99,7 +101,7 @@ class ProductController(Controller):
             raise ApiError(404, "PRODUCT_NOT_FOUND", f"Product '{external_id}' not found.")
         return product_view(product)
 
-    @delete("/{external_id:str}")
+    @delete("/{external_id:str}", responses=errors(*AUTHENTICATED, 404))
     async def delete_product(
         self,
         external_id: FromPath[str],
@@ -109,7 +111,7 @@ class ProductController(Controller):
         if not await res.catalog.delete(principal.app, external_id):
             raise ApiError(404, "PRODUCT_NOT_FOUND", f"Product '{external_id}' not found.")
 
-    @get("/")
+    @get("/", responses=errors(*AUTHENTICATED))
     async def list_products(
         self,
         ctx: NamedDependency[Ctx],
