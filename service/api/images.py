@@ -2,18 +2,19 @@
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Any, Literal
 
 import anyio
 import msgspec
 from litestar import Controller, Request, post
 from litestar.datastructures import FormMultiDict, UploadFile
 from litestar.di import NamedDependency
+from litestar.enums import RequestEncodingType
 from litestar.exceptions.http_exceptions import RequestEntityTooLarge
 
 from service import jobs
 from service.api.deps import BROWSER_CTX, Ctx
-from service.api.openapi import BROWSER, BROWSER_SAFE, errors
+from service.api.openapi import BROWSER, BROWSER_SAFE, errors, request_body
 from service.errors import ApiError, validation_failed
 from service.photos import MAX_PHOTO_BYTES, StoredImage
 from service.tryons.intake import check_external_user_id
@@ -31,6 +32,15 @@ class ImageOut(msgspec.Struct, frozen=True, rename="camel", omit_defaults=True):
     crop: bool
     keep_for_days: int
     external_user_id: str | None = None
+
+
+class ImageForm(msgspec.Struct, frozen=True, rename="camel"):
+    """The form `read_photo_form` reads, as the OpenAPI document describes it."""
+
+    file: UploadFile
+    crop: Literal["true", "false", "1", "0"] | msgspec.UnsetType = msgspec.UNSET
+    keep_for_days: Literal["1", "3", "7"] | msgspec.UnsetType = msgspec.UNSET
+    external_user_id: str | msgspec.UnsetType = msgspec.UNSET
 
 
 def image_view(image: StoredImage) -> ImageOut:
@@ -130,6 +140,7 @@ class ImageController(Controller):
         status_code=201,
         request_max_body_size=MAX_PHOTO_BYTES + _FORM_OVERHEAD,
         responses=errors(*BROWSER, 413, 415, 422),
+        dependencies=request_body(ImageForm, RequestEncodingType.MULTI_PART),
     )
     async def upload(
         self,

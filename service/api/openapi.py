@@ -12,8 +12,13 @@ ops API. A route's `security=` names which it accepts.
 
 from __future__ import annotations
 
+from typing import Annotated, Any
+
+from litestar.di import Provide
+from litestar.enums import RequestEncodingType
 from litestar.openapi.datastructures import ResponseSpec
 from litestar.openapi.spec import Components, SecurityRequirement, SecurityScheme
+from litestar.params import Body
 
 from service.errors import ErrorBody
 
@@ -50,6 +55,24 @@ def errors(*statuses: int) -> dict[int, ResponseSpec]:
         )
         for status in statuses
     }
+
+
+def request_body(
+    model: Any, media_type: RequestEncodingType = RequestEncodingType.JSON
+) -> dict[str, Provide]:
+    """`dependencies=` documenting the body of a route that reads and decodes it itself (with
+    msgspec, errors in the envelope: service/api/decoding.py). Litestar documents the `data`
+    parameter of a route's dependencies as its request body; the handler never names this
+    dependency, so Litestar never resolves it and the body is read only by the handler."""
+
+    async def documented_body(data: Any) -> None:
+        return None
+
+    documented_body.__annotations__ = {
+        "data": Annotated[model, Body(media_type=media_type)],
+        "return": None,
+    }
+    return {"documented_body": Provide(documented_body)}
 
 
 # Every route behind a credential (key or admin token) can answer these: a bad parameter or body,

@@ -18,7 +18,7 @@ from litestar.di import NamedDependency, Provide
 from litestar.params import FromPath, QueryParameter
 
 from service.api.decoding import decode_json
-from service.api.openapi import ADMIN_ONLY, AUTHENTICATED, errors
+from service.api.openapi import ADMIN_ONLY, AUTHENTICATED, errors, request_body
 from service.api.webhooks import DeliveryOut, delivery_view, resend
 from service.errors import ApiError
 from service.ops import APP_KEY_PREFIXES, parse_admin_tokens, token_digest
@@ -227,7 +227,12 @@ class OpsController(Controller):
             oldest_ready=await queue.oldest_ready(limit),
         )
 
-    @post("/pause", status_code=200, responses=errors(*AUTHENTICATED, 413))
+    @post(
+        "/pause",
+        status_code=200,
+        responses=errors(*AUTHENTICATED, 413),
+        dependencies=request_body(PauseIn),
+    )
     async def pause(
         self, request: Request[Any, Any, Any], ctx: NamedDependency[OpsCtx]
     ) -> PauseOut:
@@ -239,7 +244,12 @@ class OpsController(Controller):
         )
         return PauseOut(what=body.what, paused=True, state=state)
 
-    @post("/resume", status_code=200, responses=errors(*AUTHENTICATED, 413))
+    @post(
+        "/resume",
+        status_code=200,
+        responses=errors(*AUTHENTICATED, 413),
+        dependencies=request_body(ResumeIn),
+    )
     async def resume(
         self, request: Request[Any, Any, Any], ctx: NamedDependency[OpsCtx]
     ) -> PauseOut:

@@ -11,7 +11,7 @@ from litestar.params import FromPath, QueryParameter
 
 from service.api.decoding import decode_json
 from service.api.deps import CTX, Ctx
-from service.api.openapi import AUTHENTICATED, SECRET_ONLY, errors
+from service.api.openapi import AUTHENTICATED, SECRET_ONLY, errors, request_body
 from service.errors import ApiError
 from service.products import CatalogProduct, ProductImageOut
 from service.tryons.intake import check_external_id, product_definition
@@ -66,7 +66,12 @@ class ProductController(Controller):
     dependencies = CTX
     security = SECRET_ONLY
 
-    @put("/{external_id:str}", status_code=200, responses=errors(*AUTHENTICATED, 409, 413))
+    @put(
+        "/{external_id:str}",
+        status_code=200,
+        responses=errors(*AUTHENTICATED, 409, 413),
+        dependencies=request_body(ProductPut),
+    )
     async def put_product(
         self,
         request: Request[Any, Any, Any],

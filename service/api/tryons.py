@@ -34,7 +34,14 @@ from service.api.hot_params import (
 )
 from service.api.images import read_form, read_photo
 from service.api.json_answer import documented, json_answer
-from service.api.openapi import AUTHENTICATED, BROWSER, BROWSER_SAFE, SECRET_ONLY, errors
+from service.api.openapi import (
+    AUTHENTICATED,
+    BROWSER,
+    BROWSER_SAFE,
+    SECRET_ONLY,
+    errors,
+    request_body,
+)
 from service.api.ops import check_intake
 from service.api.webhooks import DeliveryOut, check_url, delivery_view
 from service.auth import Principal
@@ -146,6 +153,7 @@ class TryOnController(Controller):
         responses=documented(TryOnOut, 202, "Accepted: the try-on, queued.")
         | errors(*BROWSER, 402, 404, 409, 413, 422),
         security=BROWSER_SAFE,
+        dependencies=request_body(TryOnCreate),
     )
     async def create(self, request: Request[Any, Any, Any]) -> ASGIResponse:
         """Accept a try-on; 202 with its id. Same Idempotency-Key + same body = same try-on."""

@@ -14,7 +14,7 @@ from litestar.params import FromPath, QueryParameter
 from service import jobs
 from service.api.decoding import decode_json
 from service.api.deps import CTX, Ctx
-from service.api.openapi import AUTHENTICATED, SECRET_ONLY, errors
+from service.api.openapi import AUTHENTICATED, SECRET_ONLY, errors, request_body
 from service.errors import ApiError
 from service.resources import Resources
 from service.webhooks.deliveries import Attempt, Delivery, delivery_id
@@ -131,7 +131,12 @@ class WebhookEndpointController(Controller):
             raise _not_found()
         return endpoint
 
-    @post("/", status_code=201, responses=errors(*AUTHENTICATED, 413))
+    @post(
+        "/",
+        status_code=201,
+        responses=errors(*AUTHENTICATED, 413),
+        dependencies=request_body(EndpointCreate),
+    )
     async def create(
         self, request: Request[Any, Any, Any], ctx: NamedDependency[Ctx]
     ) -> EndpointCreatedOut:
@@ -161,7 +166,11 @@ class WebhookEndpointController(Controller):
     ) -> EndpointOut:
         return public_view(await self._endpoint(ctx, endpoint_id))
 
-    @patch("/{endpoint_id:str}", responses=errors(*AUTHENTICATED, 404, 413))
+    @patch(
+        "/{endpoint_id:str}",
+        responses=errors(*AUTHENTICATED, 404, 413),
+        dependencies=request_body(EndpointUpdate),
+    )
     async def update(
         self,
         request: Request[Any, Any, Any],
@@ -185,6 +194,7 @@ class WebhookEndpointController(Controller):
         "/{endpoint_id:str}/rotate-secret",
         status_code=200,
         responses=errors(*AUTHENTICATED, 404, 413),
+        dependencies=request_body(SecretRotate),
     )
     async def rotate(
         self,
@@ -251,7 +261,12 @@ class WebhookEndpointController(Controller):
         await resend(ctx.res, delivery)
         return await delivery_view(ctx.res, delivery)
 
-    @post("/{endpoint_id:str}/recover", status_code=202, responses=errors(*AUTHENTICATED, 404, 413))
+    @post(
+        "/{endpoint_id:str}/recover",
+        status_code=202,
+        responses=errors(*AUTHENTICATED, 404, 413),
+        dependencies=request_body(Recover),
+    )
     async def recover(
         self,
         request: Request[Any, Any, Any],
@@ -283,7 +298,12 @@ class CallbackSecretController(Controller):
         versions = await ctx.res.callback_secrets.versions(ctx.principal.app)
         return CallbackSecretOut(secret=versions[0].secret, created_at=versions[0].created_at)
 
-    @post("/rotate", status_code=200, responses=errors(*AUTHENTICATED, 413))
+    @post(
+        "/rotate",
+        status_code=200,
+        responses=errors(*AUTHENTICATED, 413),
+        dependencies=request_body(SecretRotate),
+    )
     async def rotate(
         self, request: Request[Any, Any, Any], ctx: NamedDependency[Ctx]
     ) -> CallbackSecretOut:

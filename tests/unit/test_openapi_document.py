@@ -103,3 +103,39 @@ def test_every_build_is_the_same_document(document: dict[str, Any]) -> None:
     # Generated examples made each gateway process serve different random values (and strings
     # where the schema says numbers).
     assert build() == document
+
+
+def test_every_body_a_route_reads_is_documented(document: dict[str, Any]) -> None:
+    bodies = {
+        (method, path): next(iter(op["requestBody"]["content"].items()))
+        for method, path, op in operations(document)
+        if "requestBody" in op
+    }
+    assert {key: media for key, (media, _) in bodies.items()} == {
+        ("POST", "/v1/try-ons"): "application/json",
+        ("POST", "/v1/images"): "multipart/form-data",
+        ("POST", "/v1/sessions"): "application/json",
+        ("PUT", "/v1/products/{external_id}"): "application/json",
+        ("POST", "/v1/webhook-endpoints"): "application/json",
+        ("PATCH", "/v1/webhook-endpoints/{endpoint_id}"): "application/json",
+        ("POST", "/v1/webhook-endpoints/{endpoint_id}/rotate-secret"): "application/json",
+        ("POST", "/v1/webhook-endpoints/{endpoint_id}/recover"): "application/json",
+        ("POST", "/v1/callback-secret/rotate"): "application/json",
+        ("POST", "/ops/api/pause"): "application/json",
+        ("POST", "/ops/api/resume"): "application/json",
+        ("POST", "/demo/session"): "application/json",
+    }
+    create = bodies[("POST", "/v1/try-ons")][1]["schema"]["$ref"]
+    assert create == "#/components/schemas/TryOnCreate"
+    image = document["components"]["schemas"]["ImageForm"]
+    assert image["required"] == ["file"]
+    assert image["properties"]["file"]["format"] == "binary"
+
+
+def test_a_documented_body_is_read_only_by_its_handler() -> None:
+    # The dependency that documents a body is never resolved: the hot create route still runs
+    # no dependency at all (service/api/deps.py), and nothing parses the body before it.
+    app = create_app(Settings.from_env({}))
+    route = next(r for r in app.routes if r.path == "/v1/try-ons")
+    _, kwargs_model = route.route_handler_map["POST"]
+    assert kwargs_model.dependency_batches == []
