@@ -14,7 +14,7 @@ from litestar.params import FromPath, QueryParameter
 from service import jobs
 from service.api.decoding import decode_json
 from service.api.deps import CTX, Ctx
-from service.api.openapi import AUTHENTICATED, SECRET_ONLY, errors, request_body
+from service.api.openapi import AUTHENTICATED, SECRET_ONLY, OptionalBody, errors, request_body
 from service.errors import ApiError
 from service.resources import Resources
 from service.webhooks.deliveries import Attempt, Delivery, delivery_id
@@ -195,6 +195,7 @@ class WebhookEndpointController(Controller):
         status_code=200,
         responses=errors(*AUTHENTICATED, 404, 413),
         dependencies=request_body(SecretRotate),
+        operation_class=OptionalBody,
     )
     async def rotate(
         self,
@@ -303,6 +304,7 @@ class CallbackSecretController(Controller):
         status_code=200,
         responses=errors(*AUTHENTICATED, 413),
         dependencies=request_body(SecretRotate),
+        operation_class=OptionalBody,
     )
     async def rotate(
         self, request: Request[Any, Any, Any], ctx: NamedDependency[Ctx]
