@@ -11,6 +11,7 @@ from litestar.params import FromPath, QueryParameter
 
 from service.api.decoding import decode_json
 from service.api.deps import CTX, Ctx
+from service.api.json_answer import documented
 from service.api.openapi import AUTHENTICATED, SECRET_ONLY, errors, request_body
 from service.errors import ApiError
 from service.products import CatalogProduct, ProductImageOut
@@ -69,7 +70,8 @@ class ProductController(Controller):
     @put(
         "/{external_id:str}",
         status_code=200,
-        responses=errors(*AUTHENTICATED, 409, 413),
+        responses=documented(ProductOut, 201, "Created: the product, new.")
+        | errors(*AUTHENTICATED, 409, 413),
         dependencies=request_body(ProductPut),
     )
     async def put_product(

@@ -12,7 +12,7 @@ import functools
 import hashlib
 import time
 from collections.abc import AsyncIterator, Awaitable, Callable
-from typing import Any
+from typing import Any, get_args
 
 import msgspec
 from litestar import Controller, Request, delete, get, post
@@ -40,6 +40,7 @@ from service.api.openapi import (
     BROWSER_SAFE,
     SECRET_ONLY,
     errors,
+    event_stream,
     request_body,
 )
 from service.api.ops import check_intake
@@ -56,6 +57,7 @@ from service.tryons.models import (
     TryOnCreate,
     TryOnOut,
     TryOnRecord,
+    TryOnStatus,
     public_view,
 )
 from service.tryons.store import IdempotencyConflict, TryOnNotFound, fingerprint
@@ -264,6 +266,13 @@ class TryOnController(Controller):
         "/{tryon_id:str}/events",
         dependencies=BROWSER_CTX,
         responses=errors(*BROWSER, 404),
+        operation_class=event_stream(
+            "TryOnOut",
+            list(get_args(TryOnStatus)),
+            "Server-Sent Events until the try-on is terminal: one per status (`event:` the "
+            "status, `data:` the try-on as GET /v1/try-ons/{id} answers it, `id:` its "
+            "`updatedAt`), and a `keep-alive` comment after 15 s without a change.",
+        ),
         security=BROWSER_SAFE,
     )
     async def stream(

@@ -13,6 +13,8 @@ at once, and one that exists ends at its terminal state.
 
 from __future__ import annotations
 
+import re
+import time
 from collections.abc import Iterator
 from typing import Any
 
@@ -32,11 +34,17 @@ from service.app import create_app
 from service.settings import Settings
 
 from tests.conftest import TEST_REDIS_URL, Emulator
-from tests.e2e.conftest import Gateway, keys_cli, product_url, start_gateway
+from tests.e2e.conftest import Gateway, keys_cli, photo_bytes, product_url, start_gateway
 
 ORIGIN = "https://shop.example"
 ADMIN_TOKEN = "fuzz-admin-token-0123456789abcdef"
-SETTINGS = {"OPS_ADMIN_TOKENS": f"{ADMIN_TOKEN}=fuzz", "GATEWAY_DEMO_APP": "demo"}
+SETTINGS = {
+    "OPS_ADMIN_TOKENS": f"{ADMIN_TOKEN}=fuzz",
+    "GATEWAY_DEMO_APP": "demo",
+    # The webhook endpoint of test_answers_about_real_resources (nothing listens there).
+    "WEBHOOK_ALLOW_HTTP_HOSTS": "127.0.0.1",
+}
+HOOK_URL = "http://127.0.0.1:9/hook"
 EXAMPLES_PER_OPERATION = 25
 CHECKS = [
     not_a_server_error,
@@ -149,3 +157,77 @@ def test_browser_credentials(case: Any, target: Target) -> None:
 def test_server_credentials(case: Any, target: Target) -> None:
     admin = case.path.startswith("/ops/")
     _call(case, target, target.admin if admin else target.server)
+
+
+def _terminal(client: httpx.Client, tryon_id: str) -> None:
+    for _ in range(10):
+        r = client.get(f"/v1/try-ons/{tryon_id}", params={"wait": 10})
+        if r.json()["status"] in ("completed", "failed", "canceled"):
+            return
+    raise AssertionError(f"try-on {tryon_id} is still {r.json()['status']}")
+
+
+def _first_delivery(client: httpx.Client, tryon_id: str) -> str:
+    # The terminal event's deliveries are written just after the state (the outbox).
+    for _ in range(100):
+        found = client.get(f"/v1/try-ons/{tryon_id}/deliveries").json()
+        if found:
+            delivery: str = found[0]["id"]
+            return delivery
+        time.sleep(0.1)
+    raise AssertionError(f"no delivery for try-on {tryon_id}")
+
+
+@pytest.mark.slow
+def test_answers_about_real_resources(target: Target) -> None:
+    """Generated ids only ever find nothing (404): every route that takes an id is also called
+    with real ones (a finished try-on, its delivery, a webhook endpoint, a product), and its
+    answer checked against the document the same way (success bodies, the SSE stream)."""
+    with httpx.Client(base_url=target.gateway.url, headers=target.server, timeout=30) as client:
+        r = client.post("/v1/webhook-endpoints", json={"url": HOOK_URL})
+        assert r.status_code == 201, r.text
+        endpoint = r.json()["id"]
+        r = client.post("/v1/images", files={"file": ("me.jpg", photo_bytes(), "image/jpeg")})
+        assert r.status_code == 201, r.text
+        person = {"image": {"source": {"id": r.json()["id"]}}}
+        tryon = {"products": [{"externalId": "tee"}], "person": person}
+        r = client.post("/v1/try-ons", json={**tryon, "externalUserId": "fuzz-user"})
+        assert r.status_code == 202, r.text
+        tryon_id = r.json()["id"]
+        _terminal(client, tryon_id)
+        delivery = _first_delivery(client, tryon_id)
+    ids = {"tryon_id": tryon_id, "endpoint_id": endpoint, "delivery_id": delivery}
+    product = {"images": [{"source": {"url": product_url(target.gateway.emulator)}}]}
+    calls: list[tuple[str, str, dict[str, Any]]] = [
+        ("GET", "/v1/try-ons/{tryon_id}", {}),
+        ("GET", "/v1/try-ons/{tryon_id}", {"query": {"wait": 1}}),
+        ("GET", "/v1/try-ons/{tryon_id}/events", {}),
+        ("GET", "/v1/try-ons/{tryon_id}/deliveries", {}),
+        ("DELETE", "/v1/try-ons/{tryon_id}", {}),
+        ("PUT", "/v1/products/{external_id}", {"body": product}),
+        ("GET", "/v1/products/{external_id}", {}),
+        ("DELETE", "/v1/products/{external_id}", {}),
+        ("GET", "/v1/webhook-endpoints/{endpoint_id}", {}),
+        ("PATCH", "/v1/webhook-endpoints/{endpoint_id}", {"body": {"description": "fuzz"}}),
+        ("POST", "/v1/webhook-endpoints/{endpoint_id}/rotate-secret", {}),
+        ("POST", "/v1/webhook-endpoints/{endpoint_id}/test", {}),
+        ("GET", "/v1/webhook-endpoints/{endpoint_id}/attempts", {}),
+        ("POST", "/v1/webhook-endpoints/{endpoint_id}/deliveries/{delivery_id}/resend", {}),
+        ("POST", "/v1/webhook-endpoints/{endpoint_id}/recover", {"body": {"since": 0}}),
+        ("GET", "/ops/api/tryons/{tryon_id}", {}),
+        ("POST", "/ops/api/tryons/{tryon_id}/retry", {}),
+        ("POST", "/ops/api/tryons/{tryon_id}/discard", {}),
+        ("GET", "/ops/api/deliveries/{delivery_id}", {}),
+        ("POST", "/ops/api/deliveries/{delivery_id}/resend", {}),
+        ("DELETE", "/v1/webhook-endpoints/{endpoint_id}", {}),
+        ("DELETE", "/v1/customers/{external_user_id}", {}),
+    ]
+    # A browser reads its own try-on, as JSON and as a stream (before the user is erased).
+    for path in ("/v1/try-ons/{tryon_id}", "/v1/try-ons/{tryon_id}/events"):
+        case = schema[path]["GET"].Case(path_parameters={"tryon_id": tryon_id})
+        _call(case, target, target.browser)
+    values = {**ids, "external_id": "fuzz-tee", "external_user_id": "fuzz-user"}
+    for method, path, given in calls:
+        params = {name: values[name] for name in re.findall(r"{(\w+)}", path)}
+        case = schema[path][method].Case(path_parameters=params, **given)
+        _call(case, target, target.admin if path.startswith("/ops/") else target.server)
