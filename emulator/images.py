@@ -77,10 +77,11 @@ def process_upload(data: bytes, *, crop: bool) -> tuple[bytes, Kind]:
 
 
 def _crop_4_5(img: Image.Image) -> Image.Image:
-    # Centre crop; the "person-aware" part of the real crop is out of scope.
+    # Centre crop; the "person-aware" part of the real crop is out of scope. At least one
+    # pixel wide: a photo a pixel or two high would crop to nothing (Pillow cannot save that).
     w, h = img.size
     if w * 5 > h * 4:
-        new_w = h * 4 // 5
+        new_w = max(1, h * 4 // 5)
         left = (w - new_w) // 2
         return img.crop((left, 0, left + new_w, h))
     new_h = w * 5 // 4

@@ -20,6 +20,7 @@ from service.api.edge import edge
 from service.api.health import healthz, readyz
 from service.api.images import image_routes
 from service.api.metrics import metrics
+from service.api.openapi import COMPONENTS
 from service.api.ops import OpsController, make_intake_gate
 from service.api.products import ProductController
 from service.api.sessions import SessionController
@@ -81,6 +82,7 @@ def create_app(settings: Settings | None = None, *, redis: Redis | None = None) 
             version="1",
             path="/docs",
             render_plugins=[SwaggerRenderPlugin()],
+            components=COMPONENTS,
         ),
         debug=False,
     )

@@ -8,6 +8,7 @@ from litestar.di import NamedDependency
 from litestar.params import FromPath
 
 from service.api.deps import CTX, Ctx
+from service.api.openapi import AUTHENTICATED, SECRET_ONLY, errors
 from service.errors import ApiError
 from service.genlook.errors import GenlookError
 from service.tryons.erase import erase_customer
@@ -22,8 +23,9 @@ class CreditsOut(msgspec.Struct, frozen=True, rename="camel"):
 class AccountController(Controller):
     tags = ["account"]
     dependencies = CTX
+    security = SECRET_ONLY
 
-    @get("/v1/account/credits")
+    @get("/v1/account/credits", responses=errors(*AUTHENTICATED, 502))
     async def credits(self, ctx: NamedDependency[Ctx]) -> CreditsOut:
         """The Genlook account's credit balance (shared by every app of this gateway)."""
         res = ctx.res
@@ -33,7 +35,7 @@ class AccountController(Controller):
             raise ApiError(502, "UPSTREAM_UNAVAILABLE", "Genlook did not answer.") from exc
         return CreditsOut(credit_balance=balance, as_of=as_of)
 
-    @delete("/v1/customers/{external_user_id:str}")
+    @delete("/v1/customers/{external_user_id:str}", responses=errors(*AUTHENTICATED, 502))
     async def erase(
         self,
         external_user_id: FromPath[str],

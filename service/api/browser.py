@@ -28,6 +28,7 @@ from litestar.types import ControllerRouterHandler
 from service.access.sessions import SessionCreate, mint_session
 from service.api.decoding import decode_json
 from service.api.deps import resources
+from service.api.openapi import errors, request_body
 from service.demo import demo_publishable_key
 from service.errors import ApiError
 from service.products import CatalogProduct
@@ -143,7 +144,13 @@ async def demo_style(if_none_match: IfNoneMatch = None) -> Response[bytes]:
     return _STYLE.response(if_none_match, _DEMO_HEADERS)
 
 
-@post("/session", status_code=201, tags=["demo"])
+@post(
+    "/session",
+    status_code=201,
+    tags=["demo"],
+    responses=errors(400, 413, 503),
+    dependencies=request_body(DemoSessionIn),
+)
 async def demo_session(
     request: Request[Any, Any, Any], res: NamedDependency[Resources]
 ) -> Response[DemoSessionOut]:

@@ -22,6 +22,7 @@ from litestar import Response, Router, get
 from litestar.di import NamedDependency
 from litestar.params import QueryParameter
 
+from service.api.openapi import ADMIN_ONLY, AUTHENTICATED, errors
 from service.api.ops import OPS_CTX, OpsCtx
 from service.ops.history import WINDOW_SECONDS, Sample, read_history, take_sample
 
@@ -77,7 +78,13 @@ class HistoryOut(msgspec.Struct, frozen=True, rename="camel"):
     window_seconds: float
 
 
-@get("/api/history", tags=["ops"], dependencies=OPS_CTX)
+@get(
+    "/api/history",
+    tags=["ops"],
+    dependencies=OPS_CTX,
+    responses=errors(*AUTHENTICATED),
+    security=ADMIN_ONLY,
+)
 async def history(
     ctx: NamedDependency[OpsCtx],
     seconds: Annotated[float, QueryParameter(gt=0, le=WINDOW_SECONDS)] = WINDOW_SECONDS,

@@ -5,6 +5,7 @@ from __future__ import annotations
 import msgspec
 from litestar import Response, get
 from litestar.di import NamedDependency, Provide
+from litestar.openapi.datastructures import ResponseSpec
 from redis.exceptions import RedisError
 
 from service.api.deps import resources
@@ -25,7 +26,12 @@ async def healthz() -> Health:
     return Health(status="ok")
 
 
-@get("/readyz", tags=["ops"], dependencies={"res": Provide(resources, sync_to_thread=False)})
+@get(
+    "/readyz",
+    tags=["ops"],
+    dependencies={"res": Provide(resources, sync_to_thread=False)},
+    responses={503: ResponseSpec(Health, description="Not ready; `reasons` say why.")},
+)
 async def readyz(res: NamedDependency[Resources]) -> Response[Health]:
     reasons: list[str] = []
     try:

@@ -3,18 +3,20 @@
 from __future__ import annotations
 
 import os
-from typing import Any
+from typing import Any, Literal
 
 import anyio
 import msgspec
 from litestar import Controller, Request, Router, post
 from litestar.datastructures import FormMultiDict, UploadFile
 from litestar.di import NamedDependency
+from litestar.enums import RequestEncodingType
 from litestar.exceptions.http_exceptions import RequestEntityTooLarge
 
 from service import jobs
 from service.access.browser import end_user
 from service.api.deps import BROWSER_CTX, Ctx
+from service.api.openapi import BROWSER, BROWSER_SAFE, errors, request_body
 from service.domain_errors import validation_failed
 from service.errors import ApiError
 from service.photos import StoredImage
@@ -34,6 +36,15 @@ class ImageOut(msgspec.Struct, frozen=True, rename="camel", omit_defaults=True):
     crop: bool
     keep_for_days: int
     external_user_id: str | None = None
+
+
+class ImageForm(msgspec.Struct, frozen=True, rename="camel"):
+    """The form `read_photo_form` reads, as the OpenAPI document describes it."""
+
+    file: UploadFile
+    crop: Literal["true", "false", "1", "0"] | msgspec.UnsetType = msgspec.UNSET
+    keep_for_days: Literal["1", "3", "7"] | msgspec.UnsetType = msgspec.UNSET
+    external_user_id: str | msgspec.UnsetType = msgspec.UNSET
 
 
 def image_view(image: StoredImage) -> ImageOut:
@@ -146,8 +157,14 @@ class ImageController(Controller):
     path = "/v1/images"
     tags = ["images"]
     dependencies = BROWSER_CTX
+    security = BROWSER_SAFE
 
-    @post("/", status_code=201)  # the body cap is the router's: `image_routes`
+    @post(
+        "/",
+        status_code=201,  # the body cap is the router's: `image_routes`
+        responses=errors(*BROWSER, 413, 415, 422),
+        dependencies=request_body(ImageForm, RequestEncodingType.MULTI_PART),
+    )
     async def upload(
         self,
         request: Request[Any, Any, Any],

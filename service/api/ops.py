@@ -19,6 +19,7 @@ from litestar.params import FromPath, QueryParameter
 
 from service.admin_tokens import APP_KEY_PREFIXES, parse_admin_tokens, token_digest
 from service.api.decoding import decode_json
+from service.api.openapi import ADMIN_ONLY, AUTHENTICATED, errors, request_body
 from service.api.webhooks import DeliveryOut, delivery_view, resend
 from service.errors import ApiError
 from service.ops.control import OpsControl, Snapshot
@@ -195,13 +196,14 @@ class OpsController(Controller):
     path = "/ops/api"
     tags = ["ops"]
     dependencies = OPS_CTX
+    security = ADMIN_ONLY
 
-    @get("/status")
+    @get("/status", responses=errors(*AUTHENTICATED))
     async def status(self, ctx: NamedDependency[OpsCtx]) -> Snapshot:
         """Queue counts, non-terminal try-ons, pending deliveries, live workers, pauses."""
         return await ctx.control.snapshot()
 
-    @get("/jobs")
+    @get("/jobs", responses=errors(*AUTHENTICATED))
     async def jobs(
         self,
         ctx: NamedDependency[OpsCtx],
@@ -219,7 +221,12 @@ class OpsController(Controller):
             oldest_ready=await queue.oldest_ready(limit),
         )
 
-    @post("/pause", status_code=200)
+    @post(
+        "/pause",
+        status_code=200,
+        responses=errors(*AUTHENTICATED, 413),
+        dependencies=request_body(PauseIn),
+    )
     async def pause(
         self, request: Request[Any, Any, Any], ctx: NamedDependency[OpsCtx]
     ) -> PauseOut:
@@ -231,7 +238,12 @@ class OpsController(Controller):
         )
         return PauseOut(what=body.what, paused=True, state=state)
 
-    @post("/resume", status_code=200)
+    @post(
+        "/resume",
+        status_code=200,
+        responses=errors(*AUTHENTICATED, 413),
+        dependencies=request_body(ResumeIn),
+    )
     async def resume(
         self, request: Request[Any, Any, Any], ctx: NamedDependency[OpsCtx]
     ) -> PauseOut:
@@ -239,7 +251,7 @@ class OpsController(Controller):
         was = await ctx.control.pauses.resume(body.what)
         return PauseOut(what=body.what, paused=False, was_paused=was)
 
-    @get("/tryons/{tryon_id:str}")
+    @get("/tryons/{tryon_id:str}", responses=errors(*AUTHENTICATED, 404))
     async def tryon(self, tryon_id: FromPath[str], ctx: NamedDependency[OpsCtx]) -> OpsTryOn:
         """The full stored record of any app's try-on."""
         record = await ctx.res.store.get(tryon_id)
@@ -252,7 +264,7 @@ class OpsController(Controller):
             retry_refusal=None if refusal is None else refusal.message,
         )
 
-    @get("/tryons")
+    @get("/tryons", responses=errors(*AUTHENTICATED))
     async def failed_tryons(
         self,
         ctx: NamedDependency[OpsCtx],
@@ -263,7 +275,9 @@ class OpsController(Controller):
         Only `status=failed` is listed (the store keeps that list)."""
         return [_failed_view(r) for r in await ctx.control.failed.tryons(limit)]
 
-    @post("/tryons/{tryon_id:str}/retry", status_code=202)
+    @post(
+        "/tryons/{tryon_id:str}/retry", status_code=202, responses=errors(*AUTHENTICATED, 404, 409)
+    )
     async def retry(self, tryon_id: FromPath[str], ctx: NamedDependency[OpsCtx]) -> RetryOut:
         """Send a failed try-on again from `queued` — only when no create reached Genlook for
         it, so a retry never spends a second credit; 409 RETRY_WOULD_SPEND_CREDIT otherwise."""
@@ -281,7 +295,7 @@ class OpsController(Controller):
             "retry spends at most the one credit the try-on was always going to spend.",
         )
 
-    @post("/tryons/{tryon_id:str}/discard", status_code=200)
+    @post("/tryons/{tryon_id:str}/discard", status_code=200, responses=errors(*AUTHENTICATED, 404))
     async def discard(self, tryon_id: FromPath[str], ctx: NamedDependency[OpsCtx]) -> DiscardOut:
         """Drop a try-on from the failed list (it stays failed; nothing is sent)."""
         discarded = await ctx.control.failed.discard(tryon_id)
@@ -289,7 +303,7 @@ class OpsController(Controller):
             raise _tryon_not_found()
         return DiscardOut(id=tryon_id, discarded=discarded)
 
-    @get("/deliveries")
+    @get("/deliveries", responses=errors(*AUTHENTICATED))
     async def failed_deliveries(
         self,
         ctx: NamedDependency[OpsCtx],
@@ -301,7 +315,7 @@ class OpsController(Controller):
         found = await ctx.control.failed.deliveries(limit)
         return [await delivery_view(ctx.res, d) for d in found]
 
-    @get("/deliveries/{delivery_id:str}")
+    @get("/deliveries/{delivery_id:str}", responses=errors(*AUTHENTICATED, 404))
     async def delivery(
         self, delivery_id: FromPath[str], ctx: NamedDependency[OpsCtx]
     ) -> DeliveryOut:
@@ -310,7 +324,11 @@ class OpsController(Controller):
             raise _delivery_not_found()
         return await delivery_view(ctx.res, found)
 
-    @post("/deliveries/{delivery_id:str}/resend", status_code=202)
+    @post(
+        "/deliveries/{delivery_id:str}/resend",
+        status_code=202,
+        responses=errors(*AUTHENTICATED, 404),
+    )
     async def resend(self, delivery_id: FromPath[str], ctx: NamedDependency[OpsCtx]) -> DeliveryOut:
         """Send the event again with the same webhook-id, in order for its try-on."""
         found = await ctx.res.deliveries.get(delivery_id)

@@ -11,6 +11,8 @@ from litestar.params import FromPath, QueryParameter
 
 from service.api.decoding import decode_json
 from service.api.deps import CTX, Ctx
+from service.api.json_answer import documented
+from service.api.openapi import AUTHENTICATED, SECRET_ONLY, errors, request_body
 from service.products import CatalogProduct, ProductImageOut, product_not_found
 from service.tryons.intake import check_external_id, product_definition
 from service.tryons.models import ProductImageIn, ProductIn
@@ -62,8 +64,15 @@ class ProductController(Controller):
     path = "/v1/products"
     tags = ["products"]
     dependencies = CTX
+    security = SECRET_ONLY
 
-    @put("/{external_id:str}", status_code=200)
+    @put(
+        "/{external_id:str}",
+        status_code=200,
+        responses=documented(ProductOut, 201, "Created: the product, new.")
+        | errors(*AUTHENTICATED, 409, 413),
+        dependencies=request_body(ProductPut),
+    )
     async def put_product(
         self,
         request: Request[Any, Any, Any],
@@ -86,7 +95,7 @@ class ProductController(Controller):
         product, created = await res.catalog.put(principal.app, definition, body.metadata)
         return Response(product_view(product), status_code=201 if created else 200)
 
-    @get("/{external_id:str}")
+    @get("/{external_id:str}", responses=errors(*AUTHENTICATED, 404))
     async def get_product(
         self,
         external_id: FromPath[str],
@@ -98,7 +107,7 @@ class ProductController(Controller):
             raise product_not_found(external_id)
         return product_view(product)
 
-    @delete("/{external_id:str}")
+    @delete("/{external_id:str}", responses=errors(*AUTHENTICATED, 404))
     async def delete_product(
         self,
         external_id: FromPath[str],
@@ -108,7 +117,7 @@ class ProductController(Controller):
         if not await res.catalog.delete(principal.app, external_id):
             raise product_not_found(external_id)
 
-    @get("/")
+    @get("/", responses=errors(*AUTHENTICATED))
     async def list_products(
         self,
         ctx: NamedDependency[Ctx],

@@ -10,14 +10,21 @@ from litestar.di import NamedDependency
 from service.access.sessions import SessionCreate, SessionOut, mint_session
 from service.api.decoding import decode_json
 from service.api.deps import CTX, Ctx
+from service.api.openapi import AUTHENTICATED, SECRET_ONLY, errors, request_body
 
 
 class SessionController(Controller):
     path = "/v1/sessions"
     tags = ["browser access"]
     dependencies = CTX
+    security = SECRET_ONLY
 
-    @post("/", status_code=201)
+    @post(
+        "/",
+        status_code=201,
+        responses=errors(*AUTHENTICATED, 404, 413),
+        dependencies=request_body(SessionCreate),
+    )
     async def create(
         self, request: Request[Any, Any, Any], ctx: NamedDependency[Ctx]
     ) -> SessionOut:

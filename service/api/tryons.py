@@ -10,7 +10,7 @@ import asyncio
 import contextlib
 import time
 from collections.abc import AsyncIterator
-from typing import Any
+from typing import Any, get_args
 
 import msgspec
 from litestar import Controller, Request, delete, get, post
@@ -31,6 +31,15 @@ from service.api.hot_params import (
 )
 from service.api.images import read_form, read_photo
 from service.api.json_answer import documented, json_answer
+from service.api.openapi import (
+    AUTHENTICATED,
+    BROWSER,
+    BROWSER_SAFE,
+    SECRET_ONLY,
+    errors,
+    event_stream,
+    request_body,
+)
 from service.api.ops import check_intake
 from service.api.webhooks import DeliveryOut, delivery_view
 from service.auth import Principal
@@ -41,6 +50,7 @@ from service.tryons.models import (
     TryOnCreate,
     TryOnOut,
     TryOnRecord,
+    TryOnStatus,
     public_view,
 )
 
@@ -91,7 +101,10 @@ class TryOnController(Controller):
         status_code=202,
         request_max_body_size=MAX_BODY,
         operation_class=documenting(IDEMPOTENCY_KEY),
-        responses=documented(TryOnOut, 202, "Accepted: the try-on, queued."),
+        responses=documented(TryOnOut, 202, "Accepted: the try-on, queued.")
+        | errors(*BROWSER, 402, 404, 409, 413, 422),
+        security=BROWSER_SAFE,
+        dependencies=request_body(TryOnCreate),
     )
     async def create(self, request: Request[Any, Any, Any]) -> ASGIResponse:
         """Accept a try-on; 202 with its id. Same Idempotency-Key + same body = same try-on."""
@@ -118,7 +131,8 @@ class TryOnController(Controller):
     @get(
         "/{tryon_id:str}",
         operation_class=documenting(WAIT),
-        responses=documented(TryOnOut, 200, "The try-on."),
+        responses=documented(TryOnOut, 200, "The try-on.") | errors(*BROWSER, 404),
+        security=BROWSER_SAFE,
     )
     async def read(self, request: Request[Any, Any, Any], tryon_id: FromPath[str]) -> ASGIResponse:
         """The try-on; with `?wait=N`, hold up to N seconds for a terminal state."""
@@ -140,7 +154,19 @@ class TryOnController(Controller):
                 record = await owned(res, principal, tryon_id)
         return json_answer(public_view(record))
 
-    @get("/{tryon_id:str}/events", dependencies=BROWSER_CTX)
+    @get(
+        "/{tryon_id:str}/events",
+        dependencies=BROWSER_CTX,
+        responses=errors(*BROWSER, 404),
+        operation_class=event_stream(
+            "TryOnOut",
+            list(get_args(TryOnStatus)),
+            "Server-Sent Events until the try-on is terminal: one per status (`event:` the "
+            "status, `data:` the try-on as GET /v1/try-ons/{id} answers it, `id:` its "
+            "`updatedAt`), and a `keep-alive` comment after 15 s without a change.",
+        ),
+        security=BROWSER_SAFE,
+    )
     async def stream(
         self,
         tryon_id: FromPath[str],
@@ -174,7 +200,7 @@ class TryOnController(Controller):
 
         return ServerSentEvent(messages(), headers={"Cache-Control": "no-store"})
 
-    @get("/{tryon_id:str}/deliveries")
+    @get("/{tryon_id:str}/deliveries", responses=errors(*AUTHENTICATED, 404), security=SECRET_ONLY)
     async def deliveries(
         self, tryon_id: FromPath[str], ctx: NamedDependency[Ctx]
     ) -> list[DeliveryOut]:
@@ -183,7 +209,12 @@ class TryOnController(Controller):
         found = await ctx.res.deliveries.by_tryon(tryon_id)
         return [await delivery_view(ctx.res, d) for d in found]
 
-    @delete("/{tryon_id:str}", status_code=200)
+    @delete(
+        "/{tryon_id:str}",
+        status_code=200,
+        responses=errors(*AUTHENTICATED, 404, 409),
+        security=SECRET_ONLY,
+    )
     async def cancel(
         self,
         tryon_id: FromPath[str],

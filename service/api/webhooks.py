@@ -14,6 +14,7 @@ from litestar.params import FromPath, QueryParameter
 from service import jobs
 from service.api.decoding import decode_json
 from service.api.deps import CTX, Ctx
+from service.api.openapi import AUTHENTICATED, SECRET_ONLY, OptionalBody, errors, request_body
 from service.errors import ApiError
 from service.resources import Resources
 from service.webhooks.deliveries import Attempt, Delivery, delivery_id
@@ -120,6 +121,7 @@ class WebhookEndpointController(Controller):
     path = "/v1/webhook-endpoints"
     tags = ["webhooks"]
     dependencies = CTX
+    security = SECRET_ONLY
 
     async def _endpoint(self, ctx: Ctx, endpoint_id: str) -> WebhookEndpoint:
         endpoint = await ctx.res.endpoints.get(ctx.principal.app, endpoint_id)
@@ -127,7 +129,12 @@ class WebhookEndpointController(Controller):
             raise _not_found()
         return endpoint
 
-    @post("/", status_code=201)
+    @post(
+        "/",
+        status_code=201,
+        responses=errors(*AUTHENTICATED, 413),
+        dependencies=request_body(EndpointCreate),
+    )
     async def create(
         self, request: Request[Any, Any, Any], ctx: NamedDependency[Ctx]
     ) -> EndpointCreatedOut:
@@ -136,7 +143,7 @@ class WebhookEndpointController(Controller):
         await check_url(ctx.res, body.url)
         return created_view(await ctx.res.endpoints.create(ctx.principal.app, body))
 
-    @get("/")
+    @get("/", responses=errors(*AUTHENTICATED))
     async def list_endpoints(
         self,
         ctx: NamedDependency[Ctx],
@@ -146,18 +153,22 @@ class WebhookEndpointController(Controller):
         items, nxt = await ctx.res.endpoints.list(ctx.principal.app, cursor, limit)
         return EndpointPage(items=[public_view(e) for e in items], next_cursor=nxt)
 
-    @get("/schedule")
+    @get("/schedule", responses=errors(*AUTHENTICATED))
     async def schedule(self, ctx: NamedDependency[Ctx]) -> Schedule:
         """The published retry schedule (before WEBHOOK_TIME_SCALE)."""
         return Schedule(retry_delays_seconds=list(RETRY_DELAYS), max_attempts=MAX_ATTEMPTS)
 
-    @get("/{endpoint_id:str}")
+    @get("/{endpoint_id:str}", responses=errors(*AUTHENTICATED, 404))
     async def get_endpoint(
         self, endpoint_id: FromPath[str], ctx: NamedDependency[Ctx]
     ) -> EndpointOut:
         return public_view(await self._endpoint(ctx, endpoint_id))
 
-    @patch("/{endpoint_id:str}")
+    @patch(
+        "/{endpoint_id:str}",
+        responses=errors(*AUTHENTICATED, 404, 413),
+        dependencies=request_body(EndpointUpdate),
+    )
     async def update(
         self,
         request: Request[Any, Any, Any],
@@ -172,12 +183,18 @@ class WebhookEndpointController(Controller):
             raise _not_found()
         return public_view(updated)
 
-    @delete("/{endpoint_id:str}")
+    @delete("/{endpoint_id:str}", responses=errors(*AUTHENTICATED, 404))
     async def delete_endpoint(self, endpoint_id: FromPath[str], ctx: NamedDependency[Ctx]) -> None:
         if not await ctx.res.endpoints.delete(ctx.principal.app, endpoint_id):
             raise _not_found()
 
-    @post("/{endpoint_id:str}/rotate-secret", status_code=200)
+    @post(
+        "/{endpoint_id:str}/rotate-secret",
+        status_code=200,
+        responses=errors(*AUTHENTICATED, 404, 413),
+        dependencies=request_body(SecretRotate),
+        operation_class=OptionalBody,
+    )
     async def rotate(
         self,
         request: Request[Any, Any, Any],
@@ -195,7 +212,7 @@ class WebhookEndpointController(Controller):
             raise _not_found()
         return rotated_view(rotated)
 
-    @post("/{endpoint_id:str}/test", status_code=202)
+    @post("/{endpoint_id:str}/test", status_code=202, responses=errors(*AUTHENTICATED, 404))
     async def test(self, endpoint_id: FromPath[str], ctx: NamedDependency[Ctx]) -> DeliveryOut:
         """Send a signed `webhook.test` event to this endpoint."""
         endpoint = await self._endpoint(ctx, endpoint_id)
@@ -216,7 +233,7 @@ class WebhookEndpointController(Controller):
         await resend(ctx.res, delivery)
         return await delivery_view(ctx.res, delivery)
 
-    @get("/{endpoint_id:str}/attempts")
+    @get("/{endpoint_id:str}/attempts", responses=errors(*AUTHENTICATED, 404))
     async def attempts(
         self,
         endpoint_id: FromPath[str],
@@ -228,7 +245,11 @@ class WebhookEndpointController(Controller):
         found = await ctx.res.deliveries.by_target(endpoint.id, limit=limit)
         return [await delivery_view(ctx.res, d) for d in found]
 
-    @post("/{endpoint_id:str}/deliveries/{delivery_id:str}/resend", status_code=202)
+    @post(
+        "/{endpoint_id:str}/deliveries/{delivery_id:str}/resend",
+        status_code=202,
+        responses=errors(*AUTHENTICATED, 404),
+    )
     async def resend_one(
         self, endpoint_id: FromPath[str], delivery_id: FromPath[str], ctx: NamedDependency[Ctx]
     ) -> DeliveryOut:
@@ -239,7 +260,12 @@ class WebhookEndpointController(Controller):
         await resend(ctx.res, delivery)
         return await delivery_view(ctx.res, delivery)
 
-    @post("/{endpoint_id:str}/recover", status_code=202)
+    @post(
+        "/{endpoint_id:str}/recover",
+        status_code=202,
+        responses=errors(*AUTHENTICATED, 404, 413),
+        dependencies=request_body(Recover),
+    )
     async def recover(
         self,
         request: Request[Any, Any, Any],
@@ -263,14 +289,21 @@ class CallbackSecretController(Controller):
     path = "/v1/callback-secret"
     tags = ["webhooks"]
     dependencies = CTX
+    security = SECRET_ONLY
 
-    @get("/")
+    @get("/", responses=errors(*AUTHENTICATED))
     async def current(self, ctx: NamedDependency[Ctx]) -> CallbackSecretOut:
         """The secret that signs deliveries to per-request `callbackUrl`s."""
         versions = await ctx.res.callback_secrets.versions(ctx.principal.app)
         return CallbackSecretOut(secret=versions[0].secret, created_at=versions[0].created_at)
 
-    @post("/rotate", status_code=200)
+    @post(
+        "/rotate",
+        status_code=200,
+        responses=errors(*AUTHENTICATED, 413),
+        dependencies=request_body(SecretRotate),
+        operation_class=OptionalBody,
+    )
     async def rotate(
         self, request: Request[Any, Any, Any], ctx: NamedDependency[Ctx]
     ) -> CallbackSecretOut:
