@@ -324,7 +324,6 @@ class OpsController(Controller):
     async def resend(self, delivery_id: FromPath[str], ctx: NamedDependency[OpsCtx]) -> DeliveryOut:
         """Send the event again with the same webhook-id, in order for its try-on."""
         found = await ctx.res.deliveries.get(delivery_id)
-        if found is None:
+        if found is None or not await resend(ctx.res, found):
             raise _delivery_not_found()
-        await resend(ctx.res, found)
         return await delivery_view(ctx.res, found)

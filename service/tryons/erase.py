@@ -1,4 +1,12 @@
-"""GDPR erase of one end user: upstream first, then every local trace."""
+"""GDPR erase of one end user: upstream first, then every local trace.
+
+Local traces of a user: try-on records (and their idempotency records, which name the try-on
+and, for a browser's key, the user), their place in the sweeper's and the ops API's lists,
+webhook deliveries of those try-ons (the event body carries the user id, metadata and result
+URL) with their attempts and events still in the outbox, and photos with the cached references
+to their upstream copies. Session tokens (at most 60 minutes) and per-minute rate counters
+(about a minute) are not erased: they expire by themselves.
+"""
 
 from __future__ import annotations
 
@@ -17,13 +25,18 @@ async def erase_customer(res: Resources, app: str, external_user_id: str) -> int
         k.customer_tryons(app, external_user_id)
     )
     tryon_ids = [m.decode() for m in members]
-    if tryon_ids:
-        async with res.redis.pipeline(transaction=True) as pipe:
-            for tryon_id in tryon_ids:
-                pipe.delete(k.tryon(tryon_id))
-                pipe.zrem(k.active_tryons, tryon_id)
-            pipe.delete(k.customer_tryons(app, external_user_id))
-            await pipe.execute()
+    records = [await res.store.get(tryon_id) for tryon_id in tryon_ids]
+    # The try-ons go first: a delivery of an event still on its way is then never created.
+    async with res.redis.pipeline(transaction=True) as pipe:
+        for tryon_id, record in zip(tryon_ids, records, strict=True):
+            pipe.delete(k.tryon(tryon_id))
+            pipe.zrem(k.active_tryons, tryon_id)
+            pipe.zrem(k.ops_failed_tryons, tryon_id)
+            if record is not None and record.idempotency_key is not None:
+                pipe.delete(k.idempotency(app, record.idempotency_key))
+        pipe.delete(k.customer_tryons(app, external_user_id))
+        await pipe.execute()
+    deliveries = await res.deliveries.erase_tryons(tryon_ids)
     account = upstream_account(res.settings.genlook)
     images = await res.photos.erase_customer(app, external_user_id, account)
-    return len(tryon_ids) + images
+    return len(tryon_ids) + deliveries + images

@@ -1,0 +1,244 @@
+"""Apps are tenants, end to end: a real gateway and worker (processes), the emulator, real
+webhook receivers on loopback and the test Redis database.
+
+- An erase leaves nothing of the user in Redis (every key scanned, every value read), and an
+  erased user's deliveries can no longer be resent or recovered; deliveries expire.
+- An operator's retry counts against the app's, the token's and the user's limits again, and
+  a later failure gives them back once.
+- A deleted app's id is never reused, and its configuration is removed.
+- A browser uses only its own user's photos.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import AsyncIterator, Iterator
+from typing import Any
+
+import httpx
+import pytest
+from redis.asyncio import Redis
+
+from tests.conftest import Emulator, assert_error
+from tests.e2e.conftest import (
+    Gateway,
+    photo_bytes,
+    put_product,
+    start_gateway,
+    upload_photo,
+    wait_terminal,
+)
+from tests.e2e.receiver import Receiver, Reply
+
+ADMIN = "ops_tenancy_admin_token_0123456789abcdef"
+# Three days of webhook retries in a few minutes.
+SCALE = 1000.0
+USER = "erase-me-7Qx"
+KEPT = "keep-me-3Wv"
+SECRET_NOTE = "meta-9Zk-private"
+
+
+@pytest.fixture(scope="module")
+def stack(emulator_process: Emulator) -> Iterator[Gateway]:
+    gw = start_gateway(
+        emulator_process,
+        WEBHOOK_ALLOW_HTTP_HOSTS="127.0.0.1",
+        WEBHOOK_TIME_SCALE=str(SCALE),
+        WEBHOOK_ATTEMPT_TIMEOUT="2",
+        OPS_ADMIN_TOKENS=f"{ADMIN}=tenancy",
+        GATEWAY_KEY_CACHE_SECONDS="0",
+    )
+    yield gw
+    gw.stack.stop_all()
+
+
+@pytest.fixture
+async def api(stack: Gateway, emulator: Emulator, redis: Redis) -> AsyncIterator[httpx.AsyncClient]:
+    async with stack.client() as client:
+        yield client
+
+
+@pytest.fixture
+async def admin(stack: Gateway, api: httpx.AsyncClient) -> AsyncIterator[httpx.AsyncClient]:
+    async with stack.client(ADMIN) as client:
+        yield client
+
+
+@pytest.fixture
+async def receiver() -> AsyncIterator[Receiver]:
+    r = await Receiver().start()
+    yield r
+    await r.stop()
+
+
+@pytest.fixture
+async def failing_receiver() -> AsyncIterator[Receiver]:
+    r = await Receiver(reply=lambda _: Reply(status=500, body=b"down")).start()
+    yield r
+    await r.stop()
+
+
+# --- reading every byte Redis holds ----------------------------------------------------------
+
+
+async def every_value(redis: Redis) -> dict[bytes, bytes]:
+    """Each key of the database with every byte of its value (whatever its type) joined."""
+    out: dict[bytes, bytes] = {}
+    async for key in redis.scan_iter(count=1000):
+        kind = (await redis.type(key)).decode()
+        parts: list[bytes] = []
+        if kind == "string":
+            parts = [await redis.get(key) or b""]
+        elif kind == "hash":
+            for f, v in (await redis.hgetall(key)).items():  # type: ignore[misc]
+                parts += [f, v]
+        elif kind == "list":
+            parts = await redis.lrange(key, 0, -1)  # type: ignore[misc]
+        elif kind == "set":
+            parts = list(await redis.smembers(key))  # type: ignore[misc]
+        elif kind == "zset":
+            parts = [m for m, _ in await redis.zrange(key, 0, -1, withscores=True)]
+        elif kind == "stream":
+            for _, fields in await redis.xrange(key):
+                for f, v in fields.items():
+                    parts += [f, v]
+        elif kind != "none":  # expired between SCAN and TYPE
+            raise AssertionError(f"{key!r} has a type this scan does not read: {kind}")
+        out[key] = b"\0".join(parts)
+    return out
+
+
+async def traces_of(redis: Redis, *needles: str) -> list[str]:
+    """Keys whose name or value holds any of `needles`."""
+    found = []
+    for key, value in (await every_value(redis)).items():
+        for needle in needles:
+            if needle.encode() in key or needle.encode() in value:
+                found.append(f"{key.decode(errors='replace')} holds {needle!r}")
+    return found
+
+
+async def eventually(probe: Any, within: float = 10.0) -> None:
+    deadline = asyncio.get_running_loop().time() + within
+    while not await probe():
+        if asyncio.get_running_loop().time() > deadline:
+            raise AssertionError("condition not met in time")
+        await asyncio.sleep(0.05)
+
+
+async def register(api: httpx.AsyncClient, url: str) -> dict[str, Any]:
+    r = await api.post("/v1/webhook-endpoints", json={"url": url})
+    assert r.status_code == 201, r.text
+    body: dict[str, Any] = r.json()
+    return body
+
+
+async def user_tryon(
+    api: httpx.AsyncClient, user: str, callback: str, key: str | None = None
+) -> str:
+    image_id = await upload_photo(api, photo_bytes((10, 20, 30)), externalUserId=user)
+    r = await api.post(
+        "/v1/try-ons",
+        json={
+            "products": [{"externalId": "tee"}],
+            "person": {"image": {"source": {"id": image_id}}},
+            "externalUserId": user,
+            "metadata": {"note": f"{SECRET_NOTE} for {user}"},
+            "callbackUrl": callback,
+        },
+        headers={"Idempotency-Key": key} if key else {},
+    )
+    assert r.status_code == 202, r.text
+    tryon_id: str = r.json()["id"]
+    return tryon_id
+
+
+# --- item 3: an erase leaves no trace; deliveries expire -------------------------------------
+
+
+async def test_an_erase_leaves_no_trace_of_the_user_in_redis(
+    api: httpx.AsyncClient,
+    emulator: Emulator,
+    redis: Redis,
+    receiver: Receiver,
+    failing_receiver: Receiver,
+) -> None:
+    await put_product(api, emulator)
+    await register(api, receiver.url + "/hooks")
+    # The user's try-ons: one delivered, one whose callback keeps failing (still retrying when
+    # the erase comes), each with metadata and an Idempotency-Key naming the user.
+    done = await user_tryon(api, USER, receiver.url + "/cb", key=f"k1-{USER}")
+    retrying = await user_tryon(api, USER, failing_receiver.url + "/cb", key=f"k2-{USER}")
+    kept = await user_tryon(api, KEPT, receiver.url + "/cb")
+    for tryon_id in (done, retrying, kept):
+        assert (await wait_terminal(api, tryon_id))["status"] == "completed"
+    await receiver.wait_for(6)  # at least the endpoint's and the callback's for each
+    await failing_receiver.wait_for(2)  # the first attempt and a retry: it is being retried
+    assert await traces_of(redis, USER, f"{SECRET_NOTE} for {USER}")  # the scan sees them
+
+    r = await api.delete(f"/v1/customers/{USER}")
+    assert r.status_code == 204, r.text
+    assert await traces_of(redis, USER, f"{SECRET_NOTE} for {USER}") == []
+    # Attempts in flight at the erase, and retries due after it, write nothing back.
+    await asyncio.sleep(1.0)
+    assert await traces_of(redis, USER, f"{SECRET_NOTE} for {USER}") == []
+    # The other user of the app keeps everything.
+    assert (await api.get(f"/v1/try-ons/{kept}")).status_code == 200
+    assert len((await api.get(f"/v1/try-ons/{kept}/deliveries")).json()) >= 2
+    assert await traces_of(redis, f"{SECRET_NOTE} for {KEPT}")
+
+
+async def test_an_erased_users_deliveries_cannot_be_resent_or_recovered(
+    api: httpx.AsyncClient, emulator: Emulator, admin: httpx.AsyncClient, receiver: Receiver
+) -> None:
+    await put_product(api, emulator)
+    endpoint = await register(api, receiver.url + "/hooks")
+    tryon_id = await user_tryon(api, USER, receiver.url + "/cb")
+    await wait_terminal(api, tryon_id)
+    await receiver.wait_for(2)
+    listed = (await api.get(f"/v1/webhook-endpoints/{endpoint['id']}/attempts")).json()
+    [delivery] = [d for d in listed if d["tryonId"] == tryon_id]
+    await asyncio.sleep(0.3)  # every delivery of the try-on made
+    sent = len(receiver.received)
+
+    assert (await api.delete(f"/v1/customers/{USER}")).status_code == 204
+    resend = await api.post(
+        f"/v1/webhook-endpoints/{endpoint['id']}/deliveries/{delivery['id']}/resend"
+    )
+    assert_error(resend, 404, "DELIVERY_NOT_FOUND")
+    ops_resend = await admin.post(f"/ops/api/deliveries/{delivery['id']}/resend")
+    assert ops_resend.status_code == 404, ops_resend.text
+    recovered = await api.post(f"/v1/webhook-endpoints/{endpoint['id']}/recover", json={"since": 0})
+    assert recovered.status_code == 202
+    assert recovered.json()["resent"] == []
+    assert (await api.get(f"/v1/webhook-endpoints/{endpoint['id']}/attempts")).json() == []
+    await asyncio.sleep(0.5)
+    assert len(receiver.received) == sent  # nothing was sent again
+
+
+async def test_deliveries_and_their_attempts_expire_after_the_recover_window(
+    api: httpx.AsyncClient, emulator: Emulator, redis: Redis, receiver: Receiver
+) -> None:
+    await put_product(api, emulator)
+    await register(api, receiver.url)
+    tryon_id = await user_tryon(api, USER, receiver.url + "/cb")
+    await wait_terminal(api, tryon_id)
+    await receiver.wait_for(2)
+    await eventually(lambda: _settled(api, tryon_id))
+    ids = [d["id"] for d in (await api.get(f"/v1/try-ons/{tryon_id}/deliveries")).json()]
+    assert len(ids) >= 2
+    week = 7 * 86_400
+    # The retry schedule spans 2 days 23 h 35 min; a settled delivery stays resendable and
+    # recoverable for 7 days after its last attempt, then goes.
+    for key in [
+        *(f"tryon:dlv:{i}" for i in ids),
+        *(f"tryon:dlv-att:{i}" for i in ids),
+        f"tryon:dlv-by-tryon:{tryon_id}",
+    ]:
+        ttl = await redis.ttl(key)
+        assert week - 60 <= ttl <= week, (key, ttl)
+
+
+async def _settled(api: httpx.AsyncClient, tryon_id: str) -> bool:
+    found = (await api.get(f"/v1/try-ons/{tryon_id}/deliveries")).json()
+    return len(found) >= 2 and all(d["status"] == "succeeded" for d in found)
