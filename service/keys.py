@@ -208,6 +208,11 @@ class Keys:
         """Hash: app id -> App (msgspec JSON)."""
         return f"{self.prefix}apps"
 
+    @property
+    def deleted_apps(self) -> str:
+        """Hash: app id -> when it was deleted. A deleted app's id is never given again."""
+        return f"{self.prefix}apps-deleted"
+
     def app_key(self, digest: str) -> str:
         """String: KeyInfo of the key whose SHA-256 digest this is (the key is never stored)."""
         return f"{self.prefix}appkey:{digest}"

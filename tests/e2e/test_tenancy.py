@@ -12,6 +12,9 @@ webhook receivers on loopback and the test Redis database.
 from __future__ import annotations
 
 import asyncio
+import os
+import subprocess
+import sys
 from collections.abc import AsyncIterator, Iterator
 from typing import Any
 
@@ -19,9 +22,10 @@ import httpx
 import pytest
 from redis.asyncio import Redis
 
-from tests.conftest import Emulator, assert_error
+from tests.conftest import TEST_REDIS_URL, Emulator, assert_error
 from tests.e2e.conftest import (
     Gateway,
+    keys_cli,
     photo_bytes,
     put_product,
     start_gateway,
@@ -242,3 +246,45 @@ async def test_deliveries_and_their_attempts_expire_after_the_recover_window(
 async def _settled(api: httpx.AsyncClient, tryon_id: str) -> bool:
     found = (await api.get(f"/v1/try-ons/{tryon_id}/deliveries")).json()
     return len(found) >= 2 and all(d["status"] == "succeeded" for d in found)
+
+
+# --- item 5: a deleted app leaves nothing a new app could inherit ----------------------------
+
+
+async def test_a_deleted_apps_id_is_never_reused_and_its_configuration_is_gone(
+    stack: Gateway, emulator: Emulator, redis: Redis, receiver: Receiver
+) -> None:
+    made = keys_cli("create", "Old shop", "--id", "old-shop")
+    async with stack.client(made["secretKey"]) as old:
+        endpoint = await register(old, receiver.url + "/hooks")
+        await put_product(old, emulator, "old-tee")
+        assert (await old.get("/v1/callback-secret")).status_code == 200
+    signing = keys_cli("signing-key", "old-shop")
+    assert signing["kid"]
+
+    assert keys_cli("delete", "old-shop") == {"deleted": "old-shop"}
+    again = await asyncio.to_thread(
+        subprocess.run,
+        [sys.executable, "-m", "service.cli", "keys", "create", "New", "--id", "old-shop"],
+        env={**os.environ, "REDIS_URL": TEST_REDIS_URL},
+        capture_output=True,
+        text=True,
+        timeout=30,
+        check=False,
+    )
+    assert again.returncode == 2, again.stdout
+    assert "never reused" in again.stderr
+    # Nothing of its configuration is left: endpoints, callback secrets, catalog, keys.
+    leftovers = [
+        k.decode()
+        for k in await redis.keys("*")
+        if b"old-shop" in k or endpoint["id"].encode() in k
+    ]
+    assert leftovers == []
+    assert not await traces_of(redis, endpoint["id"], "old-tee", made["app"]["name"])
+    async with stack.client(made["secretKey"]) as old:
+        assert_error(await old.get("/v1/webhook-endpoints"), 401, "INVALID_API_KEY")
+    # Another id is a new app with nothing of the old one's.
+    fresh = keys_cli("create", "New shop", "--id", "new-shop")
+    async with stack.client(fresh["secretKey"]) as new:
+        assert (await new.get("/v1/webhook-endpoints")).json()["items"] == []
