@@ -276,7 +276,11 @@ class OpsController(Controller):
         res = ctx.res
         try:
             record = await ctx.control.retry(
-                res.store, tryon_id, res.settings.worker.tryon_deadline
+                res.store,
+                tryon_id,
+                res.settings.worker.tryon_deadline,
+                quotas=res.quotas,
+                apps=res.apps,
             )
         except TryOnNotFound:
             raise _tryon_not_found() from None

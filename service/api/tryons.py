@@ -204,6 +204,7 @@ class TryOnController(Controller):
                 raise
             counters = []
         record.quota_counters = counters
+        record.payer = principal.payer
         try:
             stored, created = await _accept(
                 res,

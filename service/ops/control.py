@@ -31,6 +31,8 @@ from redis.asyncio import Redis
 from redis.exceptions import RedisError
 
 from service import jobs
+from service.access.quotas import Quotas
+from service.access.registry import AppRegistry
 from service.errors import ApiError
 from service.keys import Keys
 from service.tryons.models import TryOnRecord
@@ -426,13 +428,33 @@ class OpsControl:
         """Drop a try-on from the failed list (it stays failed); True if it was listed."""
         return bool(await self._redis.zrem(self._keys.ops_failed_tryons, tryon_id))
 
-    async def retry(self, store: TryOnStore, tryon_id: str, deadline: float) -> TryOnRecord:
+    async def retry(
+        self,
+        store: TryOnStore,
+        tryon_id: str,
+        deadline: float,
+        *,
+        quotas: Quotas,
+        apps: AppRegistry,
+    ) -> TryOnRecord:
         """Send a failed try-on through the pipeline again, from `queued`, with a new deadline.
 
         Refused (RetryRefused) unless `retry_refusal` allows it; the check runs inside the
         store's compare-and-set, so a concurrent change cannot slip between check and write.
-        Raises TryOnNotFound."""
+        The failure gave the try-on's reservation back, so it is counted again, as a new
+        try-on would be, against the app's current limits and its token's or anonymous
+        user's: a full one raises its ApiError (402/429) and nothing changes; a later failure
+        gives it back once. Raises TryOnNotFound."""
         now = time.time()
+        current = await store.get(tryon_id)
+        if current is None:
+            raise TryOnNotFound(tryon_id)
+        counters: list[str] = []
+        if retry_refusal(current) is None:
+            app = await apps.get(current.app)
+            policy = app.policy if app is not None else None
+            limits = quotas.tryon_limits(current.app, policy, current.payer, now)
+            counters = await quotas.take_again(tryon_id, limits)
 
         def to_queued(r: TryOnRecord) -> TryOnRecord | None:
             if retry_refusal(r) is not None:
@@ -443,9 +465,16 @@ class OpsControl:
             r.completed_at = None
             r.started_at = None
             r.deadline_at = now + deadline
+            r.quota_counters = counters
             return r
 
-        record = await store.update(tryon_id, to_queued)
+        try:
+            record = await store.update(tryon_id, to_queued)
+        except BaseException:
+            await quotas.give_back(tryon_id, counters)
+            raise
+        if record.quota_counters is not counters:  # our mutation declined: undo the count
+            await quotas.give_back(tryon_id, counters)
         if record.status != "queued":
             refusal = retry_refusal(record)
             assert refusal is not None  # the mutation declined: the record says why

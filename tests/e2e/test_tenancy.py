@@ -15,6 +15,7 @@ import asyncio
 import os
 import subprocess
 import sys
+import time
 from collections.abc import AsyncIterator, Iterator
 from typing import Any
 
@@ -29,6 +30,7 @@ from tests.e2e.conftest import (
     photo_bytes,
     put_product,
     start_gateway,
+    start_tryon,
     upload_photo,
     wait_terminal,
 )
@@ -288,3 +290,78 @@ async def test_a_deleted_apps_id_is_never_reused_and_its_configuration_is_gone(
     fresh = keys_cli("create", "New shop", "--id", "new-shop")
     async with stack.client(fresh["secretKey"]) as new:
         assert (await new.get("/v1/webhook-endpoints")).json()["items"] == []
+
+
+# --- item 4: an operator's retry counts against the limits again ----------------------------
+
+
+async def failed_for_credits(api: httpx.AsyncClient, emulator: Emulator, image_id: str) -> str:
+    emulator.control("PUT", f"accounts/{emulator.api_key}", json={"credits": 0})
+    tryon = await start_tryon(api, image_id)
+    failed = await wait_terminal(api, tryon["id"])
+    assert failed["error"]["code"] == "INSUFFICIENT_CREDITS", failed
+    emulator.control("PUT", f"accounts/{emulator.api_key}", json={"credits": 10})
+    tryon_id: str = tryon["id"]
+    return tryon_id
+
+
+async def daily_count(redis: Redis, app: str) -> int:
+    day = time.strftime("%Y%m%d", time.gmtime())
+    return int(await redis.get(f"tryon:q:day:{app}:{day}") or 0)
+
+
+async def test_a_retry_counts_against_the_apps_daily_cap_and_a_later_failure_gives_it_back(
+    stack: Gateway, emulator: Emulator, admin: httpx.AsyncClient, redis: Redis
+) -> None:
+    made = keys_cli("create", "Capped", "--id", "capped", "--daily-cap", "1")
+    async with stack.client(made["secretKey"]) as api:
+        await put_product(api, emulator)
+        image_id = await upload_photo(api)
+        first = await failed_for_credits(api, emulator, image_id)
+        assert await daily_count(redis, "capped") == 0  # its failure gave the credit back
+        second = await start_tryon(api, image_id)
+        assert (await wait_terminal(api, second["id"]))["status"] == "completed"
+
+        # The cap (1) is spent: the retry is refused as a new try-on would be.
+        refused = await admin.post(f"/ops/api/tryons/{first}/retry")
+        assert_error(refused, 402, "DAILY_CREDIT_CAP_REACHED")
+        assert (await api.get(f"/v1/try-ons/{first}")).json()["status"] == "failed"
+        assert await daily_count(redis, "capped") == 1
+
+        keys_cli("policy", "capped", "--daily-cap", "2")
+        emulator.control("PUT", f"accounts/{emulator.api_key}", json={"credits": 0})
+        assert (await admin.post(f"/ops/api/tryons/{first}/retry")).status_code == 202
+        failed = await wait_terminal(api, first)
+        assert failed["error"]["code"] == "INSUFFICIENT_CREDITS"
+        # Counted at the retry, given back once at its failure.
+        assert await daily_count(redis, "capped") == 1
+        emulator.control("PUT", f"accounts/{emulator.api_key}", json={"credits": 10})
+        third = await start_tryon(api, image_id)
+        assert (await wait_terminal(api, third["id"]))["status"] == "completed"
+        over = await api.post(
+            "/v1/try-ons",
+            json={"products": [{"externalId": "tee"}],
+                  "person": {"image": {"source": {"id": image_id}}}},
+        )  # fmt: skip
+        assert_error(over, 402, "DAILY_CREDIT_CAP_REACHED")
+    assert emulator.counters()["generationsCreated"] == 2
+
+
+async def test_a_retry_counts_against_the_end_users_token(
+    stack: Gateway, emulator: Emulator, admin: httpx.AsyncClient
+) -> None:
+    made = keys_cli("create", "Tokens", "--id", "tokens")
+    async with stack.client(made["secretKey"]) as backend:
+        await put_product(backend, emulator)
+        r = await backend.post("/v1/sessions", json={"externalUserId": "u1", "maxTryOns": 1})
+        assert r.status_code == 201, r.text
+        token = r.json()["token"]
+    async with stack.client(made["publishableKey"]) as browser:
+        browser.headers["X-Tryon-Token"] = token
+        image_id = await upload_photo(browser)
+        first = await failed_for_credits(browser, emulator, image_id)
+        second = await start_tryon(browser, image_id)  # the token's one try-on, given back
+        assert (await wait_terminal(browser, second["id"]))["status"] == "completed"
+    refused = await admin.post(f"/ops/api/tryons/{first}/retry")
+    assert_error(refused, 402, "TOKEN_QUOTA_EXHAUSTED")
+    assert emulator.counters()["generationsCreated"] == 1
