@@ -178,6 +178,7 @@ class TryOnController(Controller):
             keys=res.keys,
             uploaded={photo_key: _PENDING_UPLOAD} if photo_key else {},
             cache=res.lookups,
+            browser=principal.is_browser,
             idempotency_key=idempotency_key,
             deadline=res.settings.worker.tryon_deadline,
         )

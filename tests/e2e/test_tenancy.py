@@ -365,3 +365,37 @@ async def test_a_retry_counts_against_the_end_users_token(
     refused = await admin.post(f"/ops/api/tryons/{first}/retry")
     assert_error(refused, 402, "TOKEN_QUOTA_EXHAUSTED")
     assert emulator.counters()["generationsCreated"] == 1
+
+
+# --- a browser uses only its own user's photos -----------------------------------------------
+
+
+async def test_a_browser_uses_only_photos_its_own_user_uploaded(
+    stack: Gateway, emulator: Emulator, redis: Redis
+) -> None:
+    made = keys_cli("create", "Photos", "--id", "photos")
+    tokens = {}
+    async with stack.client(made["secretKey"]) as backend:
+        await put_product(backend, emulator)
+        for user in ("u1", "u2"):
+            r = await backend.post("/v1/sessions", json={"externalUserId": user})
+            tokens[user] = r.json()["token"]
+        unowned = await upload_photo(backend)  # the backend's, for no end user
+        for_u1 = await upload_photo(backend, externalUserId="u1")
+    async with (
+        stack.client(made["publishableKey"]) as u1,
+        stack.client(made["publishableKey"]) as u2,
+    ):
+        u1.headers["X-Tryon-Token"] = tokens["u1"]
+        u2.headers["X-Tryon-Token"] = tokens["u2"]
+        uploaded_by_u1 = await upload_photo(u1)
+        for image_id in (uploaded_by_u1, for_u1, unowned):
+            r = await u2.post(
+                "/v1/try-ons",
+                json={"products": [{"externalId": "tee"}],
+                      "person": {"image": {"source": {"id": image_id}}}},
+            )  # fmt: skip
+            assert_error(r, 404, "IMAGE_NOT_FOUND")
+        for image_id in (uploaded_by_u1, for_u1):
+            assert (await start_tryon(u1, image_id))["status"] == "queued"
+    assert emulator.counters()["generationsCreated"] <= 2
