@@ -4,8 +4,8 @@ Local traces of a user: try-on records (and their idempotency records, which nam
 and, for a browser's key, the user), their place in the sweeper's and the ops API's lists,
 webhook deliveries of those try-ons (the event body carries the user id, metadata and result
 URL) with their attempts and events still in the outbox, and photos with the cached references
-to their upstream copies. Session tokens (at most 60 minutes) and per-minute rate counters
-(about a minute) are not erased: they expire by themselves.
+to their upstream copies, and the user's session tokens (revoked: the app mints a new one).
+Rate counters name no one (their keys carry a digest). Offline tokens are not stored.
 """
 
 from __future__ import annotations
@@ -39,4 +39,5 @@ async def erase_customer(res: Resources, app: str, external_user_id: str) -> int
     deliveries = await res.deliveries.erase_tryons(tryon_ids)
     account = upstream_account(res.settings.genlook)
     images = await res.photos.erase_customer(app, external_user_id, account)
-    return len(tryon_ids) + deliveries + images
+    tokens = await res.tokens.revoke_user(app, external_user_id)
+    return len(tryon_ids) + deliveries + images + tokens

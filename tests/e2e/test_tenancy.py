@@ -194,6 +194,28 @@ async def test_an_erase_leaves_no_trace_of_the_user_in_redis(
     assert await traces_of(redis, f"{SECRET_NOTE} for {KEPT}")
 
 
+async def test_an_erase_reaches_what_the_users_browser_left(
+    stack: Gateway, emulator: Emulator, redis: Redis
+) -> None:
+    made = keys_cli("create", "Erasing", "--id", "erasing")
+    async with stack.client(made["secretKey"]) as backend:
+        await put_product(backend, emulator)
+        r = await backend.post("/v1/sessions", json={"externalUserId": USER})
+        token = r.json()["token"]
+        async with stack.client(made["publishableKey"]) as browser:
+            browser.headers["X-Tryon-Token"] = token
+            image_id = await upload_photo(browser)
+            tryon = await start_tryon(browser, image_id, metadata={"note": SECRET_NOTE})
+            await wait_terminal(browser, tryon["id"])
+            # The token, its rate counters and idempotency keys exist; none may name the user
+            # after the erase.
+            assert await traces_of(redis, USER, SECRET_NOTE)
+            assert (await backend.delete(f"/v1/customers/{USER}")).status_code == 204
+            assert await traces_of(redis, USER, SECRET_NOTE) == []
+            # The user's session tokens are revoked with the rest.
+            assert_error(await browser.get(f"/v1/try-ons/{tryon['id']}"), 401, "INVALID_TOKEN")
+
+
 async def test_an_erased_users_deliveries_cannot_be_resent_or_recovered(
     api: httpx.AsyncClient, emulator: Emulator, admin: httpx.AsyncClient, receiver: Receiver
 ) -> None:
