@@ -71,13 +71,6 @@ async def admin(stack: Gateway, api: httpx.AsyncClient) -> AsyncIterator[httpx.A
 
 
 @pytest.fixture
-async def receiver() -> AsyncIterator[Receiver]:
-    r = await Receiver().start()
-    yield r
-    await r.stop()
-
-
-@pytest.fixture
 async def failing_receiver() -> AsyncIterator[Receiver]:
     r = await Receiver(reply=lambda _: Reply(status=500, body=b"down")).start()
     yield r
