@@ -20,7 +20,7 @@ from litestar import Request
 
 from service.access.keyring import KeyRing
 from service.access.models import KeyKind, Policy
-from service.access.quotas import Limit, Quotas
+from service.access.quotas import Limit, Payer, Quotas
 from service.access.registry import digest
 from service.access.tokens import TokenGrant, TokenVerifier
 from service.domain_errors import Forbidden, Unauthenticated
@@ -61,6 +61,16 @@ class Principal:
     @property
     def is_anonymous(self) -> bool:
         return self.is_browser and self.grant is None
+
+    @property
+    def payer(self) -> Payer | None:
+        """Whose limits this caller's try-ons count against, besides the app's."""
+        if self.grant is not None:
+            g = self.grant
+            return Payer(
+                token_id=g.token_id, max_tryons=g.max_tryons, token_expires_at=g.expires_at
+            )
+        return Payer(anonymous_ip=self.client_ip) if self.is_anonymous else None
 
 
 def parse_secret_keys(spec: str) -> dict[str, str]:
@@ -167,23 +177,6 @@ def browser_rates(quotas: Quotas, p: Principal, now: float) -> list[Limit]:
         quotas.rate("app", p.app, policy.app_rate_per_minute, now),
         quotas.rate(f"ip:{p.app}", p.client_ip, policy.ip_rate_per_minute, now),
     ]
-
-
-def tryon_limits(quotas: Quotas, p: Principal, now: float) -> list[Limit]:
-    limits: list[Limit] = []
-    if p.grant is not None:
-        limits.append(
-            quotas.token_tryons(p.grant.token_id, p.grant.max_tryons, p.grant.expires_at, now)
-        )
-    elif p.is_anonymous and p.policy is not None:
-        limits.append(
-            quotas.anonymous_daily(
-                p.app, p.client_ip, p.policy.anonymous_tryons_per_ip_per_day, now
-            )
-        )
-    if p.policy is not None and p.policy.daily_credit_cap is not None:
-        limits.append(quotas.daily_cap(p.app, p.policy.daily_credit_cap, now))
-    return limits
 
 
 def upload_limits(quotas: Quotas, p: Principal, now: float) -> list[Limit]:

@@ -226,7 +226,9 @@ def _add_keys(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     )
     signing.add_argument("app")
     signing.add_argument("--public-key", default=None, help="PEM file (default: generate)")
-    command("delete", "delete an app and revoke its keys", admin.delete).add_argument("app")
+    command(
+        "delete", "delete an app, its keys and configuration; its id is never reused", admin.delete
+    ).add_argument("app")
 
 
 def build_parser() -> argparse.ArgumentParser:

@@ -208,6 +208,11 @@ class Keys:
         """Hash: app id -> App (msgspec JSON)."""
         return f"{self.prefix}apps"
 
+    @property
+    def deleted_apps(self) -> str:
+        """Hash: app id -> when it was deleted. A deleted app's id is never given again."""
+        return f"{self.prefix}apps-deleted"
+
     def app_key(self, digest: str) -> str:
         """String: KeyInfo of the key whose SHA-256 digest this is (the key is never stored)."""
         return f"{self.prefix}appkey:{digest}"
@@ -224,6 +229,11 @@ class Keys:
         """String, expiring with the token: the grant of a token minted by POST /v1/sessions."""
         return f"{self.prefix}session:{digest}"
 
+    def customer_sessions(self, app: str, external_user_id: str) -> str:
+        """Set: digests of one end user's session tokens (expiring with the last), so an erase
+        revokes them."""
+        return f"{self.prefix}cust:{part(app)}:{external_user_id}:s"
+
     def token_uses(self, token_id: str) -> str:
         """Counter: try-ons reserved on one end-user token (expires after the token)."""
         return f"{self.prefix}q:tok:{token_id}"
@@ -237,7 +247,8 @@ class Keys:
         return f"{self.prefix}q:anon:{app}:{ip}:{day}"
 
     def rate_window(self, scope: str, who: str, window: int) -> str:
-        """Counter for one fixed one-minute window of a browser rate limit."""
+        """Counter for one fixed one-minute window of a browser rate limit (`who` is a digest
+        of the user or IP: the name holds no one's id)."""
         return f"{self.prefix}q:rate:{scope}:{who}:{window}"
 
     def quota_released(self, tryon_id: str) -> str:

@@ -10,13 +10,16 @@ that the limits would refuse.
 
 from __future__ import annotations
 
+import hashlib
 import math
 import time
 from collections.abc import Sequence
 from dataclasses import dataclass
 
+import msgspec
 from redis.asyncio import Redis
 
+from service.access.models import Policy
 from service.domain_errors import LimitReached, QuotaExhausted, RateLimited
 from service.keys import Keys
 
@@ -65,6 +68,17 @@ class Limit:
         return self.kind(self.code, self.message, retry_after=retry_after)
 
 
+class Payer(msgspec.Struct, frozen=True, kw_only=True, omit_defaults=True):
+    """Whose per-try-on limits a browser's try-on counts against, kept on its record so an
+    operator's retry counts it against the same ones (a backend's try-on has none: None)."""
+
+    # The end-user token's counter and its ceiling, or, for an anonymous browser, its IP.
+    token_id: str | None = None
+    max_tryons: int = 0
+    token_expires_at: float = 0.0
+    anonymous_ip: str | None = None
+
+
 def utc_day(now: float) -> str:
     return time.strftime("%Y%m%d", time.gmtime(now))
 
@@ -88,6 +102,7 @@ def _per_day(key: str, limit: int, now: float, code: str, message: str) -> Limit
 
 class Quotas:
     def __init__(self, redis: Redis, keys: Keys) -> None:
+        self._redis = redis
         self._keys = keys
         self._reserve = redis.register_script(_RESERVE)
         self._release = redis.register_script(_RELEASE)
@@ -95,8 +110,10 @@ class Quotas:
     # --- limits -------------------------------------------------------------------------------
     def rate(self, scope: str, who: str, per_minute: int, now: float) -> Limit:
         window = int(now // WINDOW)
+        # Digested: an end user's id (or an IP) never names a key, so an erase has none to find.
+        who_digest = hashlib.sha256(who.encode()).hexdigest()[:24]
         return Limit(
-            key=self._keys.rate_window(scope, who, window),
+            key=self._keys.rate_window(scope, who_digest, window),
             limit=per_minute,
             ttl=WINDOW + 5,
             kind=RateLimited,
@@ -133,6 +150,26 @@ class Quotas:
             f"Anonymous visitors get {per_day} try-ons a day.",
         )
 
+    def tryon_limits(
+        self, app: str, policy: Policy | None, payer: Payer | None, now: float
+    ) -> list[Limit]:
+        """What one try-on counts against: its token's (or anonymous IP's) allowance and the
+        app's daily cap; nothing for an app without a stored policy."""
+        limits: list[Limit] = []
+        if payer is not None and payer.token_id is not None:
+            limits.append(
+                self.token_tryons(payer.token_id, payer.max_tryons, payer.token_expires_at, now)
+            )
+        elif payer is not None and payer.anonymous_ip is not None and policy is not None:
+            limits.append(
+                self.anonymous_daily(
+                    app, payer.anonymous_ip, policy.anonymous_tryons_per_ip_per_day, now
+                )
+            )
+        if policy is not None and policy.daily_credit_cap is not None:
+            limits.append(self.daily_cap(app, policy.daily_credit_cap, now))
+        return limits
+
     # --- counting -----------------------------------------------------------------------------
     async def take(self, limits: Sequence[Limit]) -> list[str]:
         """Count one against every limit, or none and raise the first full one's error.
@@ -146,6 +183,13 @@ class Quotas:
         if full:
             raise limits[int(full) - 1].error()
         return [limit.key for limit in limits]
+
+    async def take_again(self, reservation_id: str, limits: Sequence[Limit]) -> list[str]:
+        """`take` for a reservation that was given back (a retried try-on): counted anew, and
+        its next `give_back` counts again."""
+        counters = await self.take(limits)
+        await self._redis.delete(self._keys.quota_released(reservation_id))
+        return counters
 
     async def give_back(self, reservation_id: str, counters: Sequence[str]) -> bool:
         """Undo one reservation, once however often it is called."""

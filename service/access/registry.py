@@ -3,6 +3,14 @@
 A key is shown once, when it is made; Redis keeps only its SHA-256 digest (a dump of Redis
 holds nothing that authenticates). Rotation issues a new key and lets the old one live for a
 grace period, so deployed pages and backends can switch over without downtime.
+
+A deleted app's id is never reused. Deleting removes the app, its keys and its configuration
+(webhook endpoints, callback secrets, catalog, signing keys, the demo's key), but state named
+after the app also lives where a delete cannot reach it: Genlook's products and customers
+(`<app>:...` in the shared upstream account), try-on records, photos, deliveries, session
+tokens and quota counters, which expire with their retention. A new app under the old id would
+inherit all of that (its end user `u1` would be the old app's upstream customer), so the id
+stays taken (`{prefix}apps-deleted`).
 """
 
 from __future__ import annotations
@@ -21,6 +29,13 @@ from service.keys import Keys
 from service.namespacing import check_app_id
 
 PREFIXES: dict[KeyKind, str] = {"secret": "sk_", "publishable": "pk_"}
+
+# Create an app unless its id is taken, by a live app or a deleted one. 1: created;
+# 0: a live app has it; -1: a deleted app had it.
+_CREATE = """
+if redis.call('HEXISTS', KEYS[2], ARGV[1]) == 1 then return -1 end
+return redis.call('HSETNX', KEYS[1], ARGV[1], ARGV[2])
+"""
 _KEY_BYTES: dict[KeyKind, int] = {"secret": 32, "publishable": 18}
 
 
@@ -43,6 +58,11 @@ class UnknownApp(LookupError):
     pass
 
 
+class AppIdRetired(ValueError):
+    def __init__(self, app_id: str) -> None:
+        super().__init__(f"app {app_id!r} was deleted; a deleted app's id is never reused")
+
+
 class AppRegistry:
     _app_enc = msgspec.json.Encoder()
     _app_dec = msgspec.json.Decoder(App)
@@ -52,6 +72,7 @@ class AppRegistry:
     def __init__(self, redis: Redis, keys: Keys) -> None:
         self._redis = redis
         self._keys = keys
+        self._create = redis.register_script(_CREATE)
 
     # --- apps ---------------------------------------------------------------------------------
     async def create_app(
@@ -61,9 +82,13 @@ class AppRegistry:
         InvalidAppId (a ValueError) when `app_id` is outside the app id alphabet."""
         app_id = check_app_id(app_id) if app_id is not None else "app_" + secrets.token_hex(6)
         app = App(id=app_id, name=name, policy=policy)
-        if not await self._redis.hsetnx(
-            self._keys.apps, app.id, self._app_enc.encode(app).decode()
-        ):  # type: ignore[misc]
+        created = await self._create(
+            keys=[self._keys.apps, self._keys.deleted_apps],
+            args=[app.id, self._app_enc.encode(app)],
+        )
+        if created == -1:
+            raise AppIdRetired(app.id)
+        if not created:
             raise ValueError(f"app {app.id!r} exists")
         _, secret = await self.add_key(app.id, "secret")
         _, publishable = await self.add_key(app.id, "publishable")
@@ -72,6 +97,8 @@ class AppRegistry:
     async def ensure_app(self, app: App, *, secret_key: str, publishable_key: str) -> None:
         """Create or update an app with known keys (the dev stack's demo app)."""
         check_app_id(app.id)
+        if await self._redis.hexists(self._keys.deleted_apps, app.id):  # type: ignore[misc]
+            raise AppIdRetired(app.id)
         await self._redis.hset(self._keys.apps, app.id, self._app_enc.encode(app).decode())  # type: ignore[misc]
         for key in (secret_key, publishable_key):
             if await self.resolve(digest(key)) is None:
@@ -94,11 +121,32 @@ class AppRegistry:
         return app
 
     async def delete_app(self, app_id: str) -> bool:
-        """Remove the app and revoke every key it has."""
+        """Remove the app, revoke every key it has, remove its configuration, and retire its
+        id (see the module's docstring). False if there was no such app."""
+        if await self.get(app_id) is None:
+            return False
         for info in await self.keys_of(app_id):
             await self.revoke(app_id, info.key_id)
-        await self._redis.delete(self._keys.signing_keys(app_id), self._keys.app_keys(app_id))
-        return bool(await self._redis.hdel(self._keys.apps, app_id))  # type: ignore[misc]
+        k = self._keys
+        raw: list[bytes] = await self._redis.zrange(k.webhook_endpoints(app_id), 0, -1)
+        endpoints = [e.decode() for e in raw]
+        async with self._redis.pipeline(transaction=True) as pipe:
+            pipe.hset(k.deleted_apps, app_id, str(time.time()))
+            pipe.hdel(k.apps, app_id)
+            for endpoint_id in endpoints:
+                pipe.delete(k.webhook_endpoint(endpoint_id))
+                pipe.srem(k.webhook_endpoints_disabled, endpoint_id)
+            pipe.delete(
+                k.webhook_endpoints(app_id),
+                k.callback_secrets(app_id),
+                k.catalog(app_id),
+                k.catalog_order(app_id),
+                k.signing_keys(app_id),
+                k.app_keys(app_id),
+                k.demo_publishable_key(app_id),
+            )
+            await pipe.execute()
+        return True
 
     # --- keys ---------------------------------------------------------------------------------
     async def add_key(

@@ -93,10 +93,23 @@ class TokenVerifier:
             max_tryons=max_tryons,
             products=products,
         )
-        await self._redis.set(
-            self._keys.session_token(d), self._grant_enc.encode(grant), px=minutes * 60_000
-        )
+        ttl = minutes * 60_000
+        mine = self._keys.customer_sessions(app, external_user_id)
+        async with self._redis.pipeline(transaction=True) as pipe:
+            pipe.set(self._keys.session_token(d), self._grant_enc.encode(grant), px=ttl)
+            pipe.sadd(mine, d)
+            pipe.pexpire(mine, ttl, nx=True)  # a new set: lives as long as this token
+            pipe.pexpire(mine, ttl, gt=True)  # else: as long as the longest-lived one
+            await pipe.execute()
         return token, grant
+
+    async def revoke_user(self, app: str, external_user_id: str) -> int:
+        """Revoke every session token of one end user (a GDPR erase); returns how many."""
+        mine = self._keys.customer_sessions(app, external_user_id)
+        digests: set[bytes] = await self._redis.smembers(mine)  # type: ignore[misc]
+        keys = [self._keys.session_token(d.decode()) for d in digests]
+        await self._redis.delete(*keys, mine)
+        return len(keys)
 
     async def verify(self, token: str, app: str) -> TokenGrant:
         """The grant of a token presented with `app`'s publishable key, or INVALID_TOKEN."""

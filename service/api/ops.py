@@ -284,7 +284,11 @@ class OpsController(Controller):
         res = ctx.res
         try:
             record = await ctx.control.retry(
-                res.store, tryon_id, res.settings.worker.tryon_deadline
+                res.store,
+                tryon_id,
+                res.settings.worker.tryon_deadline,
+                quotas=res.quotas,
+                apps=res.apps,
             )
         except TryOnNotFound:
             raise _tryon_not_found() from None
@@ -332,7 +336,6 @@ class OpsController(Controller):
     async def resend(self, delivery_id: FromPath[str], ctx: NamedDependency[OpsCtx]) -> DeliveryOut:
         """Send the event again with the same webhook-id, in order for its try-on."""
         found = await ctx.res.deliveries.get(delivery_id)
-        if found is None:
+        if found is None or not await resend(ctx.res, found):
             raise _delivery_not_found()
-        await resend(ctx.res, found)
         return await delivery_view(ctx.res, found)

@@ -93,16 +93,19 @@ async def delivery_view(res: Resources, delivery: Delivery) -> DeliveryOut:
     )
 
 
-async def resend(res: Resources, delivery: Delivery) -> None:
-    """Send again with the same webhook-id: a new series of attempts, in order for its try-on."""
+async def resend(res: Resources, delivery: Delivery) -> bool:
+    """Send again with the same webhook-id: a new series of attempts, in order for its try-on.
+    False when the delivery is gone meanwhile (expired, or erased with its user)."""
     delivery.status = "pending"
     delivery.next_attempt_at = time.time()
     delivery.last_error = None
-    await res.deliveries.save(delivery)
+    if not await res.deliveries.save(delivery):
+        return False
     await res.deliveries.requeue_in_order(delivery)
     await res.store.queue.enqueue(
         jobs.DELIVER, delivery.id, job_id=f"dlv-resend:{delivery.id}:{time.time_ns()}"
     )
+    return True
 
 
 async def overlap(request: Request[Any, Any, Any], res: Resources) -> int:
@@ -255,9 +258,12 @@ class WebhookEndpointController(Controller):
     ) -> DeliveryOut:
         endpoint = await self._endpoint(ctx, endpoint_id)
         delivery = await ctx.res.deliveries.get(delivery_id)
-        if delivery is None or delivery.target != endpoint.id:
+        if (
+            delivery is None
+            or delivery.target != endpoint.id
+            or not await resend(ctx.res, delivery)
+        ):
             raise ApiError(404, "DELIVERY_NOT_FOUND", "No such delivery for this endpoint.")
-        await resend(ctx.res, delivery)
         return await delivery_view(ctx.res, delivery)
 
     @post(
@@ -280,9 +286,8 @@ class WebhookEndpointController(Controller):
             await ctx.res.endpoints.enable(ctx.principal.app, endpoint.id)
         found = await ctx.res.deliveries.by_target(endpoint.id, since=body.since, limit=10_000)
         failed = sorted((d for d in found if d.status == "failed"), key=lambda d: d.created_at)
-        for delivery in failed:
-            await resend(ctx.res, delivery)
-        return Recovered(resent=[d.id for d in failed])
+        resent = [d.id for d in failed if await resend(ctx.res, d)]
+        return Recovered(resent=resent)
 
 
 class CallbackSecretController(Controller):

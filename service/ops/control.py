@@ -12,6 +12,8 @@ import time
 import msgspec
 from redis.asyncio import Redis
 
+from service.access.quotas import Quotas
+from service.access.registry import AppRegistry
 from service.keys import Keys
 from service.ops.failed import FailedLists
 from service.ops.heartbeats import Heartbeats, WorkerBeat
@@ -67,8 +69,23 @@ class OpsControl:
             processing_pause=await self.pauses.get("processing"),
         )
 
-    async def retry(self, store: TryOnStore, tryon_id: str, deadline: float) -> TryOnRecord:
+    async def retry(
+        self,
+        store: TryOnStore,
+        tryon_id: str,
+        deadline: float,
+        *,
+        quotas: Quotas,
+        apps: AppRegistry,
+    ) -> TryOnRecord:
         """service.ops.retry.retry_tryon over this connection and failed list."""
         return await retry_tryon(
-            self._redis, self._keys, self.failed, store, tryon_id, deadline=deadline
+            self._redis,
+            self._keys,
+            self.failed,
+            store,
+            tryon_id,
+            deadline=deadline,
+            quotas=quotas,
+            apps=apps,
         )

@@ -6,11 +6,13 @@ import time
 
 from redis.asyncio import Redis
 
+from service.access.quotas import Quotas
+from service.access.registry import AppRegistry
 from service.keys import Keys
 from service.ops.errors import NotRetryable, RetryRefused, RetryWouldSpendCredit
 from service.ops.failed import FailedLists
 from service.tryons.models import TryOnRecord
-from service.tryons.store import TryOnStore
+from service.tryons.store import TryOnNotFound, TryOnStore
 
 
 def retry_refusal(record: TryOnRecord) -> RetryRefused | None:
@@ -50,13 +52,27 @@ async def retry_tryon(
     tryon_id: str,
     *,
     deadline: float,
+    quotas: Quotas,
+    apps: AppRegistry,
 ) -> TryOnRecord:
     """Send a failed try-on through the pipeline again, from `queued`, with a new deadline.
 
     Raises the RetryRefused that `retry_refusal` gives, unless it allows the retry; the check
     runs inside the store's compare-and-set, so a concurrent change cannot slip between check
-    and write. Raises TryOnNotFound."""
+    and write. The failure gave the try-on's reservation back, so it is counted again, as a
+    new try-on would be, against the app's current limits and its token's or anonymous
+    user's: a full one raises its LimitReached (402/429) and nothing changes; a later failure
+    gives it back once. Raises TryOnNotFound."""
     now = time.time()
+    current = await store.get(tryon_id)
+    if current is None:
+        raise TryOnNotFound(tryon_id)
+    counters: list[str] = []
+    if retry_refusal(current) is None:
+        app = await apps.get(current.app)
+        policy = app.policy if app is not None else None
+        limits = quotas.tryon_limits(current.app, policy, current.payer, now)
+        counters = await quotas.take_again(tryon_id, limits)
 
     def to_queued(r: TryOnRecord) -> TryOnRecord | None:
         if retry_refusal(r) is not None:
@@ -67,9 +83,16 @@ async def retry_tryon(
         r.completed_at = None
         r.started_at = None
         r.deadline_at = now + deadline
+        r.quota_counters = counters
         return r
 
-    record = await store.update(tryon_id, to_queued)
+    try:
+        record = await store.update(tryon_id, to_queued)
+    except BaseException:
+        await quotas.give_back(tryon_id, counters)
+        raise
+    if record.quota_counters is not counters:  # our mutation declined: undo the count
+        await quotas.give_back(tryon_id, counters)
     if record.status != "queued":
         refusal = retry_refusal(record)
         assert refusal is not None  # the mutation declined: the record says why

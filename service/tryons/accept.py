@@ -17,7 +17,7 @@ from typing import NamedTuple
 
 from service.access.browser import browser_tryon
 from service.access.quotas import Quotas
-from service.auth import Principal, tryon_limits, upload_limits
+from service.auth import Principal, upload_limits
 from service.autopipeline import AutoPipeline
 from service.domain_errors import Conflict, InvalidInput, LimitReached
 from service.imaging import sniff
@@ -109,7 +109,10 @@ class TryOnIntake:
         if photo is not None:
             sniff(photo)  # refuse a bad photo before anything is written
         uploaded = {photo_key: _PENDING_UPLOAD} if photo_key else {}
-        record, expected = await self._build(principal.app, body, uploaded, idempotency_key)
+        browser = principal.is_browser
+        record, expected = await self._build(
+            principal.app, body, uploaded, idempotency_key, browser=browser
+        )
         digest = hashlib.sha256(raw)
         if photo is not None:
             digest.update(hashlib.sha256(photo).digest())
@@ -117,7 +120,9 @@ class TryOnIntake:
         # Counted before anything is written: a full quota refuses with nothing stored. An
         # app without limits (every env-configured one) costs nothing here.
         try:
-            counters = await self._quotas.take(tryon_limits(self._quotas, principal, time.time()))
+            p = principal
+            limits = self._quotas.tryon_limits(p.app, p.policy, p.payer, time.time())
+            counters = await self._quotas.take(limits)
         except LimitReached:
             # A full quota must not refuse the replay of a try-on it already counted.
             if idempotency_key is None or not await self._store.remembers(
@@ -126,9 +131,12 @@ class TryOnIntake:
                 raise
             counters = []
         record.quota_counters = counters
+        # Whose allowance it used: an operator's retry counts it against the same ones.
+        record.payer = principal.payer
         try:
             stored, created = await self._record(
                 body,
+                browser=browser,
                 photo=photo,
                 record=record,
                 expected=expected,
@@ -151,6 +159,7 @@ class TryOnIntake:
         uploaded: Mapping[str, str],
         idempotency_key: str | None,
         *,
+        browser: bool,
         fresh: bool = False,
     ) -> tuple[TryOnRecord, Expected]:
         return await build_record(
@@ -161,6 +170,7 @@ class TryOnIntake:
             uploaded=uploaded,
             cache=self._lookups,
             fresh=fresh,
+            browser=browser,
             idempotency_key=idempotency_key,
             deadline=self._deadline,
         )
@@ -185,6 +195,7 @@ class TryOnIntake:
         self,
         body: TryOnCreate,
         *,
+        browser: bool,
         photo: bytes | None,
         record: TryOnRecord,
         expected: Expected,
@@ -210,10 +221,11 @@ class TryOnIntake:
                 # The remembered product or photo changed: build again from what Redis holds.
                 self._lookups.forget(expected)
                 fresh, _ = await self._build(
-                    record.app, body, uploaded, idempotency_key, fresh=True
+                    record.app, body, uploaded, idempotency_key, browser=browser, fresh=True
                 )
                 fresh.person = person or fresh.person
                 fresh.quota_counters = record.quota_counters
+                fresh.payer = record.payer
                 fresh.id = record.id  # the reservation is named after it
                 return await self._write(fresh, idempotency_key, request_fingerprint)
         except IdempotencyConflict as exc:

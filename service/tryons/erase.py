@@ -1,4 +1,12 @@
-"""GDPR erase of one end user: upstream first, then every local trace."""
+"""GDPR erase of one end user: upstream first, then every local trace.
+
+Local traces of a user: try-on records (and their idempotency records, which name the try-on
+and, for a browser's key, the user), their place in the sweeper's and the ops API's lists,
+webhook deliveries of those try-ons (the event body carries the user id, metadata and result
+URL) with their attempts and events still in the outbox, and photos with the cached references
+to their upstream copies, and the user's session tokens (revoked: the app mints a new one).
+Rate counters name no one (their keys carry a digest). Offline tokens are not stored.
+"""
 
 from __future__ import annotations
 
@@ -6,11 +14,14 @@ from typing import Protocol
 
 from redis.asyncio import Redis
 
+from service.access.tokens import TokenVerifier
 from service.genlook.client import GenlookClient
 from service.keys import Keys
 from service.namespacing import upstream_account, upstream_user_id
 from service.photos import PhotoStore
 from service.settings import Settings
+from service.tryons.store import TryOnStore
+from service.webhooks.deliveries import DeliveryStore
 
 
 class EraseParts(Protocol):
@@ -22,6 +33,9 @@ class EraseParts(Protocol):
     keys: Keys
     photos: PhotoStore
     settings: Settings
+    store: TryOnStore
+    deliveries: DeliveryStore
+    tokens: TokenVerifier
 
 
 async def erase_customer(res: EraseParts, app: str, external_user_id: str) -> int:
@@ -35,13 +49,19 @@ async def erase_customer(res: EraseParts, app: str, external_user_id: str) -> in
         k.customer_tryons(app, external_user_id)
     )
     tryon_ids = [m.decode() for m in members]
-    if tryon_ids:
-        async with res.redis.pipeline(transaction=True) as pipe:
-            for tryon_id in tryon_ids:
-                pipe.delete(k.tryon(tryon_id))
-                pipe.zrem(k.active_tryons, tryon_id)
-            pipe.delete(k.customer_tryons(app, external_user_id))
-            await pipe.execute()
+    records = [await res.store.get(tryon_id) for tryon_id in tryon_ids]
+    # The try-ons go first: a delivery of an event still on its way is then never created.
+    async with res.redis.pipeline(transaction=True) as pipe:
+        for tryon_id, record in zip(tryon_ids, records, strict=True):
+            pipe.delete(k.tryon(tryon_id))
+            pipe.zrem(k.active_tryons, tryon_id)
+            pipe.zrem(k.ops_failed_tryons, tryon_id)
+            if record is not None and record.idempotency_key is not None:
+                pipe.delete(k.idempotency(app, record.idempotency_key))
+        pipe.delete(k.customer_tryons(app, external_user_id))
+        await pipe.execute()
+    deliveries = await res.deliveries.erase_tryons(tryon_ids)
     account = upstream_account(res.settings.genlook)
     images = await res.photos.erase_customer(app, external_user_id, account)
-    return len(tryon_ids) + images
+    tokens = await res.tokens.revoke_user(app, external_user_id)
+    return len(tryon_ids) + deliveries + images + tokens

@@ -146,6 +146,7 @@ async def resolve(
     uploaded: Mapping[str, str],
     cache: LookupCache,
     fresh: bool,
+    browser: bool,
 ) -> tuple[ProductDef, PersonDef, Expected]:
     """Product and person, plus what the accept script must find unchanged.
 
@@ -186,10 +187,12 @@ async def resolve(
     if image_key:
         image = None if image_raw is None else PhotoStore.decode(image_raw)
         # Another app's image id is indistinguishable from an unknown one, and so is another
-        # end user's.
+        # end user's. A backend may use its app's photos stored for no user; a browser only
+        # its own user's.
+        owners = (body.external_user_id,) if browser else (None, body.external_user_id)
         if image is None or image.app != app:
             raise NotFound("IMAGE_NOT_FOUND", "Unknown or expired image id.")
-        if body.external_user_id and image.external_user_id not in (None, body.external_user_id):
+        if body.external_user_id and image.external_user_id not in owners:
             raise NotFound("IMAGE_NOT_FOUND", "Unknown or expired image id.")
         person = PersonDef(image_id=image.id)
     assert isinstance(product, ProductDef)
@@ -213,6 +216,7 @@ async def build_record(
     uploaded: Mapping[str, str],
     cache: LookupCache,
     fresh: bool = False,
+    browser: bool = False,
     idempotency_key: str | None,
     deadline: float,
 ) -> tuple[TryOnRecord, Expected]:
@@ -226,7 +230,14 @@ async def build_record(
     if body.external_user_id is not None:
         check_external_user_id(body.external_user_id)
     product, person, expected = await resolve(
-        app, body, redis=redis, keys=keys, uploaded=uploaded, cache=cache, fresh=fresh
+        app,
+        body,
+        redis=redis,
+        keys=keys,
+        uploaded=uploaded,
+        cache=cache,
+        fresh=fresh,
+        browser=browser,
     )
     output = body.output
     now = time.time()

@@ -12,6 +12,7 @@ from typing import Any, Literal
 
 import msgspec
 
+from service.access.quotas import Payer
 from service.genlook.models import KeepForDays
 
 TryOnStatus = Literal["queued", "submitting", "running", "completed", "failed", "canceled"]
@@ -134,6 +135,8 @@ class TryOnRecord(msgspec.Struct, kw_only=True, omit_defaults=True):
     # Quota counters this try-on holds a unit of (service/access/quotas.py); given back if it
     # ends without spending a credit.
     quota_counters: list[str] = msgspec.field(default_factory=list)
+    # Whose token or anonymous allowance they include, so a retry counts against it again.
+    payer: Payer | None = None
 
     @property
     def spent_nothing(self) -> bool:

@@ -3,6 +3,14 @@
 A target is a registered endpoint (`we_...`) or an app's per-request callback URLs
 (`cb:<app>`). The delivery id is derived from the event id and the target, and is the
 `webhook-id` the receiver sees on every attempt, retry, resend and recovery.
+
+A delivery holds the event body (the end user's id, metadata, the result URL), so it does not
+live forever: every write gives the delivery, its attempts and its try-on's index `retention`
+(7 days) more. The longest wait between two attempts is under a day (20 h + 10 % jitter, or a
+Retry-After of at most 24 h), so a delivery still being retried never expires; a settled one
+can be resent or recovered for 7 days after its last attempt. A GDPR erase removes a user's
+deliveries at once (`erase_tryons`), and a delivery erased while an attempt was in flight is
+not written back by that attempt's outcome.
 """
 
 from __future__ import annotations
@@ -19,13 +27,34 @@ from service.metrics import field
 
 DeliveryStatus = Literal["pending", "succeeded", "failed"]
 
+DELIVERY_RETENTION = 7 * 86_400.0
+_OUTBOX_PAGE = 500
+
 # Create once: a delivery written twice (a dispatcher crash before its ack) keeps the first.
+# A try-on's delivery is not created once the try-on is gone (erased while its event was on
+# its way from the outbox): nothing of an erased user is written back.
 _CREATE = """
-if redis.call('SET', KEYS[1], ARGV[1], 'NX') == false then return 0 end
+if ARGV[5] == '1' and redis.call('EXISTS', KEYS[6]) == 0 then return 0 end
+if redis.call('SET', KEYS[1], ARGV[1], 'NX', 'PX', ARGV[4]) == false then return 0 end
 redis.call('RPUSH', KEYS[2], ARGV[2])
+redis.call('PEXPIRE', KEYS[2], ARGV[4])
 redis.call('ZADD', KEYS[3], ARGV[3], ARGV[2])
+-- A target's index forgets deliveries past their retention (their records are gone).
+redis.call('ZREMRANGEBYSCORE', KEYS[3], '-inf', ARGV[3] - ARGV[4] / 1000)
 redis.call('ZADD', KEYS[4], ARGV[3], ARGV[2])
 redis.call('ZADD', KEYS[5], ARGV[3], ARGV[2])
+redis.call('PEXPIRE', KEYS[5], ARGV[4])
+return 1
+"""
+
+# Rewrite an existing delivery (a resend); an erased one stays erased. 1 if written.
+_SAVE = """
+if redis.call('SET', KEYS[1], ARGV[1], 'XX', 'PX', ARGV[2]) == false then return 0 end
+if ARGV[3] ~= '' then
+  redis.call('ZADD', KEYS[2], ARGV[3], ARGV[4])
+else
+  redis.call('ZREM', KEYS[2], ARGV[4])
+end
 return 1
 """
 
@@ -45,10 +74,17 @@ return 1
 # One step after an attempt: the delivery's new state, the attempt log, the slot released, the
 # due index, and (when settled) its place in the order queue; returns the id that goes next.
 _RECORD = """
-redis.call('SET', KEYS[1], ARGV[1])
 if ARGV[6] ~= '' then redis.call('HINCRBYFLOAT', KEYS[7], ARGV[6], 1) end
-if ARGV[2] ~= '' then redis.call('RPUSH', KEYS[2], ARGV[2]) end
 redis.call('ZREM', KEYS[3], ARGV[3])
+-- Erased while the attempt was in flight: its outcome is not written back.
+if redis.call('SET', KEYS[1], ARGV[1], 'XX', 'PX', ARGV[8]) == false then
+  redis.call('ZREM', KEYS[4], ARGV[3])
+  return false
+end
+if ARGV[2] ~= '' then
+  redis.call('RPUSH', KEYS[2], ARGV[2])
+  redis.call('PEXPIRE', KEYS[2], ARGV[8])
+end
 if ARGV[4] == 'pending' then
   redis.call('ZADD', KEYS[4], ARGV[5], ARGV[3])
   return false
@@ -125,10 +161,12 @@ class DeliveryStore:
     _decoder = msgspec.json.Decoder(Delivery)
     _attempt_decoder = msgspec.json.Decoder(Attempt)
 
-    def __init__(self, redis: Redis, keys: Keys) -> None:
+    def __init__(self, redis: Redis, keys: Keys, *, retention: float = DELIVERY_RETENTION) -> None:
         self._redis = redis
         self._keys = keys
+        self._retention_ms = int(retention * 1000)
         self._create = redis.register_script(_CREATE)
+        self._save = redis.register_script(_SAVE)
         self._admit = redis.register_script(_ADMIT)
         self._record = redis.register_script(_RECORD)
 
@@ -142,8 +180,15 @@ class DeliveryStore:
                 k.deliveries_by_target(delivery.target),
                 k.deliveries_due,
                 k.deliveries_by_tryon(delivery.tryon_id or "-"),
+                k.tryon(delivery.tryon_id or "-"),
             ],
-            args=[self._encoder.encode(delivery), delivery.id, delivery.created_at],
+            args=[
+                self._encoder.encode(delivery),
+                delivery.id,
+                delivery.created_at,
+                self._retention_ms,
+                "1" if delivery.tryon_id else "0",
+            ],
         )
         return bool(created)
 
@@ -151,15 +196,21 @@ class DeliveryStore:
         raw: bytes | None = await self._redis.get(self._keys.delivery(delivery_id))
         return None if raw is None else self._decoder.decode(raw)
 
-    async def save(self, delivery: Delivery) -> None:
+    async def save(self, delivery: Delivery) -> bool:
+        """Rewrite a delivery that exists; False (nothing written) once it expired or was
+        erased."""
         k = self._keys
-        async with self._redis.pipeline(transaction=True) as pipe:
-            pipe.set(k.delivery(delivery.id), self._encoder.encode(delivery))
-            if delivery.status == "pending" and delivery.next_attempt_at is not None:
-                pipe.zadd(k.deliveries_due, {delivery.id: delivery.next_attempt_at})
-            else:
-                pipe.zrem(k.deliveries_due, delivery.id)
-            await pipe.execute()
+        due_at = delivery.next_attempt_at if delivery.status == "pending" else None
+        saved = await self._save(
+            keys=[k.delivery(delivery.id), k.deliveries_due],
+            args=[
+                self._encoder.encode(delivery),
+                self._retention_ms,
+                "" if due_at is None else due_at,
+                delivery.id,
+            ],
+        )
+        return bool(saved)
 
     async def attempts(self, delivery_id: str) -> list[Attempt]:
         raw: list[bytes] = await self._redis.lrange(  # type: ignore[misc]
@@ -207,6 +258,7 @@ class DeliveryStore:
                 delivery.next_attempt_at or 0,
                 "" if attempt is None else field("webhook_deliveries", outcome=_outcome(delivery)),
                 time.time(),
+                self._retention_ms,
             ],
         )
         return None if following is None else following.decode()
@@ -245,6 +297,49 @@ class DeliveryStore:
             return []
         raws: list[bytes | None] = await self._redis.mget([self._keys.delivery(i) for i in ids])
         return [self._decoder.decode(r) for r in raws if r is not None]
+
+    # --- GDPR erase ---------------------------------------------------------------------------
+
+    async def erase_tryons(self, tryon_ids: list[str]) -> int:
+        """Forget every delivery of these try-ons: records, attempts, indexes, and events still
+        in the outbox. Their try-on records must be gone first (`create` then refuses an event
+        already read from the outbox). Returns how many deliveries were erased."""
+        k = self._keys
+        gone = set(tryon_ids)
+        await self._forget_outbox(gone)
+        erased = 0
+        for tryon_id in tryon_ids:
+            raw: list[bytes] = await self._redis.zrange(k.deliveries_by_tryon(tryon_id), 0, -1)
+            ids = [i.decode() for i in raw]
+            async with self._redis.pipeline(transaction=True) as pipe:
+                for d in await self._many(ids):
+                    pipe.delete(self._order(d))
+                    pipe.zrem(k.deliveries_by_target(d.target), d.id)
+                    pipe.zrem(k.delivery_slots(d.target), d.id)
+                for i in ids:
+                    pipe.delete(k.delivery(i), k.delivery_attempts(i))
+                    pipe.zrem(k.deliveries_due, i)
+                    pipe.zrem(k.ops_failed_deliveries, i)
+                pipe.delete(k.deliveries_by_tryon(tryon_id))
+                await pipe.execute()
+            erased += len(ids)
+        return erased
+
+    async def _forget_outbox(self, tryon_ids: set[str]) -> None:
+        """Delete outbox entries of these try-ons. The dispatcher deletes each entry once
+        handled, so the stream holds only events in transit: a short read."""
+        stream = self._keys.outbox
+        start = "-"
+        while True:
+            entries: list[tuple[bytes, dict[bytes, bytes]]] = await self._redis.xrange(
+                stream, min=start, count=_OUTBOX_PAGE
+            )
+            doomed = [i for i, f in entries if f.get(b"tryon", b"").decode() in tryon_ids]
+            if doomed:
+                await self._redis.xdel(stream, *doomed)
+            if len(entries) < _OUTBOX_PAGE:
+                return
+            start = "(" + entries[-1][0].decode()
 
     # --- a target's run of failures ---------------------------------------------------------
 

@@ -21,6 +21,7 @@ from redis.asyncio import Redis
 from service.devstack import Stack, free_port, wait_http
 
 from tests.conftest import EMULATOR_SPEED, KEYSCAN, TEST_REDIS_URL, Emulator
+from tests.e2e.receiver import Receiver
 from tests.e2e.redis_server import PersistentRedis
 
 SECRET = "sk_test_e2e_secret_key_0123456789"
@@ -176,6 +177,14 @@ async def wait_terminal(
             return body
         if asyncio.get_running_loop().time() > deadline:
             raise AssertionError(f"try-on {tryon_id} still {body['status']}")
+
+
+@pytest.fixture
+async def receiver() -> AsyncIterator[Receiver]:
+    """A webhook receiver on loopback answering 200 (tests/e2e/receiver.py)."""
+    r = await Receiver().start()
+    yield r
+    await r.stop()
 
 
 @pytest.fixture

@@ -13,7 +13,7 @@ import asyncio
 import signal
 import time
 from collections import Counter, defaultdict
-from collections.abc import AsyncIterator, Awaitable, Callable
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -77,13 +77,6 @@ class Fleet:
         while not any(b.pid == pid for b in await beats.live()):
             assert time.monotonic() < deadline, f"worker {pid} never beat"
             await asyncio.sleep(0.2)
-
-
-@pytest.fixture
-async def receiver() -> AsyncIterator[Receiver]:
-    r = await Receiver().start()
-    yield r
-    await r.stop()
 
 
 def start_fleet(emulator: Emulator, redis_url: str, log_dir: str) -> Fleet:

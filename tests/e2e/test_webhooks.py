@@ -43,13 +43,6 @@ async def api(
         yield client
 
 
-@pytest.fixture
-async def receiver() -> AsyncIterator[Receiver]:
-    r = await Receiver().start()
-    yield r
-    await r.stop()
-
-
 async def register(api: httpx.AsyncClient, url: str, **extra: Any) -> dict[str, Any]:
     r = await api.post("/v1/webhook-endpoints", json={"url": url, **extra})
     assert r.status_code == 201, r.text

@@ -235,9 +235,11 @@ async def test_an_end_users_idempotency_key_never_replays_another_users_tryon(
     registry = AppRegistry(redis, KEYS)
     _, sk, pk = await registry.create_app("Shop", Policy(allowed_origins=(ORIGIN,)), app_id="shop")
     await gw.put_product(sk, "tee")
-    image = await gw.upload(sk, jpeg())
+    # A browser uses only its own user's photos.
+    images = {u: await gw.upload(sk, jpeg(), externalUserId=u) for u in ("team:bob", "team")}
 
     async def browser_tryon(user: str, key: str) -> httpx.Response:
+        image = images[user]
         r = await gw.client.post("/v1/sessions", json={"externalUserId": user}, headers=gw.auth(sk))
         assert r.status_code == 201, r.text
         headers = {

@@ -12,6 +12,7 @@ import pytest
 from redis.asyncio import Redis
 from service import jobs
 from service.access.quotas import Quotas
+from service.access.registry import AppRegistry
 from service.admin_tokens import parse_admin_tokens, token_digest
 from service.keys import Keys
 from service.ops.control import OpsControl
@@ -298,7 +299,9 @@ async def test_retry_requeues_a_try_on_no_create_reached(ops: OpsControl, redis:
     assert listed.error is not None
     assert listed.error.code == "INSUFFICIENT_CREDITS"
 
-    record = await ops.retry(store, "to_1", deadline=300)
+    record = await ops.retry(
+        store, "to_1", deadline=300, quotas=Quotas(redis, KEYS), apps=AppRegistry(redis, KEYS)
+    )
     assert record.status == "queued"
     assert record.error is None
     assert record.completed_at is None
@@ -312,7 +315,9 @@ async def test_retry_requeues_a_try_on_no_create_reached(ops: OpsControl, redis:
     assert await ops.failed.tryons() == []
 
     # retrying again is harmless: it is queued, the job is not duplicated
-    again = await ops.retry(store, "to_1", deadline=300)
+    again = await ops.retry(
+        store, "to_1", deadline=300, quotas=Quotas(redis, KEYS), apps=AppRegistry(redis, KEYS)
+    )
     assert again.status == "queued"
     assert await redis.zcard(QUEUE) == 1
 
@@ -328,7 +333,9 @@ async def test_retry_refuses_whenever_a_create_may_have_spent_a_credit(
     store = TryOnStore(redis, KEYS, QUEUE, quotas=Quotas(redis, KEYS))
     await failed_tryon(store, redis, "to_1", **fields)
     with pytest.raises(RetryWouldSpendCredit) as refused:
-        await ops.retry(store, "to_1", deadline=300)
+        await ops.retry(
+            store, "to_1", deadline=300, quotas=Quotas(redis, KEYS), apps=AppRegistry(redis, KEYS)
+        )
     assert refused.value.code == "RETRY_WOULD_SPEND_CREDIT"
     assert "second" in refused.value.message
     stored = await store.get("to_1")
@@ -341,7 +348,9 @@ async def test_retry_refuses_a_try_on_that_did_not_fail(ops: OpsControl, redis: 
     store = TryOnStore(redis, KEYS, QUEUE, quotas=Quotas(redis, KEYS))
     await failed_tryon(store, redis, "to_1", status="completed", error=None)
     with pytest.raises(NotRetryable) as refused:
-        await ops.retry(store, "to_1", deadline=300)
+        await ops.retry(
+            store, "to_1", deadline=300, quotas=Quotas(redis, KEYS), apps=AppRegistry(redis, KEYS)
+        )
     assert refused.value.code == "TRYON_NOT_RETRYABLE"
 
 

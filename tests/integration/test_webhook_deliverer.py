@@ -116,6 +116,9 @@ async def pending(res: Resources, url: str, *, target: str | None = None) -> Del
     """A recorded delivery, due now, as the dispatcher writes it before the first attempt."""
     now = time.time()
     target = target or callback_target("shop")
+    tryon_id = f"to_{time.time_ns()}"
+    # The try-on the event is about: a delivery of an erased (missing) try-on is never created.
+    await res.redis.hset(res.keys.tryon(tryon_id), "doc", b"{}")  # type: ignore[misc]
     delivery = Delivery(
         id=delivery_id(f"evt_{time.time_ns()}_completed", target),
         event_id="evt_to_test_completed",
@@ -123,7 +126,7 @@ async def pending(res: Resources, url: str, *, target: str | None = None) -> Del
         app="shop",
         target=target,
         url=url,
-        tryon_id=f"to_{time.time_ns()}",
+        tryon_id=tryon_id,
         body='{"type":"tryon.completed"}',
         created_at=now,
         next_attempt_at=now,
