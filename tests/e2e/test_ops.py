@@ -7,7 +7,7 @@ with exactly one generation upstream."""
 from __future__ import annotations
 
 import asyncio
-from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
+from collections.abc import AsyncIterator, Awaitable, Callable
 from typing import Any
 
 import httpx
@@ -19,7 +19,7 @@ from tests.e2e.conftest import (
     SECRET,
     Gateway,
     put_product,
-    start_gateway,
+    stack_fixture,
     start_tryon,
     upload_photo,
     wait_terminal,
@@ -28,29 +28,16 @@ from tests.e2e.conftest import (
 ADMIN = "ops_e2e_admin_token_0123456789abcdef"
 
 
-@pytest.fixture(scope="module")
-def ops_stack(emulator_process: Emulator) -> Iterator[Gateway]:
-    gw = start_gateway(
-        emulator_process,
-        OPS_ADMIN_TOKENS=f"{ADMIN}=e2e",
-        # Beats every second so the status sees workers (and their pause) quickly.
-        WORKER_HEALTH_CHECK_INTERVAL="1",
-    )
-    yield gw
-    gw.stack.stop_all()
+gateway = stack_fixture(
+    OPS_ADMIN_TOKENS=f"{ADMIN}=e2e",
+    # Beats every second so the status sees workers (and their pause) quickly.
+    WORKER_HEALTH_CHECK_INTERVAL="1",
+)
 
 
 @pytest.fixture
-async def api(
-    ops_stack: Gateway, emulator: Emulator, redis: Redis
-) -> AsyncIterator[httpx.AsyncClient]:
-    async with ops_stack.client() as client:
-        yield client
-
-
-@pytest.fixture
-async def admin(ops_stack: Gateway, api: httpx.AsyncClient) -> AsyncIterator[httpx.AsyncClient]:
-    async with ops_stack.client(ADMIN) as client:
+async def admin(gateway: Gateway, api: httpx.AsyncClient) -> AsyncIterator[httpx.AsyncClient]:
+    async with gateway.client(ADMIN) as client:
         yield client
 
 
@@ -82,10 +69,10 @@ async def ready_tryon(api: httpx.AsyncClient, emulator: Emulator) -> str:
     ids=["no key", "secret key", "publishable key", "unknown token"],
 )
 async def test_only_admin_tokens_open_the_ops_api(
-    ops_stack: Gateway, redis: Redis, authorization: str | None
+    gateway: Gateway, redis: Redis, authorization: str | None
 ) -> None:
     headers = {"Authorization": authorization} if authorization else {}
-    async with httpx.AsyncClient(base_url=ops_stack.url, headers=headers) as client:
+    async with httpx.AsyncClient(base_url=gateway.url, headers=headers) as client:
         for method, path in [
             ("GET", "/ops/api/status"),
             ("POST", "/ops/api/pause"),
@@ -198,14 +185,14 @@ async def test_a_tryon_refused_upstream_is_retried_once_to_completion(
     assert emulator.counters()["generationsCreated"] == 1
 
 
-async def test_pause_and_resume_through_the_cli(ops_stack: Gateway, redis: Redis) -> None:
+async def test_pause_and_resume_through_the_cli(gateway: Gateway, redis: Redis) -> None:
     import subprocess
     import sys
 
     def cli(*args: str) -> subprocess.CompletedProcess[str]:
         return subprocess.run(
-            [sys.executable, "-m", "service.cli", "ops", *args, "--url", ops_stack.url],
-            env={**ops_stack.stack.env, "OPS_ADMIN_TOKEN": ADMIN},
+            [sys.executable, "-m", "service.cli", "ops", *args, "--url", gateway.url],
+            env={**gateway.stack.env, "OPS_ADMIN_TOKEN": ADMIN},
             capture_output=True,
             text=True,
             timeout=30,
