@@ -73,3 +73,17 @@ async def test_a_photo_lost_twice_fails_the_tryon_without_a_credit(harness: Harn
     assert counters["uploads"] == 2  # the first upload, and one more: never a third
     assert harness.cost() == (2, 0, 0)
     assert await harness.quota_held() == 0  # nothing spent: the cap's unit is given back
+
+
+async def test_a_photo_whose_bytes_expired_fails_without_a_call(harness: Harness) -> None:
+    """Genlook never had it, and the bytes to upload are gone (GATEWAY_PHOTO_BYTES_TTL)."""
+    tryon_id = await harness.tryon()
+    record = await harness.record(tryon_id)
+    image = await harness.res.photos.get(APP, record.person.image_id or "")
+    assert image is not None
+    await harness.res.redis.delete(harness.res.keys.image_bytes(image.dedupe_key))
+
+    record = await harness.drive(tryon_id)
+    assert error_code(record) == "IMAGE_EXPIRED"
+    assert harness.counters()["requests"] == {}
+    assert await harness.quota_held() == 0
