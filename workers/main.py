@@ -33,12 +33,19 @@ log = logging.getLogger("workers")
 _TIMEOUT_MARGIN = 0.25
 
 
+def build_runner(res: Resources, gate: CreateGate) -> TryOnRunner:
+    """The try-on runner a worker uses (the tests drive the same one in process)."""
+    settings = res.settings
+    durations = DurationModel(res.redis, res.keys, clock_speed=settings.genlook.clock_speed)
+    budget_s = settings.worker.job_timeout * (1 - _TIMEOUT_MARGIN)
+    return TryOnRunner(res, durations, budget_s=budget_s, gate=gate)
+
+
 def build_worker(settings: Settings, *, burst: bool = False) -> Worker:
     w = settings.worker
 
     async def startup(ctx: dict[str, Any]) -> None:
         res = Resources.build(settings)
-        durations = DurationModel(res.redis, res.keys, clock_speed=settings.genlook.clock_speed)
         ctx["res"] = res
         deliverer, http = make_deliverer(res)
         ctx["deliverer"] = deliverer
@@ -50,9 +57,7 @@ def build_worker(settings: Settings, *, burst: bool = False) -> Worker:
             res, deliverer, blocking, name=f"{socket.gethostname()}-{os.getpid()}"
         )
         ctx["dispatcher"] = asyncio.create_task(dispatcher.run(), name="webhook-dispatcher")
-        ctx["runner"] = TryOnRunner(
-            res, durations, budget_s=w.job_timeout * (1 - _TIMEOUT_MARGIN), gate=gate
-        )
+        ctx["runner"] = build_runner(res, gate)
         # Heartbeat and processing-pause watcher; `worker` is bound below, before startup runs.
         ops = WorkerOps(res.redis, res.keys, worker, beat_interval=w.health_check_interval)
         ops.start()

@@ -103,8 +103,6 @@ class TryOnRunner:
     # --- entry point --------------------------------------------------------------------------
 
     async def run(self, tryon_id: str, job_try: int = 1) -> str:
-        if self._gate.closed:
-            raise RetryLater(0.0, "worker stopping: another worker takes it")
         store = self._res.store
         record = await store.get(tryon_id)
         if record is None:
@@ -121,7 +119,11 @@ class TryOnRunner:
             if time.time() > record.deadline_at:
                 if record.create_started_at is not None and record.generation_id is None:
                     return (await self._outcome_unknown(record)).status
-                return (await self._fail(record, "DEADLINE_EXCEEDED", "No result in time.")).status
+                return (await self._deadline_exceeded(record)).status
+            if self._gate.closed:
+                # A stopping worker takes no step more: not a new job, nor the wait after a
+                # create call it was let finish. Another worker resumes from the record.
+                raise RetryLater(0.0, "worker stopping: another worker resumes it")
             try:
                 if record.status == "queued":
                     record = await self._begin(record)
@@ -165,6 +167,10 @@ class TryOnRunner:
                 waiting.reschedule(None)
                 if self._gate.closed:
                     raise RetryLater(0.0, "worker stopping: another worker sends the create")
+                if time.time() > record.deadline_at:
+                    # The photo upload or the budget wait outlasted the try-on: a create sent
+                    # now would spend a credit on a try-on already out of time (promise 8).
+                    return await self._deadline_exceeded(record)
                 with self._gate.create_call():
                     return await self._send_create(record, plan, request, job_try)
         except TimeoutError:
@@ -229,6 +235,9 @@ class TryOnRunner:
             return await self._fail(record, code, exc.message, create_started_at=None)
         # InvalidResponse: a 2xx we could not read. A generation may exist; never resend.
         return await self._outcome_unknown(record)
+
+    async def _deadline_exceeded(self, record: TryOnRecord) -> TryOnRecord:
+        return await self._fail(record, "DEADLINE_EXCEEDED", "No result in time.")
 
     async def _outcome_unknown(self, record: TryOnRecord) -> TryOnRecord:
         return await self._fail(

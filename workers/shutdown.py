@@ -13,7 +13,8 @@ So on SIGTERM the worker:
 - cancels every try-on job that is not inside a create call (arq puts a cancelled job back in
   the queue, and another worker resumes it from its record);
 - gives create calls in flight, webhook attempts and photo uploads the whole
-  `job_completion_wait`, after which arq cancels what is left.
+  `job_completion_wait`, after which arq cancels what is left; a try-on whose create call
+  ends in that time records its outcome and hands the rest (the wait for the result) over.
 """
 
 from __future__ import annotations

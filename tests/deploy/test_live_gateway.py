@@ -9,7 +9,6 @@ import os
 import signal
 import subprocess
 import sys
-from collections.abc import Iterator
 from typing import Any
 
 import pytest
@@ -22,7 +21,7 @@ from tests.e2e.conftest import (
     photo_bytes,
     put_product,
     stack_env,
-    start_gateway,
+    stack_fixture,
     start_tryon,
     wait_terminal,
 )
@@ -34,11 +33,7 @@ PROBE = str(DEPLOY / "probes" / "worker_alive.py")
 SUFFIXES = {"counter": ("",), "histogram": ("_bucket", "_sum", "_count"), "gauge": ("",)}
 
 
-@pytest.fixture(scope="module")
-def gateway(emulator_process: Emulator) -> Iterator[Gateway]:
-    gw = start_gateway(emulator_process, WORKER_HEALTH_CHECK_INTERVAL="1")
-    yield gw
-    gw.stack.stop_all()
+gateway = stack_fixture(WORKER_HEALTH_CHECK_INTERVAL="1")
 
 
 def exported(text: str) -> tuple[set[str], set[str]]:

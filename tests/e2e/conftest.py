@@ -11,6 +11,7 @@ import shutil
 import subprocess
 import sys
 from collections.abc import AsyncIterator, Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from typing import Any
 
@@ -50,9 +51,15 @@ def stack_env(emulator: Emulator, **overrides: str) -> dict[str, str]:
 
 @dataclass
 class Gateway:
-    url: str
+    """A running stack: gateways and workers as subprocesses on loopback."""
+
+    urls: list[str]
     stack: Stack
     emulator: Emulator
+
+    @property
+    def url(self) -> str:
+        return self.urls[0]
 
     def client(self, key: str = SECRET) -> httpx.AsyncClient:
         return httpx.AsyncClient(
@@ -64,28 +71,60 @@ class Gateway:
 
 
 def start_gateway(
-    emulator: Emulator, *, workers: int = 1, log_dir: str | None = None, **env: str
+    emulator: Emulator,
+    *,
+    gateways: int = 1,
+    workers: int = 1,
+    log_dir: str | None = None,
+    **env: str,
 ) -> Gateway:
+    """Start a stack (the caller stops it; `running_stack` and `stack_fixture` do): gateways
+    named `gateway` (`gateway0`, `gateway1`... when several) and workers `worker0`...; each
+    process logs to `<log_dir>/<name>.log`."""
     # Logs go to files by default so the run's key scan reads them (tests/keyscan.py).
     stack = Stack(env=stack_env(emulator, **env), log_dir=log_dir or KEYSCAN.new_log_dir())
-    port = free_port()
-    stack.spawn("gateway", "serve", "--port", str(port))
-    for i in range(workers):
-        stack.spawn(f"worker{i}", "worker")
-    url = f"http://127.0.0.1:{port}"
+    started: list[tuple[str, str]] = []  # (process name, base URL)
     try:
-        wait_http(f"{url}/healthz", stack.procs["gateway"])
-    except Exception:
+        for g in range(gateways):
+            name = "gateway" if gateways == 1 else f"gateway{g}"
+            port = free_port()
+            stack.spawn(name, "serve", "--port", str(port))
+            started.append((name, f"http://127.0.0.1:{port}"))
+        for i in range(workers):
+            stack.spawn(f"worker{i}", "worker")
+        for name, url in started:
+            wait_http(f"{url}/healthz", stack.procs[name])
+    except BaseException:
         stack.stop_all()
         raise
-    return Gateway(url=url, stack=stack, emulator=emulator)
+    return Gateway(urls=[url for _, url in started], stack=stack, emulator=emulator)
 
 
-@pytest.fixture(scope="module")
-def gateway(emulator_process: Emulator) -> Iterator[Gateway]:
-    gw = start_gateway(emulator_process)
-    yield gw
-    gw.stack.stop_all()
+@contextmanager
+def running_stack(emulator: Emulator, **options: Any) -> Iterator[Gateway]:
+    """A stack for the block: `start_gateway(emulator, **options)`, stopped on leaving."""
+    gw = start_gateway(emulator, **options)
+    try:
+        yield gw
+    finally:
+        gw.stack.stop_all()
+
+
+def stack_fixture(**options: Any) -> Any:
+    """The module-scoped fixture of a test module's own stack (`start_gateway` options and
+    settings), e.g. `gateway = stack_fixture(OPS_ADMIN_TOKENS="...")`: named `gateway`, it
+    replaces the default one below for that module, and `api` uses it."""
+
+    def fixture(emulator_process: Emulator) -> Iterator[Gateway]:
+        with running_stack(emulator_process, **options) as gw:
+            yield gw
+
+    fixture.__doc__ = f"A stack started with {options or 'the defaults'}, for the module."
+    return pytest.fixture(scope="module")(fixture)
+
+
+# The default stack: one gateway and one worker with `stack_env`'s settings.
+gateway = stack_fixture()
 
 
 @pytest.fixture

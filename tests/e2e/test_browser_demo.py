@@ -9,7 +9,7 @@ page keeps in localStorage).
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator, Iterator
+from collections.abc import AsyncIterator
 from typing import Any
 
 import httpx
@@ -32,33 +32,27 @@ from tests.e2e.browser_stack import (
     jpeg_file,
     needs_chromium,
 )
-from tests.e2e.conftest import Gateway, start_gateway
+from tests.e2e.conftest import Gateway, stack_fixture
 
 DEMO_APP = "demoshop"
 
 
-@pytest.fixture(scope="module")
-def demo_stack(emulator_process: Emulator) -> Iterator[Gateway]:
-    gw = start_gateway(
-        emulator_process, GATEWAY_DEMO_APP=DEMO_APP, GATEWAY_KEY_CACHE_SECONDS=KEY_CACHE_SECONDS
-    )
-    yield gw
-    gw.stack.stop_all()
+gateway = stack_fixture(GATEWAY_DEMO_APP=DEMO_APP, GATEWAY_KEY_CACHE_SECONDS=KEY_CACHE_SECONDS)
 
 
 @pytest.fixture
-async def demo_app(demo_stack: Gateway, emulator: Emulator, redis: Redis) -> BrowserApp:
+async def demo_app(gateway: Gateway, emulator: Emulator, redis: Redis) -> BrowserApp:
     """The demo app on a clean database: its page is served by the gateway itself, so the
     gateway's origin is the one allowed; its catalog is what `tryon-gateway dev` puts there."""
-    app = await create_browser_app(redis, DEMO_APP, demo_stack.url)
+    app = await create_browser_app(redis, DEMO_APP, gateway.url)
     await upsert_demo_catalog(
         Catalog(redis, Keys()), DEMO_APP, emulator_asset_root(emulator.base_url)
     )
     return app
 
 
-async def test_sdk_is_served_as_a_cacheable_cross_origin_module(demo_stack: Gateway) -> None:
-    async with httpx.AsyncClient(base_url=demo_stack.url) as client:
+async def test_sdk_is_served_as_a_cacheable_cross_origin_module(gateway: Gateway) -> None:
+    async with httpx.AsyncClient(base_url=gateway.url) as client:
         r = await client.get("/sdk/tryon.js", headers={"Origin": "https://shop.example"})
         assert r.status_code == 200
         assert r.headers["content-type"] == "text/javascript; charset=utf-8"
@@ -74,9 +68,9 @@ async def test_sdk_is_served_as_a_cacheable_cross_origin_module(demo_stack: Gate
 
 
 async def test_demo_session_mints_a_token_and_lists_the_catalog(
-    demo_stack: Gateway, demo_app: BrowserApp
+    gateway: Gateway, demo_app: BrowserApp
 ) -> None:
-    async with httpx.AsyncClient(base_url=demo_stack.url) as client:
+    async with httpx.AsyncClient(base_url=gateway.url) as client:
         page = await client.get("/demo")
         assert page.status_code == 200
         assert page.headers["content-type"].startswith("text/html")
@@ -103,9 +97,9 @@ async def test_demo_session_mints_a_token_and_lists_the_catalog(
     browser_headers = {
         "Authorization": f"Bearer {first['publishableKey']}",
         "X-Tryon-Token": first["token"],
-        "Origin": demo_stack.url,
+        "Origin": gateway.url,
     }
-    async with httpx.AsyncClient(base_url=demo_stack.url, headers=browser_headers) as client:
+    async with httpx.AsyncClient(base_url=gateway.url, headers=browser_headers) as client:
         r = await client.post(
             "/v1/images", files={"file": ("p.jpg", jpeg_file()["buffer"], "image/jpeg")}
         )
@@ -137,7 +131,7 @@ async def test_demo_naming_a_missing_app_answers_503(redis: Redis) -> None:
 
 
 @pytest.fixture
-async def demo_page(demo_stack: Gateway, demo_app: BrowserApp) -> AsyncIterator[Any]:
+async def demo_page(gateway: Gateway, demo_app: BrowserApp) -> AsyncIterator[Any]:
     async with chromium() as browser:
         page = await browser.new_page()
         errors: list[str] = []
@@ -148,12 +142,12 @@ async def demo_page(demo_stack: Gateway, demo_app: BrowserApp) -> AsyncIterator[
 
 @needs_chromium
 async def test_demo_end_to_end_in_chromium(
-    demo_stack: Gateway, demo_app: BrowserApp, demo_page: Any
+    gateway: Gateway, demo_app: BrowserApp, demo_page: Any
 ) -> None:
     from playwright.async_api import expect
 
     page = demo_page
-    await page.goto(f"{demo_stack.url}/demo")
+    await page.goto(f"{gateway.url}/demo")
     # The catalog, from the demo backend, rendered as choices; the first is preselected.
     products = page.locator("#products li")
     await expect(products).to_have_count(len(DEMO_PRODUCTS), timeout=WAIT_MS)
@@ -179,7 +173,7 @@ async def test_demo_end_to_end_in_chromium(
     user = await page.evaluate("localStorage.getItem('tryonDemoUser')")
     assert isinstance(user, str)
     assert user.startswith("demo-")
-    async with demo_stack.client(demo_app.secret_key) as api:
+    async with gateway.client(demo_app.secret_key) as api:
         r = await api.get(f"/v1/try-ons/{tryon_id}")
     assert r.status_code == 200, r.text
     tryon = r.json()

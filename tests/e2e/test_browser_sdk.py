@@ -26,7 +26,7 @@ from tests.e2e.browser_stack import (
     needs_chromium,
     static_site,
 )
-from tests.e2e.conftest import Gateway, photo_bytes, put_product, start_gateway
+from tests.e2e.conftest import Gateway, photo_bytes, put_product, stack_fixture
 
 pytestmark = needs_chromium
 
@@ -34,11 +34,7 @@ APP = "shop"
 USER = "shopper-1"
 
 
-@pytest.fixture(scope="module")
-def sdk_stack(emulator_process: Emulator) -> Iterator[Gateway]:
-    gw = start_gateway(emulator_process, GATEWAY_KEY_CACHE_SECONDS=KEY_CACHE_SECONDS)
-    yield gw
-    gw.stack.stop_all()
+gateway = stack_fixture(GATEWAY_KEY_CACHE_SECONDS=KEY_CACHE_SECONDS)
 
 
 @pytest.fixture(scope="module")
@@ -55,15 +51,15 @@ def stranger() -> Iterator[str]:
 
 @pytest.fixture
 async def shop(
-    sdk_stack: Gateway, storefront: str, emulator: Emulator, redis: Redis
+    gateway: Gateway, storefront: str, emulator: Emulator, redis: Redis
 ) -> AsyncIterator[dict[str, Any]]:
     """The app (the storefront's origin allowed), a product, and an end-user token minted by
     "the merchant's backend" with the secret key: what a page is given."""
     app = await create_browser_app(redis, APP, storefront)
-    async with sdk_stack.client(app.secret_key) as backend:
+    async with gateway.client(app.secret_key) as backend:
         await put_product(backend, emulator)
         # Exactly what the page gets (handed to page.evaluate), never the secret key.
-        yield {"gw": sdk_stack.url, "pk": app.publishable_key, "token": await mint(backend)}
+        yield {"gw": gateway.url, "pk": app.publishable_key, "token": await mint(backend)}
 
 
 async def mint(backend: httpx.AsyncClient, **extra: Any) -> str:
@@ -181,7 +177,7 @@ async def test_a_page_on_another_origin_is_refused_by_cors(
 
 
 async def test_typed_errors_and_token_refresh(
-    browser: Any, sdk_stack: Gateway, storefront: str, redis: Redis, emulator: Emulator
+    browser: Any, gateway: Gateway, storefront: str, redis: Redis, emulator: Emulator
 ) -> None:
     from service.access.models import Policy
     from service.access.registry import AppRegistry
@@ -193,9 +189,9 @@ async def test_typed_errors_and_token_refresh(
     await AppRegistry(redis, Keys()).set_policy(
         APP, Policy(allowed_origins=(storefront,), user_rate_per_minute=4)
     )
-    async with sdk_stack.client(app.secret_key) as backend:
+    async with gateway.client(app.secret_key) as backend:
         token = await mint(backend)
-    page = await open_page(browser, storefront, sdk_stack.url)
+    page = await open_page(browser, storefront, gateway.url)
     outcome = await page.evaluate(
         """async ({ gw, pk, token }) => {
             const { TryOnClient, TryOnError } = window.sdk;
@@ -227,7 +223,7 @@ async def test_typed_errors_and_token_refresh(
             }
             return out;
         }""",
-        {"gw": sdk_stack.url, "pk": app.publishable_key, "token": token},
+        {"gw": gateway.url, "pk": app.publishable_key, "token": token},
     )
     assert outcome["forged"] == {
         "isTryOnError": True,

@@ -12,7 +12,13 @@ import pytest
 from redis.asyncio import Redis
 
 from tests.conftest import Emulator
-from tests.e2e.conftest import put_product, start_gateway, upload_photo, wait_terminal
+from tests.e2e.conftest import (
+    put_product,
+    running_stack,
+    start_gateway,
+    upload_photo,
+    wait_terminal,
+)
 
 pytestmark = pytest.mark.slow
 
@@ -123,14 +129,13 @@ async def test_three_workers_hold_the_budget(emulator: Emulator, redis: Redis) -
     # visible share of it; speed 10 keeps the test short with a realistic jitter/window ratio.
     limit, speed = 60, 10.0
     emulator.reset(rateLimit=limit, speed=speed)
-    gw = start_gateway(
+    with running_stack(
         emulator,
         workers=3,
         GENLOOK_RATE_LIMIT=str(limit),
         GENLOOK_CLOCK_SPEED=str(speed),
         GENLOOK_RATE_WINDOW=str(60 / speed),
-    )
-    try:
+    ) as gw:
         async with gw.client() as api:
             await put_product(api, emulator)
             image_id = await upload_photo(api)
@@ -143,8 +148,6 @@ async def test_three_workers_hold_the_budget(emulator: Emulator, redis: Redis) -
                 )  # fmt: skip
                 ids.append(r.json()["id"])
             finals = await asyncio.gather(*(wait_terminal(api, t, within=120) for t in ids))
-    finally:
-        gw.stack.stop_all()
     assert all(f["status"] == "completed" for f in finals)
     c = emulator.counters()
     assert c["rateLimited"] == 0, c
@@ -154,8 +157,7 @@ async def test_three_workers_hold_the_budget(emulator: Emulator, redis: Redis) -
 async def test_poll_strategy_completes_and_polls_sparingly(
     emulator: Emulator, redis: Redis
 ) -> None:
-    gw = start_gateway(emulator, workers=1, GENLOOK_WAIT_STRATEGY="poll")
-    try:
+    with running_stack(emulator, workers=1, GENLOOK_WAIT_STRATEGY="poll") as gw:
         async with gw.client() as api:
             await put_product(api, emulator)
             image_id = await upload_photo(api)
@@ -172,8 +174,6 @@ async def test_poll_strategy_completes_and_polls_sparingly(
                 for _ in range(30)
             ]
             finals = await asyncio.gather(*(wait_terminal(api, t) for t in ids))
-    finally:
-        gw.stack.stop_all()
     assert all(f["status"] == "completed" for f in finals)
     c = emulator.counters()
     assert c["requests"]["create_try_on"] == 30

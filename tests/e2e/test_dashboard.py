@@ -14,7 +14,7 @@ from __future__ import annotations
 import asyncio
 import os
 import tempfile
-from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
+from collections.abc import AsyncIterator, Awaitable, Callable
 from pathlib import Path
 from typing import Any
 
@@ -29,7 +29,7 @@ from tests.e2e.browser_stack import chromium, needs_chromium
 from tests.e2e.conftest import (
     Gateway,
     put_product,
-    start_gateway,
+    stack_fixture,
     start_tryon,
     upload_photo,
     wait_terminal,
@@ -51,27 +51,11 @@ QUEUE = "tryon:queue"
 WAIT_MS = 10_000
 
 
-@pytest.fixture(scope="module")
-def dash_stack(emulator_process: Emulator) -> Iterator[Gateway]:
-    gw = start_gateway(
-        emulator_process,
-        OPS_ADMIN_TOKENS=f"{ADMIN}=dash",
-        WORKER_HEALTH_CHECK_INTERVAL="1",
-    )
-    yield gw
-    gw.stack.stop_all()
+gateway = stack_fixture(OPS_ADMIN_TOKENS=f"{ADMIN}=dash", WORKER_HEALTH_CHECK_INTERVAL="1")
 
 
 @pytest.fixture
-async def api(
-    dash_stack: Gateway, emulator: Emulator, redis: Redis
-) -> AsyncIterator[httpx.AsyncClient]:
-    async with dash_stack.client() as client:
-        yield client
-
-
-@pytest.fixture
-async def browser_page(dash_stack: Gateway) -> AsyncIterator[Any]:
+async def browser_page(gateway: Gateway) -> AsyncIterator[Any]:
     async with chromium() as browser:
         page = await browser.new_page(viewport={"width": 1440, "height": 1000})
         yield page
@@ -85,8 +69,8 @@ async def eventually(probe: Callable[[], Awaitable[bool]], within: float = 5.0) 
         await asyncio.sleep(0.1)
 
 
-async def test_the_page_holds_no_data_without_a_token(dash_stack: Gateway, redis: Redis) -> None:
-    async with httpx.AsyncClient(base_url=dash_stack.url) as client:
+async def test_the_page_holds_no_data_without_a_token(gateway: Gateway, redis: Redis) -> None:
+    async with httpx.AsyncClient(base_url=gateway.url) as client:
         page = await client.get("/ops")
         assert page.status_code == 200
         assert page.headers["content-type"].startswith("text/html")
@@ -102,7 +86,7 @@ async def test_the_page_holds_no_data_without_a_token(dash_stack: Gateway, redis
 
 
 async def test_dashboard_shows_the_fleet_and_steers_it(
-    dash_stack: Gateway,
+    gateway: Gateway,
     api: httpx.AsyncClient,
     emulator: Emulator,
     redis: Redis,
@@ -132,7 +116,7 @@ async def test_dashboard_shows_the_fleet_and_steers_it(
     await sample()
 
     # --- log in: a wrong token is refused with the API's code, the right one opens it ---------
-    await page.goto(f"{dash_stack.url}/ops")
+    await page.goto(f"{gateway.url}/ops")
     await page.fill("#token", "not_the_admin_token_0123456789")
     await page.click("#login-form button[type=submit]")
     error = page.locator("#login-error")

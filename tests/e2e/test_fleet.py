@@ -21,13 +21,13 @@ import httpx
 import msgspec
 import pytest
 from redis.asyncio import Redis
-from service.devstack import Stack, free_port, wait_http
+from service.devstack import Stack
 from service.keys import Keys
 from service.ops.heartbeats import Heartbeats
 from standardwebhooks import Webhook
 
 from tests.conftest import Emulator
-from tests.e2e.conftest import SECRET, photo_bytes, put_product, stack_env
+from tests.e2e.conftest import SECRET, photo_bytes, put_product, start_gateway
 from tests.e2e.receiver import Receiver
 from tests.e2e.redis_server import PersistentRedis
 
@@ -81,8 +81,11 @@ class Fleet:
 
 def start_fleet(emulator: Emulator, redis_url: str, log_dir: str) -> Fleet:
     emulator.reset(speed=SPEED)
-    env = stack_env(
+    gw = start_gateway(
         emulator,
+        gateways=2,
+        workers=3,
+        log_dir=log_dir,
         REDIS_URL=redis_url,
         GENLOOK_CLOCK_SPEED=str(SPEED),
         GENLOOK_RATE_WINDOW=str(60 / SPEED),
@@ -98,20 +101,7 @@ def start_fleet(emulator: Emulator, redis_url: str, log_dir: str) -> Fleet:
         GENLOOK_CONNECT_TIMEOUT="2",
         GENLOOK_READ_TIMEOUT="5",
     )
-    fleet = Fleet(stack=Stack(env=env, log_dir=log_dir), redis=Redis.from_url(redis_url))
-    try:
-        for g in range(2):
-            port = free_port()
-            fleet.stack.spawn(f"gateway{g}", "serve", "--port", str(port))
-            fleet.gateways.append(f"http://127.0.0.1:{port}")
-        for w in range(3):
-            fleet.stack.spawn(f"worker{w}", "worker")
-        for g, url in enumerate(fleet.gateways):
-            wait_http(f"{url}/healthz", fleet.stack.procs[f"gateway{g}"])
-    except Exception:
-        fleet.stack.stop_all()
-        raise
-    return fleet
+    return Fleet(stack=gw.stack, redis=Redis.from_url(redis_url), gateways=gw.urls)
 
 
 @dataclass

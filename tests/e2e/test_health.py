@@ -9,7 +9,7 @@ import httpx
 import pytest
 
 from tests.conftest import Emulator
-from tests.e2e.conftest import start_gateway
+from tests.e2e.conftest import running_stack
 from tests.e2e.redis_server import PersistentRedis
 
 pytestmark = pytest.mark.slow
@@ -32,8 +32,9 @@ async def wait_ready(
 async def test_readyz_follows_redis_and_workers(
     emulator: Emulator, persistent_redis: PersistentRedis
 ) -> None:
-    gw = start_gateway(emulator, REDIS_URL=persistent_redis.url, WORKER_HEALTH_CHECK_INTERVAL="1")
-    try:
+    with running_stack(
+        emulator, REDIS_URL=persistent_redis.url, WORKER_HEALTH_CHECK_INTERVAL="1"
+    ) as gw:
         async with httpx.AsyncClient(base_url=gw.url, timeout=10) as client:
             assert (await wait_ready(client, True))["status"] == "ready"
             gw.stack.stop("worker0", signal.SIGTERM)
@@ -47,5 +48,3 @@ async def test_readyz_follows_redis_and_workers(
             assert (await client.get("/healthz")).status_code == 200
             persistent_redis.start()
             await wait_ready(client, True, within=30)
-    finally:
-        gw.stack.stop_all()

@@ -5,7 +5,7 @@ Every bad request gets a 4xx with a stable code and leaves Redis exactly as it w
 from __future__ import annotations
 
 import json
-from collections.abc import AsyncIterator, Iterator
+from collections.abc import AsyncIterator
 from typing import Any
 
 import httpx
@@ -13,24 +13,12 @@ import pytest
 from redis.asyncio import Redis
 
 from tests.conftest import Emulator
-from tests.e2e.conftest import Gateway, photo_bytes, put_product, start_gateway, upload_photo
+from tests.e2e.conftest import Gateway, photo_bytes, put_product, stack_fixture, upload_photo
 
 QUEUE = "tryon:queue"
 
 
-@pytest.fixture(scope="module")
-def intake(emulator_process: Emulator) -> Iterator[Gateway]:
-    gw = start_gateway(emulator_process, workers=0)
-    yield gw
-    gw.stack.stop_all()
-
-
-@pytest.fixture
-async def api(
-    intake: Gateway, emulator: Emulator, redis: Redis
-) -> AsyncIterator[httpx.AsyncClient]:
-    async with intake.client() as client:
-        yield client
+gateway = stack_fixture(workers=0)
 
 
 async def snapshot(redis: Redis) -> dict[bytes, Any]:
@@ -147,8 +135,8 @@ async def test_semantic_errors_have_stable_codes(
     assert await snapshot(redis) == before
 
 
-async def test_auth_errors(intake: Gateway, emulator: Emulator, redis: Redis) -> None:
-    async with httpx.AsyncClient(base_url=intake.url) as anon:
+async def test_auth_errors(gateway: Gateway, emulator: Emulator, redis: Redis) -> None:
+    async with httpx.AsyncClient(base_url=gateway.url) as anon:
         r = await anon.get("/v1/products")
         assert (r.status_code, r.json()["code"]) == (401, "MISSING_API_KEY")
         r = await anon.get("/v1/products", headers={"Authorization": "Bearer sk_wrong"})

@@ -11,7 +11,7 @@ import asyncio
 import json
 import subprocess
 import sys
-from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
+from collections.abc import AsyncIterator, Awaitable, Callable
 from typing import Any
 
 import httpx
@@ -23,7 +23,7 @@ from tests.e2e.conftest import (
     SECRET,
     Gateway,
     put_product,
-    start_gateway,
+    stack_fixture,
     start_tryon,
     upload_photo,
     wait_terminal,
@@ -33,32 +33,19 @@ from tests.e2e.receiver import Receiver, Reply
 ADMIN = "ops_e2e_admin_token_0123456789abcdef"
 
 
-@pytest.fixture(scope="module")
-def ops_stack(emulator_process: Emulator) -> Iterator[Gateway]:
-    gw = start_gateway(
-        emulator_process,
-        OPS_ADMIN_TOKENS=f"{ADMIN}=e2e",
-        # Beats every second so the status sees workers (and their pause) quickly.
-        WORKER_HEALTH_CHECK_INTERVAL="1",
-        # A receiver on loopback, and webhook retries 1000x faster (5 s -> 5 ms).
-        WEBHOOK_ALLOW_HTTP_HOSTS="127.0.0.1",
-        WEBHOOK_TIME_SCALE="1000",
-    )
-    yield gw
-    gw.stack.stop_all()
+gateway = stack_fixture(
+    OPS_ADMIN_TOKENS=f"{ADMIN}=e2e",
+    # Beats every second so the status sees workers (and their pause) quickly.
+    WORKER_HEALTH_CHECK_INTERVAL="1",
+    # A receiver on loopback, and webhook retries 1000x faster (5 s -> 5 ms).
+    WEBHOOK_ALLOW_HTTP_HOSTS="127.0.0.1",
+    WEBHOOK_TIME_SCALE="1000",
+)
 
 
 @pytest.fixture
-async def api(
-    ops_stack: Gateway, emulator: Emulator, redis: Redis
-) -> AsyncIterator[httpx.AsyncClient]:
-    async with ops_stack.client() as client:
-        yield client
-
-
-@pytest.fixture
-async def admin(ops_stack: Gateway, api: httpx.AsyncClient) -> AsyncIterator[httpx.AsyncClient]:
-    async with ops_stack.client(ADMIN) as client:
+async def admin(gateway: Gateway, api: httpx.AsyncClient) -> AsyncIterator[httpx.AsyncClient]:
+    async with gateway.client(ADMIN) as client:
         yield client
 
 
@@ -90,10 +77,10 @@ async def ready_tryon(api: httpx.AsyncClient, emulator: Emulator) -> str:
     ids=["no key", "secret key", "publishable key", "unknown token"],
 )
 async def test_only_admin_tokens_open_the_ops_api(
-    ops_stack: Gateway, redis: Redis, authorization: str | None
+    gateway: Gateway, redis: Redis, authorization: str | None
 ) -> None:
     headers = {"Authorization": authorization} if authorization else {}
-    async with httpx.AsyncClient(base_url=ops_stack.url, headers=headers) as client:
+    async with httpx.AsyncClient(base_url=gateway.url, headers=headers) as client:
         for method, path in [
             ("GET", "/ops/api/status"),
             ("POST", "/ops/api/pause"),
@@ -218,9 +205,9 @@ def ops_cli(gw: Gateway, *args: str) -> subprocess.CompletedProcess[str]:
     )
 
 
-async def test_pause_and_resume_through_the_cli(ops_stack: Gateway, redis: Redis) -> None:
+async def test_pause_and_resume_through_the_cli(gateway: Gateway, redis: Redis) -> None:
     def cli(*args: str) -> subprocess.CompletedProcess[str]:
-        return ops_cli(ops_stack, *args)
+        return ops_cli(gateway, *args)
 
     paused = cli("pause", "processing", "--reason", "cli test")
     assert paused.returncode == 0, paused.stderr
@@ -236,18 +223,11 @@ async def test_pause_and_resume_through_the_cli(ops_stack: Gateway, redis: Redis
     assert "TRYON_NOT_FOUND" in refused.stderr
 
 
-@pytest.fixture
-async def receiver() -> AsyncIterator[Receiver]:
-    r = await Receiver().start()
-    yield r
-    await r.stop()
-
-
 async def test_a_dead_delivery_is_listed_and_resent_through_the_cli(
-    ops_stack: Gateway, api: httpx.AsyncClient, receiver: Receiver
+    gateway: Gateway, api: httpx.AsyncClient, receiver: Receiver
 ) -> None:
     def cli(*args: str) -> subprocess.CompletedProcess[str]:
-        return ops_cli(ops_stack, *args)
+        return ops_cli(gateway, *args)
 
     receiver.reply = lambda r: Reply(500)
     r = await api.post("/v1/webhook-endpoints", json={"url": receiver.url})
@@ -292,25 +272,25 @@ async def test_a_dead_delivery_is_listed_and_resent_through_the_cli(
 
 
 async def test_a_failed_tryon_is_listed_shown_and_discarded_through_the_cli(
-    ops_stack: Gateway, api: httpx.AsyncClient, emulator: Emulator
+    gateway: Gateway, api: httpx.AsyncClient, emulator: Emulator
 ) -> None:
     image_id = await ready_tryon(api, emulator)
     emulator.control("PUT", f"accounts/{emulator.api_key}", json={"credits": 0})
     tryon = (await start_tryon(api, image_id))["id"]
     assert (await wait_terminal(api, tryon))["status"] == "failed"
 
-    listed = ops_cli(ops_stack, "tryons")
+    listed = ops_cli(gateway, "tryons")
     assert listed.returncode == 0, listed.stderr
     [row] = [line for line in listed.stdout.splitlines() if line.startswith(tryon)]
     assert "safe" in row
     assert "INSUFFICIENT_CREDITS" in row
-    shown = ops_cli(ops_stack, "tryon", tryon)
+    shown = ops_cli(gateway, "tryon", tryon)
     assert shown.returncode == 0, shown.stderr
     assert json.loads(shown.stdout)["retryable"] is True
-    discarded = ops_cli(ops_stack, "discard", tryon)
+    discarded = ops_cli(gateway, "discard", tryon)
     assert discarded.returncode == 0, discarded.stderr
     assert f"{tryon}: dropped from the failed list" in discarded.stdout
-    assert tryon not in ops_cli(ops_stack, "tryons").stdout
-    missing = ops_cli(ops_stack, "tryon", "to_missing")
+    assert tryon not in ops_cli(gateway, "tryons").stdout
+    missing = ops_cli(gateway, "tryon", "to_missing")
     assert missing.returncode == 1
     assert "404 TRYON_NOT_FOUND" in missing.stderr

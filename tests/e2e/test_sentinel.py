@@ -16,7 +16,7 @@ from redis import Redis
 from service.devstack import free_port, port_answers
 
 from tests.conftest import Emulator
-from tests.e2e.conftest import photo_bytes, put_product, start_gateway, start_tryon, wait_terminal
+from tests.e2e.conftest import photo_bytes, put_product, running_stack, start_tryon, wait_terminal
 
 pytestmark = pytest.mark.slow
 
@@ -121,8 +121,9 @@ def sentinel_setup() -> Iterator[SentinelSetup]:
 async def test_gateway_and_worker_through_sentinel_and_failover(
     emulator: Emulator, sentinel_setup: SentinelSetup
 ) -> None:
-    gw = start_gateway(emulator, REDIS_URL=sentinel_setup.url, WORKER_HEALTH_CHECK_INTERVAL="1")
-    try:
+    with running_stack(
+        emulator, REDIS_URL=sentinel_setup.url, WORKER_HEALTH_CHECK_INTERVAL="1"
+    ) as gw:
         async with gw.client() as api:
             r = await api.post("/v1/images", files={"file": ("p.jpg", photo_bytes(), "image/jpeg")})
             assert r.status_code == 201, r.text
@@ -149,5 +150,3 @@ async def test_gateway_and_worker_through_sentinel_and_failover(
             with Redis(port=sentinel_setup.replica_port) as promoted:
                 assert _role(sentinel_setup.replica_port) == "master"
                 assert promoted.exists(f"tryon:t:{second['id']}")
-    finally:
-        gw.stack.stop_all()

@@ -8,7 +8,7 @@ import asyncio
 import httpx
 
 from tests.conftest import Emulator, assert_error
-from tests.e2e.conftest import keys_cli, photo_bytes, start_gateway
+from tests.e2e.conftest import keys_cli, photo_bytes, running_stack
 from tests.e2e.redis_server import PersistentRedis
 
 ORIGIN = "https://shop.example"
@@ -17,14 +17,13 @@ ORIGIN = "https://shop.example"
 async def test_store_down_is_a_retryable_503(
     emulator: Emulator, persistent_redis: PersistentRedis
 ) -> None:
-    gw = start_gateway(
-        emulator, workers=0, REDIS_URL=persistent_redis.url, REDIS_SOCKET_TIMEOUT="2"
-    )
     tryon = {
         "products": [{"externalId": "tee"}],
         "person": {"image": {"source": {"url": "http://127.0.0.1:1/p.jpg"}}},
     }
-    try:
+    with running_stack(
+        emulator, workers=0, REDIS_URL=persistent_redis.url, REDIS_SOCKET_TIMEOUT="2"
+    ) as gw:
         async with gw.client() as api:
             persistent_redis.stop()
             for request in (
@@ -43,8 +42,6 @@ async def test_store_down_is_a_retryable_503(
                     break
                 await asyncio.sleep(0.1)
             assert_error(r, 404, "TRYON_NOT_FOUND")
-    finally:
-        gw.stack.stop_all()
 
 
 async def test_a_browser_reads_the_503_while_the_store_is_down(
@@ -55,16 +52,15 @@ async def test_a_browser_reads_the_503_while_the_store_is_down(
     nothing it never knew, and never answers 500."""
     made = keys_cli("create", "Shop", "--id", "shop", "--origin", ORIGIN,
                     redis_url=persistent_redis.url)  # fmt: skip
-    gw = start_gateway(
+    browser = {"Authorization": f"Bearer {made['publishableKey']}", "Origin": ORIGIN}
+    preflight = {"Origin": ORIGIN, "Access-Control-Request-Method": "GET"}
+    with running_stack(
         emulator,
         workers=0,
         REDIS_URL=persistent_redis.url,
         REDIS_SOCKET_TIMEOUT="2",
         GATEWAY_KEY_CACHE_SECONDS="0.2",
-    )
-    browser = {"Authorization": f"Bearer {made['publishableKey']}", "Origin": ORIGIN}
-    preflight = {"Origin": ORIGIN, "Access-Control-Request-Method": "GET"}
-    try:
+    ) as gw:
         async with httpx.AsyncClient(base_url=gw.url, timeout=10) as client:
             r = await client.options("/v1/try-ons/to_missing", headers=preflight)
             assert r.status_code == 204  # the origins are now known
@@ -80,5 +76,3 @@ async def test_a_browser_reads_the_503_while_the_store_is_down(
             r = await client.options("/v1/try-ons/to_missing", headers=other)
             assert r.status_code == 403
             assert "access-control-allow-origin" not in r.headers
-    finally:
-        gw.stack.stop_all()

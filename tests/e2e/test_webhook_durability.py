@@ -10,7 +10,7 @@ import pytest
 from redis.asyncio import Redis
 
 from tests.conftest import Emulator
-from tests.e2e.conftest import start_gateway, wait_terminal
+from tests.e2e.conftest import running_stack, start_gateway, wait_terminal
 from tests.e2e.receiver import Receiver, Reply
 from tests.e2e.redis_server import PersistentRedis
 from tests.e2e.test_webhooks import SCALE, register, tryon
@@ -24,13 +24,12 @@ async def test_redis_restart_loses_no_delivery(
     down = await Receiver().start()
     port = down.port
     await down.stop()
-    gw = start_gateway(
+    with running_stack(
         emulator,
         REDIS_URL=persistent_redis.url,
         WEBHOOK_ALLOW_HTTP_HOSTS="127.0.0.1",
         WEBHOOK_TIME_SCALE=str(SCALE),
-    )
-    try:
+    ) as gw:
         async with gw.client() as api:
             await register(api, f"http://127.0.0.1:{port}/")
             ids = [await tryon(api, emulator) for _ in range(5)]
@@ -45,8 +44,6 @@ async def test_redis_restart_loses_no_delivery(
                 assert {json.loads(r.body)["data"]["id"] for r in requests} == set(ids)
             finally:
                 await back.stop()
-    finally:
-        gw.stack.stop_all()
 
 
 async def test_an_endpoint_failing_for_days_is_disabled(emulator: Emulator, redis: Redis) -> None:

@@ -6,28 +6,15 @@ import asyncio
 import os
 import subprocess
 import sys
-from collections.abc import AsyncIterator
 
 import httpx
 import pytest
-from redis.asyncio import Redis
 from service.devstack import free_port, wait_http
 
 from tests.conftest import Emulator
-from tests.e2e.conftest import Gateway
-from tests.e2e.test_webhooks import hooks_gateway, tryon  # noqa: F401 - the module's stack
+from tests.e2e.test_webhooks import gateway, tryon  # noqa: F401 - the module's stack
 
 pytestmark = pytest.mark.usefixtures("redis")
-
-
-@pytest.fixture
-async def api(
-    hooks_gateway: Gateway,  # noqa: F811
-    emulator: Emulator,
-    redis: Redis,
-) -> AsyncIterator[httpx.AsyncClient]:
-    async with hooks_gateway.client() as client:
-        yield client
 
 
 async def test_the_documented_receiver_verifies_and_dedupes(

@@ -7,7 +7,7 @@ import itertools
 import json
 import signal
 import time
-from collections.abc import AsyncIterator, Iterator
+from collections.abc import AsyncIterator
 from typing import Any
 
 import httpx
@@ -16,31 +16,18 @@ from redis.asyncio import Redis
 from standardwebhooks import Webhook
 
 from tests.conftest import Emulator
-from tests.e2e.conftest import Gateway, put_product, start_gateway, upload_photo, wait_terminal
+from tests.e2e.conftest import Gateway, put_product, stack_fixture, upload_photo, wait_terminal
 from tests.e2e.receiver import Received, Receiver, Reply
 
 # Three days of retries in ~4 minutes: 5 s -> 5 ms, 2 h -> 7.2 s.
 SCALE = 1000.0
 
 
-@pytest.fixture(scope="module")
-def hooks_gateway(emulator_process: Emulator) -> Iterator[Gateway]:
-    gw = start_gateway(
-        emulator_process,
-        WEBHOOK_ALLOW_HTTP_HOSTS="127.0.0.1",
-        WEBHOOK_TIME_SCALE=str(SCALE),
-        WEBHOOK_ATTEMPT_TIMEOUT="2",
-    )
-    yield gw
-    gw.stack.stop_all()
-
-
-@pytest.fixture
-async def api(
-    hooks_gateway: Gateway, emulator: Emulator, redis: Redis
-) -> AsyncIterator[httpx.AsyncClient]:
-    async with hooks_gateway.client() as client:
-        yield client
+gateway = stack_fixture(
+    WEBHOOK_ALLOW_HTTP_HOSTS="127.0.0.1",
+    WEBHOOK_TIME_SCALE=str(SCALE),
+    WEBHOOK_ATTEMPT_TIMEOUT="2",
+)
 
 
 async def register(api: httpx.AsyncClient, url: str, **extra: Any) -> dict[str, Any]:
@@ -364,15 +351,15 @@ async def test_ssrf_refused_at_registration(api: httpx.AsyncClient, url: str) ->
 
 
 async def test_a_worker_killed_mid_delivery_loses_nothing(
-    hooks_gateway: Gateway, api: httpx.AsyncClient, emulator: Emulator, receiver: Receiver
+    gateway: Gateway, api: httpx.AsyncClient, emulator: Emulator, receiver: Receiver
 ) -> None:
     # The first attempt hangs past the worker's death; the next one, from a new worker, lands.
     receiver.reply = lambda r: Reply(delay=5.0) if len(receiver.received) == 1 else Reply()
     await register(api, receiver.url)
     tryon_id = await tryon(api, emulator)
     await receiver.wait_for(1)
-    hooks_gateway.stack.stop("worker0", signal.SIGKILL)
-    hooks_gateway.add_worker("worker0")
+    gateway.stack.stop("worker0", signal.SIGKILL)
+    gateway.add_worker("worker0")
     requests = await receiver.wait_for(2, within=60)
     assert requests[0].headers["webhook-id"] == requests[1].headers["webhook-id"]
     assert json.loads(requests[1].body)["data"]["id"] == tryon_id
