@@ -54,11 +54,11 @@ return ms
 
 
 # Seconds between one request's grant-to-arrival delay and another's that the bound absorbs.
-# Measured with bench.throughput's `uploads` workload (every try-on uploads its own photo, so
-# uploads and creates interleave) at speed 10 on a shared 2-core machine: creates p50 44 ms,
-# p99 337 ms under a load average of 9; p99 40 ms, max 81 ms under 4.6 (docs/benchmarks.md).
-# The cost is paid only where a window is short: at Genlook's 60 s window the rate stays
-# 97/min; at the bench's 6 s window (speed 10) it is 96 instead of 97.
+# Measured at emulator speed 10 on a shared 2-core machine (bench.throughput's `uploads`
+# workload, docs/benchmarks.md §2): p99 25 ms, max 86 ms at load ~3; p99 130-337 ms under 8-9.
+# With the spare cell (rounding) a 6 s window then absorbs ~0.19 s; Genlook's 60 s window
+# absorbs 0.62 s at no cost (97/min either way). At the bench's 6 s window the rate is 96, not
+# 97: more spread would take it under the 95 % the bench holds to.
 ARRIVAL_SPREAD = 0.12
 # Starts may use one cell of the burst that polls may not (`tolerance_ms`).
 _MIN_BURST = 2
@@ -70,17 +70,15 @@ class BudgetShape:
     burst: int
 
     @classmethod
-    def for_limit(
-        cls, limit: int, window: float, margin: float, spread: float = ARRIVAL_SPREAD
-    ) -> BudgetShape:
+    def for_limit(cls, limit: int, window: float, margin: float) -> BudgetShape:
         """The fastest shape, at most `margin` of the limit, whose grants put at most
         limit - 1 requests in any `window` of arrivals when arrival delays differ by up to
-        `spread` seconds (the last cell absorbs clock rounding between us and Genlook)."""
+        ARRIVAL_SPREAD (the last cell absorbs clock rounding between us and Genlook)."""
         rate = max(1, math.floor(limit * margin))
         # A limit too small to spare a start-only cell at that rate goes without one.
         least = min(_MIN_BURST, max(1, limit - 1 - rate))
         while True:
-            burst = limit - 1 - math.floor(rate * (window + spread) / window)
+            burst = limit - 1 - math.floor(rate * (window + ARRIVAL_SPREAD) / window)
             if burst >= least or rate == 1:
                 return cls(interval_ms=window * 1000.0 / rate, burst=max(1, burst))
             rate -= 1
