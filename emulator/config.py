@@ -4,8 +4,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-# Fixed so a demo can be restarted without re-pasting the key; it is printed at start.
-DEMO_API_KEY = "gk_demo_0000000000000000000000000000000000000000000"
+from emulator.demo_key import DEMO_API_KEY
 
 DEFAULT_DURATION_MEDIAN = 10.0
 DEFAULT_DURATION_SIGMA = 0.35

@@ -5,7 +5,8 @@ from __future__ import annotations
 import uvicorn
 
 from emulator.app import BASE_PATH, create_app
-from emulator.config import DEMO_API_KEY, EmulatorConfig
+from emulator.config import EmulatorConfig
+from emulator.demo_key import DEMO_API_KEY
 
 
 def serve(

@@ -13,14 +13,16 @@ from collections.abc import Mapping
 from typing import Literal, TypeVar
 
 import msgspec
+from emulator.demo_key import DEMO_API_KEY
 
 from service.admin_tokens import parse_admin_tokens
 from service.redis_conn import parse_sentinel_url
 
 EMULATOR_BASE_URL = "http://127.0.0.1:8081/tryon/v1"
 GENLOOK_BASE_URL = "https://api.genlook.app/tryon/v1"
-# The emulator's demo key (`tryon-gateway emulator` prints it): used when no real key is set.
-EMULATOR_DEMO_KEY = "gk_demo_emulator_0000000000000000000000000000000"
+# The emulator's own default key (`tryon-gateway emulator` prints it): used when no real key is
+# set, so an emulator started without `--api-key` accepts the gateway.
+EMULATOR_DEMO_KEY = DEMO_API_KEY
 
 DAY = 86_400.0
 # Genlook's own limit on an uploaded photo: a larger one would be refused there, and the JS

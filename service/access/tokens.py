@@ -37,6 +37,8 @@ class TokenGrant(msgspec.Struct, frozen=True, kw_only=True):
     token_id: str
     app: str
     external_user_id: str
+    # When the gateway stops accepting the token: an offline token's `exp` plus the clock-skew
+    # leeway, so `verify` is the one place that decides expiry for both kinds.
     expires_at: float
     max_tryons: int
     # externalIds the token may try on; None: any product of the app's catalog.
@@ -150,10 +152,12 @@ class TokenVerifier:
                 audience=AUDIENCE,
                 issuer=app,
                 leeway=LEEWAY_SECONDS,
-                options={"require": ["exp", "iat", "iss", "sub", "jti", "aud"]},
+                # `exp` is required but judged by `verify`, with the same leeway (expires_at).
+                options={
+                    "require": ["exp", "iat", "iss", "sub", "jti", "aud"],
+                    "verify_exp": False,
+                },
             )
-        except jwt.ExpiredSignatureError as exc:
-            raise token_expired() from exc
         except jwt.PyJWTError as exc:
             raise invalid_token() from exc
         try:
@@ -173,7 +177,7 @@ class TokenVerifier:
             token_id="j_" + hashlib.sha256(f"{app}\0{claims.jti}".encode()).hexdigest()[:32],
             app=app,
             external_user_id=claims.sub,
-            expires_at=claims.exp,
+            expires_at=claims.exp + LEEWAY_SECONDS,
             max_tryons=claims.max_tryons,
             products=claims.products,
         )

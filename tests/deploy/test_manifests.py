@@ -31,22 +31,12 @@ from tests.deploy.manifests import (
     read_resources,
     render_base,
 )
+from tests.settings_env import setting_names
 
 K8S_VERSION = "1.32.0"
 KEDA_SCHEMA = json.loads((DEPLOY / "schemas" / "keda-scaledobject.schema.json").read_text())
 # SIGTERM to SIGKILL must cover arq's wait for running jobs plus the cancel and clean-up.
 SHUTDOWN_MARGIN = 10
-
-
-def setting_names() -> set[str]:
-    settings = Settings()
-    prefixes = {"redis": "REDIS_", "genlook": "GENLOOK_", "gateway": "GATEWAY_",
-                "worker": "WORKER_", "webhooks": "WEBHOOK_", "ops": "OPS_"}  # fmt: skip
-    return {
-        prefixes[group] + name.upper()
-        for group in Settings.__struct_fields__
-        for name in type(getattr(settings, group)).__struct_fields__
-    }
 
 
 def test_compose_matches_the_compose_spec() -> None:
@@ -77,6 +67,8 @@ def test_env_example_names_only_real_settings() -> None:
     )
     assert names, "no variable found"
     assert names <= setting_names(), names - setting_names()
+    # docs/deploy.md: every variable is listed (commented lines show the default).
+    assert setting_names() <= names, setting_names() - names
     for required in ("REDIS_URL", "GENLOOK_API_KEY", "GATEWAY_SECRET_KEYS", "OPS_ADMIN_TOKENS",
                      "WORKER_JOB_COMPLETION_WAIT", "GENLOOK_RATE_LIMIT"):  # fmt: skip
         assert required in names
@@ -149,6 +141,16 @@ def test_gateway_probes(base: list[dict[str, Any]]) -> None:
     assert container["livenessProbe"]["httpGet"]["path"] == "/healthz"
     assert container["readinessProbe"]["httpGet"]["path"] == "/readyz"
     assert spec["securityContext"]["runAsNonRoot"] is True
+
+
+def test_drains_take_one_pod_at_a_time(base: list[dict[str, Any]]) -> None:
+    """docs/deploy.md: PDBs keep drains to one pod at a time, for gateways as for workers
+    (minAvailable: 1 would let a drain take all gateways but one)."""
+    pdbs = [d for d in base if d["kind"] == "PodDisruptionBudget"]
+    assert {p["metadata"]["name"] for p in pdbs} == {"tryon-gateway", "tryon-worker"}
+    for pdb in pdbs:
+        assert pdb["spec"].get("maxUnavailable") == 1, pdb["metadata"]["name"]
+        assert "minAvailable" not in pdb["spec"]
 
 
 def test_alert_rules_structure() -> None:

@@ -7,7 +7,6 @@ import itertools
 import json
 import signal
 import time
-from collections.abc import AsyncIterator
 from typing import Any
 
 import httpx

@@ -367,6 +367,18 @@ async def test_offline_jwt_accepted_and_every_tampering_refused(redis: Redis, sh
     assert_error(r, 401, "TOKEN_EXPIRED")
 
 
+async def test_offline_jwt_gets_30_s_of_clock_skew_past_exp(redis: Redis, shop: Shop) -> None:
+    """docs/browser.md: an expired token gets TOKEN_EXPIRED, with 30 s of clock skew."""
+    kid, private = await _signing_key(redis)
+    now = int(time.time())
+    late = _jwt(private, kid, jti="late", iat=now - 620, exp=now - 20)
+    r = await shop.client.get("/v1/try-ons/to_x", headers=shop.browser(late))
+    assert_error(r, 404, "TRYON_NOT_FOUND")  # authenticated: the try-on is what is missing
+    too_late = _jwt(private, kid, jti="too-late", iat=now - 640, exp=now - 40)
+    r = await shop.client.get("/v1/try-ons/to_x", headers=shop.browser(too_late))
+    assert_error(r, 401, "TOKEN_EXPIRED")
+
+
 # --- origins and CORS ------------------------------------------------------------------------
 
 

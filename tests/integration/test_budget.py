@@ -3,10 +3,13 @@
 from __future__ import annotations
 
 import asyncio
+import bisect
+import math
 import time
 
+import pytest
 from redis.asyncio import Redis
-from service.budget import BudgetShape, UpstreamBudget
+from service.budget import ARRIVAL_SPREAD, BudgetShape, UpstreamBudget
 from service.genlook.client import Priority
 from service.keys import Keys
 
@@ -16,6 +19,44 @@ def test_shape_never_exceeds_the_limit_in_any_window() -> None:
     assert shape.burst == 2
     # burst + sustained rate over one window: one cell short of the limit
     assert shape.burst + 60_000 / shape.interval_ms == 99
+
+
+def _most_in(grants: list[float], span: float) -> int:
+    """The most grants in any `span` seconds: the most requests one window of Genlook's sees
+    when requests reach it up to `span - window` seconds later than others."""
+    grants = sorted(grants)
+    return max(bisect.bisect_left(grants, g + span) - i for i, g in enumerate(grants))
+
+
+# Genlook's window, the bench's at speed 10 and the e2e tests' at speed 100, with the rate each
+# must keep (the bench's target is >= 95 % of the limit).
+@pytest.mark.parametrize(("window", "least_rate"), [(60.0, 97), (6.0, 96), (0.6, 80)])
+def test_shape_holds_when_arrivals_spread(window: float, least_rate: int) -> None:
+    """Requests reach Genlook a varying time after their grant (a loaded machine, an upload in
+    between): grants of window + spread seconds must still fit one window, a cell to spare."""
+    shape = BudgetShape.for_limit(100, window, 0.97)
+    worst = shape.burst + math.floor((window + ARRIVAL_SPREAD) * 1000 / shape.interval_ms)
+    assert worst <= 99
+    assert window * 1000 / shape.interval_ms >= least_rate
+
+
+async def test_grants_fit_a_window_of_spread_arrivals(redis: Redis) -> None:
+    """The real bucket, saturated by four processes' askers: no window + ARRIVAL_SPREAD seconds
+    hold more grants than the limit less one."""
+    window = 1.2
+    shape = BudgetShape.for_limit(100, window, 0.97)
+    budgets = [UpstreamBudget(redis, Keys("t:"), shape) for _ in range(4)]
+    grants: list[float] = []
+    until = time.monotonic() + 2 * window + ARRIVAL_SPREAD
+
+    async def asker(b: UpstreamBudget) -> None:
+        while time.monotonic() < until:
+            await b.acquire(Priority.START)
+            grants.append(time.monotonic())
+
+    await asyncio.gather(*(asker(b) for b in budgets for _ in range(3)))
+    assert len(grants) > 150  # saturated: ~2.5 windows' worth
+    assert _most_in(grants, window + ARRIVAL_SPREAD) <= 99
 
 
 async def test_grants_burst_then_spaces_requests(redis: Redis) -> None:
