@@ -99,7 +99,7 @@ async def test_async_events_follow_a_tryon_to_its_end(
     created = await client.create_tryon("tee", image_id=image_id)
     seen = [tryon async for tryon in client.events(created.id)]
     states = [t.status for t in seen]
-    assert states[0] == "queued"
+    # The first state is whatever the try-on had reached when the stream opened.
     assert states[-1] == "completed"
     assert len(states) == len(set(states)) >= 2
     assert seen[-1].result is not None
