@@ -2,7 +2,7 @@
 SHELL := /bin/bash
 export PATH := $(HOME)/.local/bin:$(PATH)
 
-.PHONY: dev test check uv redis chromium
+.PHONY: dev test check uv redis chromium node
 
 uv:
 	@command -v uv >/dev/null 2>&1 || python3 -m pip install --quiet --user uv \
@@ -25,7 +25,12 @@ redis:
 chromium:
 	@command -v chromium >/dev/null 2>&1 || (apt-get update -qq && apt-get install -y -qq chromium >/dev/null)
 
-test: uv redis chromium
+# The JS client's TypeScript declarations are checked with tsc, which the test installs from
+# npm (typescript@5 into .cache/ts) on first use; node and npm come from Debian.
+node:
+	@command -v npm >/dev/null 2>&1 || (apt-get update -qq && apt-get install -y -qq nodejs npm >/dev/null)
+
+test: uv redis chromium node
 	uv sync --frozen
 	uv run pytest
 
