@@ -162,8 +162,10 @@ async def test_a_deadline_passed_in_the_queue_spends_nothing_and_gives_the_quota
     record = await rig.run(tryon_id)
 
     assert record.status == "failed"
-    assert record.error is not None and record.error.code == "DEADLINE_EXCEEDED"
-    assert record.unsent and record.spent_nothing
+    assert record.error is not None
+    assert record.error.code == "DEADLINE_EXCEEDED"
+    assert record.unsent
+    assert record.spent_nothing
     assert rig.generations() == 0
     assert rig.emulator.counters()["creditsSpent"] == 0
     # The event reached waiters and the webhook outbox (the app's callback URL).
@@ -195,7 +197,8 @@ async def test_a_deadline_passed_while_waiting_for_a_budget_cell_sends_nothing(r
     record = await rig.run(tryon_id)
     waited = time.monotonic() - started
 
-    assert record.error is not None and record.error.code == "DEADLINE_EXCEEDED", record
+    assert record.error is not None
+    assert record.error.code == "DEADLINE_EXCEEDED", record
     assert record.spent_nothing
     # It gave up at its deadline, not when the budget came back.
     assert waited < 3.0, waited
@@ -209,7 +212,8 @@ async def test_a_cancel_while_waiting_for_a_budget_cell_sends_nothing(rig: Rig) 
     tryon_id = await rig.accept()
     await rig.res.budget.pause(1.5)
     job = asyncio.create_task(rig.run(tryon_id))
-    while (record := await rig.res.store.get(tryon_id)) is not None and record.status == "queued":
+    # The record in Redis is the only sign the worker took it up.
+    while (record := await rig.res.store.get(tryon_id)) is not None and record.status == "queued":  # noqa: ASYNC110
         await asyncio.sleep(0.02)
     r = await rig.shop.client.delete(f"/v1/try-ons/{tryon_id}", headers=rig.shop.server())
     assert r.status_code == 200, r.text
@@ -240,7 +244,8 @@ async def test_a_tryon_sent_before_its_deadline_completes_after_it(
     record = await rig.run(tryon_id)
 
     assert record.status == "completed", record
-    assert record.completed_at is not None and record.send_by is not None
+    assert record.completed_at is not None
+    assert record.send_by is not None
     assert record.completed_at > record.send_by  # finished past its deadline
     assert rig.generations() == 1
 
