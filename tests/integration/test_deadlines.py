@@ -12,6 +12,10 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import json
+import os
+import subprocess
+import sys
 import time
 from collections.abc import AsyncIterator
 from dataclasses import dataclass
@@ -292,3 +296,24 @@ async def test_a_browser_cancels_its_own_queued_tryon_only(rig: Rig) -> None:
     assert r.json()["status"] == "canceled"
     # The unit came back: the cap of one takes another try-on.
     await rig.accept(rig.shop.browser(alice))
+
+
+def test_the_browser_default_is_set_with_keys_policy(redis: Redis) -> None:
+    def keys(*args: str) -> subprocess.CompletedProcess[str]:
+        return subprocess.run(
+            [sys.executable, "-m", "service.cli", "keys", *args, "--json"],
+            env={**os.environ, "REDIS_URL": TEST_REDIS_URL},
+            capture_output=True,
+            text=True,
+            timeout=30,
+            check=False,
+        )
+
+    made = keys("create", "Shop", "--id", "shop2", "--browser-deadline", "90")
+    assert made.returncode == 0, made.stderr
+    assert json.loads(made.stdout)["app"]["policy"]["browser_deadline_seconds"] == 90
+    off = keys("policy", "shop2", "--browser-deadline", "none")
+    assert json.loads(off.stdout)["app"]["policy"]["browser_deadline_seconds"] is None
+    for bad in ("0.5", "nan", "inf", "soon"):
+        refused = keys("policy", "shop2", "--browser-deadline", bad)
+        assert refused.returncode == 2, (bad, refused.stdout)
