@@ -116,10 +116,13 @@ class TryOnRunner:
 
     async def _drive(self, record: TryOnRecord, started: float, job_try: int) -> str:
         while not record.is_terminal:
-            if time.time() > record.deadline_at:
-                if record.create_started_at is not None and record.generation_id is None:
-                    return (await self._outcome_unknown(record)).status
+            if record.unsent and time.time() > record.send_deadline:
                 return (await self._deadline_exceeded(record)).status
+            if time.time() > record.deadline_at:
+                # Sent: the credit is spent, and only the worker's bound ends the wait.
+                if record.generation_id is None:
+                    return (await self._outcome_unknown(record)).status
+                return (await self._fail(record, "DEADLINE_EXCEEDED", "No result in time.")).status
             if self._gate.closed:
                 # A stopping worker takes no step more: not a new job, nor the wait after a
                 # create call it was let finish. Another worker resumes from the record.
@@ -160,22 +163,27 @@ class TryOnRunner:
             output=self._output(record),
         )
         # arq's job timeout would cut a create call sent late in the attempt, as surely as a
-        # kill: the budget wait may use this attempt's time only up to the hand-over point.
-        waiting = asyncio.timeout(max(0.0, self._budget_s - (time.monotonic() - started)))
+        # kill: the budget wait may use this attempt's time only up to the hand-over point,
+        # and never past the try-on's deadline, when no create may be sent any more.
+        attempt_left = self._budget_s - (time.monotonic() - started)
+        send_left = record.send_deadline - time.time()
+        waiting = asyncio.timeout(max(0.0, min(attempt_left, send_left)))
         try:
             async with waiting, self._res.hooks.reserved(Priority.START):
                 waiting.reschedule(None)
                 if self._gate.closed:
                     raise RetryLater(0.0, "worker stopping: another worker sends the create")
-                if time.time() > record.deadline_at:
-                    # The photo upload or the budget wait outlasted the try-on: a create sent
-                    # now would spend a credit on a try-on already out of time (promise 8).
+                if time.time() > record.send_deadline:
+                    # The photo upload or the budget wait outlasted the deadline: a create
+                    # sent now would spend a credit nobody waits for (promise 8).
                     return await self._deadline_exceeded(record)
                 with self._gate.create_call():
                     return await self._send_create(record, plan, request, job_try)
         except TimeoutError:
             if not waiting.expired():
                 raise
+            if time.time() > record.send_deadline:
+                return await self._deadline_exceeded(record)
             raise RetryLater(0.0, "no budget cell in this attempt's time") from None
 
     async def _send_create(
@@ -183,6 +191,9 @@ class TryOnRunner:
     ) -> TryOnRecord:
         """The create call's window: marker, call, and its outcome recorded."""
         record = await self._mark(record, create_started_at=time.time())
+        if record.is_terminal:
+            # Canceled while waiting for its budget cell (the marker was not written).
+            return record
         log.info("try-on %s: create sent (try %d)", record.id, job_try)
         try:
             generation = await self._create(request)
@@ -237,7 +248,9 @@ class TryOnRunner:
         return await self._outcome_unknown(record)
 
     async def _deadline_exceeded(self, record: TryOnRecord) -> TryOnRecord:
-        return await self._fail(record, "DEADLINE_EXCEEDED", "No result in time.")
+        return await self._fail(
+            record, "DEADLINE_EXCEEDED", "Not sent upstream before its deadline; no credit spent."
+        )
 
     async def _outcome_unknown(self, record: TryOnRecord) -> TryOnRecord:
         return await self._fail(

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import math
 import sys
 from collections.abc import Awaitable, Callable
 from pathlib import Path
@@ -28,6 +29,7 @@ _POLICY_FIELDS = {
     "ip_rate": "ip_rate_per_minute",
     "upload_rate": "uploads_per_minute",
     "anonymous_per_day": "anonymous_tryons_per_ip_per_day",
+    "browser_deadline": "browser_deadline_seconds",
 }
 
 
@@ -51,10 +53,26 @@ def add_policy_options(p: argparse.ArgumentParser) -> None:
         help="allow browsers without an end-user token (limited per IP)",
     )
     p.add_argument("--anonymous-per-day", type=int, default=None, help="anonymous try-ons/IP/day")
+    p.add_argument(
+        "--browser-deadline",
+        type=_deadline,
+        default=None,
+        help="seconds a browser's try-on may wait to be sent upstream unless its request sets "
+        "deadlineSeconds (at least 1), or 'none'",
+    )
 
 
 def _cap(value: str) -> int:
     return -1 if value.lower() == "none" else int(value)
+
+
+def _deadline(value: str) -> float:
+    if value.lower() == "none":
+        return -1
+    seconds = float(value)
+    if not (math.isfinite(seconds) and seconds >= 1):
+        raise argparse.ArgumentTypeError("at least 1 second, or 'none'")
+    return seconds
 
 
 def _policy(base: Policy, args: argparse.Namespace) -> Policy:

@@ -27,6 +27,9 @@ class Policy(msgspec.Struct, frozen=True, kw_only=True):
     # Browsers without a token (publishable key only), limited per IP by rate and a daily quota.
     anonymous: bool = False
     anonymous_tryons_per_ip_per_day: int = 3
+    # Seconds a browser's try-on may wait to be sent upstream when its request names no
+    # `deadlineSeconds`: a shopper who left spends no credit. None: only the worker's bound.
+    browser_deadline_seconds: float | None = None
 
 
 class App(msgspec.Struct, frozen=True, kw_only=True):

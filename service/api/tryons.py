@@ -46,7 +46,6 @@ from service.auth import Principal
 from service.domain_errors import Conflict, InvalidInput, NotFound
 from service.resources import Resources
 from service.tryons.models import (
-    CANCELABLE,
     TryOnCreate,
     TryOnOut,
     TryOnRecord,
@@ -212,20 +211,22 @@ class TryOnController(Controller):
     @delete(
         "/{tryon_id:str}",
         status_code=200,
-        responses=errors(*AUTHENTICATED, 404, 409),
-        security=SECRET_ONLY,
+        dependencies=BROWSER_CTX,
+        responses=errors(*BROWSER, 404, 409),
+        security=BROWSER_SAFE,
     )
     async def cancel(
         self,
         tryon_id: FromPath[str],
         ctx: NamedDependency[Ctx],
     ) -> TryOnOut:
-        """Cancel a try-on that has not been sent upstream; 409 once it has."""
+        """Cancel a try-on that has not been sent upstream; 409 once it has. A browser may
+        cancel its own (the JS client does when its caller gives up waiting)."""
         principal, res = ctx.principal, ctx.res
         await owned(res, principal, tryon_id)
 
         def to_canceled(record: TryOnRecord) -> TryOnRecord | None:
-            if record.status not in CANCELABLE:
+            if not record.cancelable:
                 return None
             record.status = "canceled"
             record.completed_at = time.time()
@@ -235,6 +236,7 @@ class TryOnController(Controller):
         if record.status != "canceled":
             raise Conflict(
                 "TRYON_NOT_CANCELABLE",
-                f"The try-on is {record.status}; only queued try-ons can be canceled.",
+                f"The try-on is {record.status}; only try-ons not yet sent upstream can be "
+                "canceled.",
             )
         return public_view(record)

@@ -55,7 +55,8 @@ async def retry_tryon(
     quotas: Quotas,
     apps: AppRegistry,
 ) -> TryOnRecord:
-    """Send a failed try-on through the pipeline again, from `queued`, with a new deadline.
+    """Send a failed try-on through the pipeline again, from `queued`, with a new deadline
+    (the worker's; the request's own `deadlineSeconds` is not applied again).
 
     Raises the RetryRefused that `retry_refusal` gives, unless it allows the retry; the check
     runs inside the store's compare-and-set, so a concurrent change cannot slip between check
@@ -84,6 +85,9 @@ async def retry_tryon(
         r.started_at = None
         r.deadline_at = now + deadline
         r.quota_counters = counters
+        # The caller's deadline was for the first attempt; retrying is the operator's decision
+        # to send it now, within the worker's bound only.
+        r.send_by = None
         return r
 
     try:

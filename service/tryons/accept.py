@@ -42,6 +42,17 @@ class Accepted(NamedTuple):
     replayed: bool
 
 
+def send_deadline(principal: Principal, requested: float | None, most: float) -> float | None:
+    """Seconds after acceptance past which the try-on is not sent upstream, or None for the
+    worker's bound alone: the request's `deadlineSeconds`, else for a browser its app's
+    default. Capped at `most` (WORKER_TRYON_DEADLINE), which no try-on outlives anyway: a page
+    asking for longer than the gateway keeps anything gets that, not a refusal."""
+    seconds = requested
+    if seconds is None and principal.is_browser and principal.policy is not None:
+        seconds = principal.policy.browser_deadline_seconds
+    return None if seconds is None else min(seconds, most)
+
+
 def idempotency_scope(principal: Principal, key: str) -> str:
     """The one place an Idempotency-Key becomes the key it is stored under: a browser's is
     scoped to its end user, so one user's key never replays another's try-on."""
@@ -113,6 +124,9 @@ class TryOnIntake:
         record, expected = await self._build(
             principal.app, body, uploaded, idempotency_key, browser=browser
         )
+        seconds = send_deadline(principal, body.deadline_seconds, self._deadline)
+        if seconds is not None:
+            record.send_by = record.created_at + seconds
         digest = hashlib.sha256(raw)
         if photo is not None:
             digest.update(hashlib.sha256(photo).digest())
@@ -226,6 +240,7 @@ class TryOnIntake:
                 fresh.person = person or fresh.person
                 fresh.quota_counters = record.quota_counters
                 fresh.payer = record.payer
+                fresh.send_by = record.send_by
                 fresh.id = record.id  # the reservation is named after it
                 return await self._write(fresh, idempotency_key, request_fingerprint)
         except IdempotencyConflict as exc:

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import functools
 import time
-from typing import Any, Literal
+from typing import Annotated, Any, Literal
 
 import msgspec
 
@@ -17,8 +17,6 @@ from service.genlook.models import KeepForDays
 
 TryOnStatus = Literal["queued", "submitting", "running", "completed", "failed", "canceled"]
 TERMINAL: frozenset[str] = frozenset({"completed", "failed", "canceled"})
-# States in which no upstream create has been attempted yet, so a cancel spends nothing.
-CANCELABLE: frozenset[str] = frozenset({"queued"})
 
 
 class _Wire(
@@ -61,6 +59,11 @@ class OutputIn(_Wire, frozen=True):
 
 Metadata = dict[str, str | int | float | bool | None]
 
+# A try-on's deadline, in seconds from its acceptance. Below a second no worker could take it
+# up in time; above WORKER_TRYON_DEADLINE it means that bound (`send_deadline` in
+# service/tryons/accept.py).
+DeadlineSeconds = Annotated[float, msgspec.Meta(ge=1)]
+
 
 class TryOnCreate(_Wire, frozen=True):
     """Body of `POST /v1/try-ons`: Genlook's current shape plus `metadata` and `callbackUrl`."""
@@ -71,6 +74,8 @@ class TryOnCreate(_Wire, frozen=True):
     output: OutputIn | None = None
     metadata: Metadata | None = None
     callback_url: str | None = None
+    # Past it, a try-on not yet sent upstream ends DEADLINE_EXCEEDED and spends nothing.
+    deadline_seconds: DeadlineSeconds | None = None
 
 
 # --- the persisted record ------------------------------------------------------------------
@@ -129,7 +134,13 @@ class TryOnRecord(msgspec.Struct, kw_only=True, omit_defaults=True):
     error: ErrorInfo | None = None
     started_at: float | None = None
     completed_at: float | None = None
+    # The worker's bound (WORKER_TRYON_DEADLINE from acceptance): a try-on still not terminal
+    # then fails DEADLINE_EXCEEDED, sent upstream or not, so nothing waits forever.
     deadline_at: float = 0.0
+    # The caller's deadline (`deadlineSeconds`, or the app's default for browsers): the create
+    # is not sent after it. Once sent, the try-on follows through (the credit is spent) up to
+    # `deadline_at`. None: `deadline_at` alone.
+    send_by: float | None = None
     # Times the photo was uploaded again because Genlook no longer had it (bounded to one).
     photo_reuploads: int = 0
     # Quota counters this try-on holds a unit of (service/access/quotas.py); given back if it
@@ -139,6 +150,23 @@ class TryOnRecord(msgspec.Struct, kw_only=True, omit_defaults=True):
     payer: Payer | None = None
 
     @property
+    def unsent(self) -> bool:
+        """No create call has been sent upstream (nor may have been)."""
+        return self.create_started_at is None and self.generation_id is None
+
+    @property
+    def cancelable(self) -> bool:
+        """Not sent upstream, so a cancel spends nothing: queued, or taken up by a worker that
+        has not sent the create (it may be waiting for a budget cell); the worker checks for a
+        cancel when it marks the create as sent (workers/runner.py)."""
+        return self.status in ("queued", "submitting") and self.unsent
+
+    @property
+    def send_deadline(self) -> float:
+        """The last moment a create may be sent for this try-on."""
+        return self.deadline_at if self.send_by is None else min(self.send_by, self.deadline_at)
+
+    @property
     def spent_nothing(self) -> bool:
         """Ended without a credit spent: never created upstream (a cancel, a refused create),
         or a generation that FAILED (Genlook gives its credit back)."""
@@ -146,8 +174,7 @@ class TryOnRecord(msgspec.Struct, kw_only=True, omit_defaults=True):
             return True
         if self.status != "failed":
             return False
-        never_sent = self.create_started_at is None and self.generation_id is None
-        return never_sent or self.upstream_status == "FAILED"
+        return self.unsent or self.upstream_status == "FAILED"
 
     @property
     def is_terminal(self) -> bool:

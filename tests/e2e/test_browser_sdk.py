@@ -10,12 +10,16 @@ saw, the requests Chromium sent); what the gateway did is checked with the app's
 
 from __future__ import annotations
 
+import asyncio
+import json
+import time
 from collections.abc import AsyncIterator, Iterator
 from typing import Any
 
 import httpx
 import pytest
 from redis.asyncio import Redis
+from service.keys import Keys
 
 from tests.conftest import Emulator
 from tests.e2e.browser_stack import (
@@ -80,7 +84,11 @@ async def open_page(browser: Any, origin: str, gw: str) -> Any:
     generated JPEG at hand (`window.photo`)."""
     page = await browser.new_page()
     page.requested = []
+    page.sent = []  # (method, url, body) of each API request
+    page.answers = []  # (method, status) of each API answer
     page.on("request", lambda request: page.requested.append(request.url))
+    page.on("request", lambda r: page.sent.append((r.method, r.url, r.post_data)))
+    page.on("response", lambda r: page.answers.append((r.request.method, r.status)))
     await page.goto(origin)
     await page.evaluate(
         """async ({ gw, jpeg }) => {
@@ -304,7 +312,7 @@ async def test_progress_is_reported_in_order_over_the_stream(
 
 
 async def test_abort_stops_waiting_at_once(
-    browser: Any, shop: dict[str, Any], storefront: str, emulator: Emulator
+    browser: Any, shop: dict[str, Any], storefront: str, emulator: Emulator, redis: Redis
 ) -> None:
     # Genlook holds the try-on for 5 s; the page gives up while the stream is open.
     emulator.control("POST", "faults", json={"endpoint": "create_try_on_sync", "latency": 5.0})
@@ -334,3 +342,104 @@ async def test_abort_stops_waiting_at_once(
     assert outcome["afterAbortMs"] < 500
     streamed = [u for u in page.requested if u.endswith("/events")]
     assert len(streamed) == 1
+    # Sent upstream before the abort: the page's cancel is refused (409) and the try-on
+    # follows through server-side, its credit spent on a result.
+    [record] = [await tryon_doc(redis, key) for key in await redis.keys("tryon:t:*")]
+    assert await eventually_status(redis, record["id"], "completed", within=15)
+    assert ("DELETE", 409) in page.answers
+
+
+# --- deadlines and cancel ----------------------------------------------------------------
+
+
+async def tryon_doc(redis: Redis, key: bytes | str) -> dict[str, Any]:
+    doc: dict[str, Any] = json.loads(await redis.hget(key, "doc"))  # type: ignore[misc]
+    return doc
+
+
+async def eventually_status(redis: Redis, tryon_id: str, status: str, within: float) -> bool:
+    """Whether the try-on reaches `status` within `within` seconds (read from Redis)."""
+    until = time.monotonic() + within
+    while time.monotonic() < until:
+        if (await tryon_doc(redis, f"tryon:t:{tryon_id}"))["status"] == status:
+            return True
+        await asyncio.sleep(0.1)
+    return False
+
+
+# The page gives up on a try-on: after `abortAfterMs` from "queued" by its own AbortController,
+# or by `timeout`. What it saw and the body of its create request, as plain data.
+GIVE_UP = """async ({ gw, pk, token, timeout, abortAfterMs }) => {
+    const client = new window.sdk.TryOnClient({ baseUrl: gw, publishableKey: pk, token });
+    const control = new AbortController();
+    const seen = [];
+    let tryOnId = null;
+    try {
+        await client.tryOn({ productId: "tee", photo: window.photo, signal: control.signal, timeout,
+            onProgress: ({ status, tryOn }) => {
+                seen.push(status);
+                tryOnId = tryOn?.id ?? tryOnId;
+                if (status === "queued" && abortAfterMs) {
+                    setTimeout(() => control.abort(), abortAfterMs);
+                }
+            } });
+        return { outcome: "resolved", seen, tryOnId };
+    } catch (e) {
+        return { outcome: e.name, code: e.code ?? null, seen, tryOnId };
+    }
+}"""
+
+
+def pause_upstream(redis: Redis, seconds: float) -> Any:
+    """The fleet's upstream budget paused (as after a 429): nothing is sent upstream meanwhile,
+    so a try-on stays not yet sent."""
+    return redis.set(Keys().budget_pause, "1", px=int(seconds * 1000))
+
+
+async def test_abort_cancels_a_tryon_not_yet_sent(
+    browser: Any, shop: dict[str, Any], storefront: str, emulator: Emulator, redis: Redis
+) -> None:
+    await pause_upstream(redis, 4.0)
+    page = await open_page(browser, storefront, shop["gw"])
+    outcome = await page.evaluate(GIVE_UP, {**shop, "timeout": 20_000, "abortAfterMs": 300})
+    assert outcome["outcome"] == "AbortError", outcome
+    tryon_id = outcome["tryOnId"]
+    # The page's timeout went along as the try-on's deadline: whole seconds left after the
+    # photo upload, rounded down.
+    [created] = [body for method, url, body in page.sent if method == "POST" and "try-ons" in url]
+    assert 18 <= json.loads(created)["deadlineSeconds"] <= 20
+    doc = await tryon_doc(redis, f"tryon:t:{tryon_id}")
+    assert 18 <= doc["send_by"] - doc["created_at"] <= 20
+    # Its cancel (sent in the background) ended it; after the budget came back the worker sent
+    # nothing for it.
+    assert await eventually_status(redis, tryon_id, "canceled", within=5)
+    assert ("DELETE", 200) in page.answers
+    await asyncio.sleep(max(0.0, await redis.pttl(Keys().budget_pause) / 1000) + 1.5)
+    assert emulator.counters()["generationsCreated"] == 0
+    assert (await tryon_doc(redis, f"tryon:t:{tryon_id}"))["status"] == "canceled"
+
+
+async def test_a_lost_cancel_still_spends_nothing_past_the_timeout(
+    browser: Any, shop: dict[str, Any], storefront: str, emulator: Emulator, redis: Redis
+) -> None:
+    await pause_upstream(redis, 6.0)
+    page = await open_page(browser, storefront, shop["gw"])
+
+    async def lose_cancels(route: Any) -> None:
+        if route.request.method == "DELETE":
+            await route.abort("connectionreset")
+        else:
+            await route.continue_()
+
+    await page.route("**/v1/try-ons/*", lose_cancels)
+    outcome = await page.evaluate(GIVE_UP, {**shop, "timeout": 2_000, "abortAfterMs": 0})
+    assert outcome["outcome"] == "TimeoutError", outcome
+    # The gateway ends it by the deadline the page sent, without sending it upstream. (The
+    # worker's photo upload, waiting for the paused budget too, finishes first: it ends when
+    # the pause does, at the check that follows.)
+    assert await eventually_status(redis, outcome["tryOnId"], "failed", within=10)
+    doc = await tryon_doc(redis, f"tryon:t:{outcome['tryOnId']}")
+    assert doc["error"]["code"] == "DEADLINE_EXCEEDED"
+    assert "create_started_at" not in doc
+    assert emulator.counters()["generationsCreated"] == 0
+    assert [a for a in page.answers if a[0] == "DELETE"] == []  # the cancel never arrived

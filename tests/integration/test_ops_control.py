@@ -322,6 +322,18 @@ async def test_retry_requeues_a_try_on_no_create_reached(ops: OpsControl, redis:
     assert await redis.zcard(QUEUE) == 1
 
 
+async def test_retry_drops_the_requests_deadline(ops: OpsControl, redis: Redis) -> None:
+    """A try-on whose caller's deadline passed before it was sent: retried, it may be sent
+    (within the worker's bound) rather than fail DEADLINE_EXCEEDED again at once."""
+    store = TryOnStore(redis, KEYS, QUEUE, quotas=Quotas(redis, KEYS))
+    await failed_tryon(store, redis, "to_1", send_by=time.time() - 10)
+    record = await ops.retry(
+        store, "to_1", deadline=300, quotas=Quotas(redis, KEYS), apps=AppRegistry(redis, KEYS)
+    )
+    assert record.send_by is None
+    assert not time.time() > record.send_deadline
+
+
 @pytest.mark.parametrize(
     "fields",
     [{"generation_id": "gen_1"}, {"create_started_at": 1.0}],

@@ -93,6 +93,7 @@ def test_browser_safe_routes_accept_a_publishable_key_and_token(document: dict[s
         ("POST", "/v1/try-ons"),
         ("GET", "/v1/try-ons/{tryon_id}"),
         ("GET", "/v1/try-ons/{tryon_id}/events"),
+        ("DELETE", "/v1/try-ons/{tryon_id}"),
         ("POST", "/v1/images"),
     }
     for method, path in browser:

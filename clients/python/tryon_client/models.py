@@ -11,7 +11,7 @@ encoded with camelCase names and without the fields left unset.
 
 from __future__ import annotations
 
-from typing import Any, Literal
+from typing import Annotated, Any, Literal
 
 import msgspec
 
@@ -111,6 +111,8 @@ class TryOnCreate(_In, frozen=True):
     output: Output | None = None
     metadata: Metadata | None = None
     callback_url: str | None = None
+    # At least 1: a try-on not sent upstream within it ends DEADLINE_EXCEEDED, spending nothing.
+    deadline_seconds: Annotated[float, msgspec.Meta(ge=1)] | None = None
 
 
 class Result(_Out, frozen=True):

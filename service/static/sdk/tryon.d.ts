@@ -121,6 +121,8 @@ export interface CreateTryOnOptions {
   imageId: string;
   idempotencyKey?: string;
   metadata?: Metadata;
+  /** At least 1: a try-on not sent upstream within it ends DEADLINE_EXCEEDED, spending nothing. */
+  deadlineSeconds?: number;
   signal?: AbortSignal;
 }
 
@@ -139,6 +141,11 @@ export interface TryOnCommon extends WaitOptions {
   /** Default: a random one per call. */
   idempotencyKey?: string;
   metadata?: Metadata;
+  /**
+   * Milliseconds to wait in all (at least 1000); then rejects with a TimeoutError. Also sent as
+   * the try-on's deadline, so the gateway never sends upstream a try-on the page gave up on.
+   */
+  timeout?: number;
 }
 
 /** tryOn() takes exactly one of a photo uploaded before (`imageId`) or the photo itself. */
@@ -155,6 +162,8 @@ export declare class TryOnClient {
   uploadPhoto(photo: Blob, options?: UploadOptions): Promise<UploadedPhoto>;
   /** Start a try-on and answer at once (202): its status is "queued". */
   createTryOn(options: CreateTryOnOptions): Promise<TryOn>;
+  /** Cancel a try-on not yet sent upstream (409 TRYON_NOT_CANCELABLE once it was). */
+  cancelTryOn(id: string, options?: { signal?: AbortSignal }): Promise<TryOn>;
   /** Read a try-on; with `wait` (seconds, up to 60) hold until it ends or the time is up. */
   getTryOn(id: string, options?: { wait?: number; signal?: AbortSignal }): Promise<TryOn>;
   /** Each state of a try-on as it changes, ending with the terminal one. */

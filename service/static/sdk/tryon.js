@@ -165,16 +165,31 @@ export class TryOnClient {
   /**
    * Start a try-on and answer at once (202): its status is "queued".
    * @param {{productId: string, imageId: string, idempotencyKey?: string,
-   *          metadata?: Record<string, string|number|boolean|null>, signal?: AbortSignal}} options
+   *          metadata?: Record<string, string|number|boolean|null>, deadlineSeconds?: number,
+   *          signal?: AbortSignal}} options  deadlineSeconds (at least 1): if the try-on has not
+   *   been sent upstream by then, it ends failed with DEADLINE_EXCEEDED and spends nothing.
    * @returns {Promise<TryOn>}
    */
-  async createTryOn({ productId, imageId, idempotencyKey, metadata, signal }) {
+  async createTryOn({ productId, imageId, idempotencyKey, metadata, deadlineSeconds, signal }) {
     if (!productId || !imageId) throw new TypeError("createTryOn: productId and imageId are required");
     const payload = { products: [{ externalId: productId }], person: { image: { source: { id: imageId } } } };
     if (metadata) payload.metadata = metadata;
+    if (deadlineSeconds !== undefined) payload.deadlineSeconds = deadlineSeconds;
     const headers = { "Content-Type": "application/json" };
     if (idempotencyKey) headers["Idempotency-Key"] = idempotencyKey;
     return this.#json("POST", "/v1/try-ons", { body: () => JSON.stringify(payload), headers, signal });
+  }
+
+  /**
+   * Cancel a try-on that has not been sent upstream yet: it ends "canceled" and spends nothing.
+   * Rejects with TRYON_NOT_CANCELABLE (409) once it has been sent (the credit is spent then, so
+   * it follows through).
+   * @param {string} id
+   * @param {{signal?: AbortSignal}} [options]
+   * @returns {Promise<TryOn>}
+   */
+  async cancelTryOn(id, { signal } = {}) {
+    return this.#json("DELETE", `/v1/try-ons/${encodeURIComponent(id)}`, { signal });
   }
 
   /**
@@ -254,10 +269,15 @@ export class TryOnClient {
 
   /**
    * The whole flow in one call: upload the photo (unless `imageId` is given), start the try-on,
-   * report each state, resolve with the completed try-on. Aborting the signal stops waiting
-   * (the try-on itself goes on server-side). The try-on is started with an idempotency key, so
-   * calling tryOn again with the same `idempotencyKey` after a network failure never starts a
-   * second one.
+   * report each state, resolve with the completed try-on. The try-on is started with an
+   * idempotency key, so calling tryOn again with the same `idempotencyKey` after a network
+   * failure never starts a second one.
+   *
+   * Giving up (the `signal` aborts, or `timeout` runs out) rejects at once and cancels the
+   * try-on in the background if it has not been sent upstream yet; one already sent follows
+   * through server-side (its credit is spent). `timeout` is also sent as the try-on's deadline
+   * (`deadlineSeconds`, what is left of it once the photo is uploaded), so the gateway never
+   * sends upstream a try-on this page stopped waiting for, even if the cancel is lost.
    * @param {object} options
    * @param {string} options.productId  The product's externalId in the app's catalog.
    * @param {string} [options.imageId]  A photo uploaded before (uploadPhoto).
@@ -265,40 +285,60 @@ export class TryOnClient {
    * @param {boolean} [options.crop]  With `photo`: see uploadPhoto.
    * @param {(p: Progress) => void} [options.onProgress]  Called once per state, in order:
    *   "uploading" (with `photo`), "queued", "submitting", "running", then the terminal one.
-   * @param {AbortSignal} [options.signal]  e.g. AbortSignal.timeout(120_000)
+   * @param {AbortSignal} [options.signal]  e.g. a Cancel button's AbortController
+   * @param {number} [options.timeout]  Milliseconds to wait in all (at least 1000); then the
+   *   call rejects with a "TimeoutError" DOMException.
    * @param {Transport} [options.transport]
    * @param {string} [options.idempotencyKey]  Default: a random one per call.
    * @param {Record<string, string|number|boolean|null>} [options.metadata]
    * @returns {Promise<TryOn>}
    */
-  async tryOn({ productId, imageId, photo, crop, onProgress, signal, transport, idempotencyKey, metadata }) {
+  async tryOn({ productId, imageId, photo, crop, onProgress, signal, transport, idempotencyKey, metadata, timeout }) {
     if (!imageId === !photo) throw new TypeError("tryOn: pass exactly one of imageId and photo");
+    if (timeout !== undefined && !(timeout >= 1000)) throw new TypeError("tryOn: timeout is at least 1000 ms");
     const report = onProgress ?? (() => {});
-    if (photo) {
-      report({ status: "uploading" });
-      imageId = (await this.uploadPhoto(photo, { crop, signal })).id;
+    const started = Date.now();
+    const until = giveUpSignal(signal, timeout);
+    try {
+      if (photo) {
+        report({ status: "uploading" });
+        imageId = (await this.uploadPhoto(photo, { crop, signal: until.signal })).id;
+      }
+      const created = await this.createTryOn({
+        productId,
+        imageId,
+        metadata,
+        signal: until.signal,
+        idempotencyKey: idempotencyKey ?? randomKey(),
+        // Whole seconds left, rounded down: the gateway gives up no later than this page.
+        deadlineSeconds: timeout === undefined ? undefined : Math.max(1, Math.floor((timeout - (Date.now() - started)) / 1000)),
+      });
+      report({ status: created.status, tryOn: created });
+      if (TERMINAL.has(created.status)) return settle(created);
+      // States already reported (the 202's) are not reported again.
+      let seen = RANK[created.status];
+      try {
+        until.signal?.throwIfAborted();
+        return await this.waitForTryOn(created.id, {
+          transport,
+          signal: until.signal,
+          onProgress: (p) => {
+            if (RANK[p.status] <= seen) return;
+            seen = RANK[p.status];
+            report(p);
+          },
+        });
+      } catch (err) {
+        if (until.signal?.aborted) {
+          // Nobody waits for it any more. Not awaited: the rejection comes at once. A try-on
+          // already sent upstream answers 409 and follows through; nothing to do about that.
+          this.cancelTryOn(created.id).catch(() => {});
+        }
+        throw err;
+      }
+    } finally {
+      until.dispose();
     }
-    const created = await this.createTryOn({
-      productId,
-      imageId,
-      metadata,
-      signal,
-      idempotencyKey: idempotencyKey ?? randomKey(),
-    });
-    report({ status: created.status, tryOn: created });
-    if (TERMINAL.has(created.status)) return settle(created);
-    signal?.throwIfAborted();
-    // States already reported (the 202's) are not reported again.
-    let seen = RANK[created.status];
-    return this.waitForTryOn(created.id, {
-      transport,
-      signal,
-      onProgress: (p) => {
-        if (RANK[p.status] <= seen) return;
-        seen = RANK[p.status];
-        report(p);
-      },
-    });
   }
 
   // --- transport --------------------------------------------------------------------------
@@ -461,6 +501,29 @@ function sleep(ms, signal) {
     };
     signal?.addEventListener("abort", onAbort, { once: true });
   });
+}
+
+/**
+ * One signal that aborts when `signal` does or when `timeoutMs` has passed (with a
+ * "TimeoutError" DOMException, as AbortSignal.timeout does); `dispose` stops the timer.
+ */
+function giveUpSignal(signal, timeoutMs) {
+  if (timeoutMs === undefined) return { signal, dispose() {} };
+  const control = new AbortController();
+  const onAbort = () => control.abort(signal.reason);
+  const timer = setTimeout(
+    () => control.abort(new DOMException("The try-on took longer than its timeout.", "TimeoutError")),
+    timeoutMs,
+  );
+  if (signal?.aborted) onAbort();
+  else signal?.addEventListener("abort", onAbort, { once: true });
+  return {
+    signal: control.signal,
+    dispose() {
+      clearTimeout(timer);
+      signal?.removeEventListener("abort", onAbort);
+    },
+  };
 }
 
 function randomKey() {
