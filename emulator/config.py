@@ -4,6 +4,8 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+from emulator.links import DEFAULT_URL_LIFETIME
+
 # Fixed so a demo can be restarted without re-pasting the key; it is printed at start.
 DEMO_API_KEY = "gk_demo_0000000000000000000000000000000000000000000"
 
@@ -21,6 +23,8 @@ class EmulatorConfig:
     duration_median: float = DEFAULT_DURATION_MEDIAN
     duration_sigma: float = DEFAULT_DURATION_SIGMA
     has_logo: bool = False
+    # Emulator seconds a signed file URL (resultImageUrl, imageUrl) loads for.
+    result_url_lifetime: float = DEFAULT_URL_LIFETIME
 
     def with_overrides(
         self,
@@ -31,6 +35,7 @@ class EmulatorConfig:
         duration_median: float | None = None,
         duration_sigma: float | None = None,
         has_logo: bool | None = None,
+        result_url_lifetime: float | None = None,
     ) -> EmulatorConfig:
         return EmulatorConfig(
             api_key=self.api_key,
@@ -40,4 +45,7 @@ class EmulatorConfig:
             duration_median=self.duration_median if duration_median is None else duration_median,
             duration_sigma=self.duration_sigma if duration_sigma is None else duration_sigma,
             has_logo=self.has_logo if has_logo is None else has_logo,
+            result_url_lifetime=(
+                self.result_url_lifetime if result_url_lifetime is None else result_url_lifetime
+            ),
         )

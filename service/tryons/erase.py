@@ -10,7 +10,9 @@ from service.genlook.client import GenlookClient
 from service.keys import Keys
 from service.namespacing import upstream_account, upstream_user_id
 from service.photos import PhotoStore
+from service.results.objects import ResultObjects
 from service.settings import Settings
+from service.tryons.store import TryOnStore
 
 
 class EraseParts(Protocol):
@@ -22,6 +24,8 @@ class EraseParts(Protocol):
     keys: Keys
     photos: PhotoStore
     settings: Settings
+    store: TryOnStore
+    results: ResultObjects
 
 
 async def erase_customer(res: EraseParts, app: str, external_user_id: str) -> int:
@@ -35,6 +39,12 @@ async def erase_customer(res: EraseParts, app: str, external_user_id: str) -> in
         k.customer_tryons(app, external_user_id)
     )
     tryon_ids = [m.decode() for m in members]
+    # The stored result images first: were the records deleted first, a failure here would
+    # leave objects nothing points to until their retention ends.
+    records = [await res.store.get(tryon_id) for tryon_id in tryon_ids]
+    await res.results.delete(
+        [r.stored_result.key for r in records if r is not None and r.stored_result is not None]
+    )
     if tryon_ids:
         async with res.redis.pipeline(transaction=True) as pipe:
             for tryon_id in tryon_ids:

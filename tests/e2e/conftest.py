@@ -10,6 +10,7 @@ import os
 import shutil
 import subprocess
 import sys
+import tempfile
 from collections.abc import AsyncIterator, Iterator
 from dataclasses import dataclass
 from typing import Any
@@ -65,13 +66,20 @@ class Gateway:
 def start_gateway(
     emulator: Emulator, *, workers: int = 1, log_dir: str | None = None, **env: str
 ) -> Gateway:
+    port = free_port()
+    url = f"http://127.0.0.1:{port}"
+    # Each stack stores its results in a directory of its own, and its workers make links to
+    # this gateway's port.
+    env = {
+        "RESULTS_STORE_URL": tempfile.mkdtemp(prefix="results-", dir=KEYSCAN.new_log_dir()),
+        "RESULTS_BASE_URL": url,
+        **env,
+    }
     # Logs go to files by default so the run's key scan reads them (tests/keyscan.py).
     stack = Stack(env=stack_env(emulator, **env), log_dir=log_dir or KEYSCAN.new_log_dir())
-    port = free_port()
     stack.spawn("gateway", "serve", "--port", str(port))
     for i in range(workers):
         stack.spawn(f"worker{i}", "worker")
-    url = f"http://127.0.0.1:{port}"
     try:
         wait_http(f"{url}/healthz", stack.procs["gateway"])
     except Exception:
