@@ -12,6 +12,14 @@ from service.ops.failed import FailedLists
 from service.tryons.models import TryOnRecord
 from service.tryons.store import TryOnStore
 
+# A failed copy of a completed generation's result (workers/runner.py): a retry resumes the
+# copy from a fresh read of the generation, which spends nothing.
+RESULT_NOT_STORED = "RESULT_NOT_STORED"
+
+
+def _copy_failed(record: TryOnRecord) -> bool:
+    return record.error is not None and record.error.code == RESULT_NOT_STORED
+
 
 def retry_refusal(record: TryOnRecord) -> RetryRefused | None:
     """Why an operator may not retry this try-on (the error a retry raises), or None when a
@@ -25,6 +33,8 @@ def retry_refusal(record: TryOnRecord) -> RetryRefused | None:
         return NotRetryable(
             f"Only failed try-ons can be retried; this one is {record.status}.", record
         )
+    if _copy_failed(record):
+        return None
     if record.generation_id is not None:
         return RetryWouldSpendCredit(
             f"Genlook created generation {record.generation_id} for this try-on: a credit was "
@@ -51,7 +61,8 @@ async def retry_tryon(
     *,
     deadline: float,
 ) -> TryOnRecord:
-    """Send a failed try-on through the pipeline again, from `queued`, with a new deadline.
+    """Send a failed try-on through the pipeline again, from `queued`, with a new deadline
+    (one whose result copy failed: from `storing`, to copy it again).
 
     Raises the RetryRefused that `retry_refusal` gives, unless it allows the retry; the check
     runs inside the store's compare-and-set, so a concurrent change cannot slip between check
@@ -61,16 +72,20 @@ async def retry_tryon(
     def to_queued(r: TryOnRecord) -> TryOnRecord | None:
         if retry_refusal(r) is not None:
             return None
-        r.status = "queued"
+        if _copy_failed(r):
+            r.status = "storing"
+            r.copy_attempts = 0
+        else:
+            r.status = "queued"
+            r.upstream_status = None
+            r.started_at = None
         r.error = None
-        r.upstream_status = None
         r.completed_at = None
-        r.started_at = None
         r.deadline_at = now + deadline
         return r
 
     record = await store.update(tryon_id, to_queued)
-    if record.status != "queued":
+    if record.status not in ("queued", "storing"):
         refusal = retry_refusal(record)
         assert refusal is not None  # the mutation declined: the record says why
         raise refusal
