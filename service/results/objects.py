@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import contextlib
 import hashlib
+import os
 from collections.abc import AsyncIterator
 from datetime import timedelta
 from pathlib import Path
@@ -31,6 +32,10 @@ from service.tryons.models import StoredResult
 
 if TYPE_CHECKING:
     from obstore.store import ObjectStore
+
+# A missing object: obstore raises its NotFoundError from some stores and Python's
+# FileNotFoundError from others (S3's HEAD/GET 404).
+_MISSING = (NotFoundError, FileNotFoundError)
 
 _INDEX = """
 local added = redis.call('ZADD', KEYS[1], 'GT', ARGV[2], ARGV[1])
@@ -68,9 +73,16 @@ def open_store(settings: ResultSettings) -> ObjectStore:
     if url.startswith("file://"):
         return from_url(url, mkdir=True)
     seconds = f"{int(settings.store_timeout)}s"
+    # Client options given here replace those obstore reads from the environment: the one
+    # that matters for a loopback or MinIO endpoint is carried over.
+    allow_http = os.environ.get("AWS_ALLOW_HTTP", os.environ.get("ALLOW_HTTP", "")).lower()
     return from_url(
         url,
-        client_options={"timeout": seconds, "connect_timeout": "5s"},
+        client_options={
+            "timeout": seconds,
+            "connect_timeout": "5s",
+            "allow_http": allow_http == "true",
+        },
         # The copy has its own bounded retries (RESULTS_COPY_ATTEMPTS); obstore's default
         # retries for up to 3 minutes within one call, longer than a job attempt may wait.
         retry_config={
@@ -83,6 +95,11 @@ def open_store(settings: ResultSettings) -> ObjectStore:
             },
         },
     )
+
+
+def _first_line(exc: Exception) -> str:
+    # obstore's messages carry a multi-line debug dump after the first line.
+    return f"{type(exc).__name__}: {str(exc).splitlines()[0] if str(exc) else ''}"
 
 
 def object_key(app: str, tryon_id: str) -> str:
@@ -114,7 +131,7 @@ class ResultObjects:
         try:
             await obstore.put_async(self._store, key, data, attributes=attributes)
         except Exception as exc:  # obstore raises its own tree and OSError subclasses alike
-            raise StoreUnavailable(f"{type(exc).__name__}: {exc}") from exc
+            raise StoreUnavailable(_first_line(exc)) from exc
         k = self._keys
         await self._index(
             keys=[k.results_expiry, k.results_sizes, k.results_bytes],
@@ -132,10 +149,10 @@ class ResultObjects:
         """The object's bytes in chunks, or None when it is gone (erased, swept)."""
         try:
             result = await obstore.get_async(self._store, key)
-        except NotFoundError:
+        except _MISSING:
             return None
         except Exception as exc:
-            raise StoreUnavailable(f"{type(exc).__name__}: {exc}") from exc
+            raise StoreUnavailable(_first_line(exc)) from exc
 
         async def chunks() -> AsyncIterator[bytes]:
             async for chunk in result.stream():
@@ -149,7 +166,7 @@ class ResultObjects:
             return 0
         for key in keys:
             # Already gone (a sweep and an erase racing): the index entry still goes.
-            with contextlib.suppress(NotFoundError):
+            with contextlib.suppress(*_MISSING):
                 await obstore.delete_async(self._store, key)
         k = self._keys
         removed = await self._unindex(

@@ -7,21 +7,27 @@ lost silently, never hanging), which an operator's retry resumes, again without 
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 import io
-from collections.abc import AsyncIterator
+import subprocess
+import sys
+from collections.abc import AsyncIterator, Iterator
 from pathlib import Path
 from typing import Any
 
 import httpx
+import obstore
 import pytest
 from litestar.testing import AsyncTestClient
 from PIL import Image
 from redis.asyncio import Redis
 from service.app import create_app
+from service.devstack import free_port, wait_http
 from service.ops.failed import FailedLists
 from service.ops.retry import retry_tryon
 from service.resources import Resources
+from service.results.objects import open_store
 from service.settings import Settings
 from service.tryons.models import TryOnRecord
 from workers.runner import RetryLater, TryOnRunner
@@ -182,3 +188,59 @@ async def test_a_store_that_is_down_ends_result_not_stored(
         assert record.error is not None
         assert record.error.code == "RESULT_NOT_STORED"
         assert s.generations() == 1
+
+
+# --- the S3 backend, against a real S3 API server on loopback (moto's server mode) ---------
+
+
+@pytest.fixture(scope="module")
+def s3_server() -> Iterator[str]:
+    port = free_port()
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "moto.server", "-p", str(port)],
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
+    endpoint = f"http://127.0.0.1:{port}"
+    try:
+        wait_http(f"{endpoint}/moto-api/", proc=proc)
+        yield endpoint
+    finally:
+        proc.terminate()
+        proc.wait(timeout=10)
+
+
+async def test_results_live_in_an_s3_bucket(
+    redis: Redis, emulator: Emulator, s3_server: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    for name, value in {
+        "AWS_ENDPOINT_URL": s3_server,
+        "AWS_ACCESS_KEY_ID": "test",
+        "AWS_SECRET_ACCESS_KEY": "test",
+        "AWS_REGION": "us-east-1",
+        "AWS_ALLOW_HTTP": "true",
+    }.items():
+        monkeypatch.setenv(name, value)
+    made = await asyncio.to_thread(httpx.put, f"{s3_server}/tryon-results")  # the bucket
+    assert made.status_code == 200
+    config = settings(emulator, "s3://tryon-results")
+    bucket = open_store(config.results)
+    async with stack(config, emulator) as s:
+        record = await s.run(await s.accept())
+        assert record.status == "completed", record.error
+        assert record.stored_result is not None
+        key = record.stored_result.key
+        # The object is in the bucket, with its content type, and served by the link.
+        got = await obstore.get_async(bucket, key)
+        assert got.attributes["Content-Type"] == record.stored_result.content_type
+        assert got.meta["size"] == record.stored_result.size
+        body = await link_loads(s, record)
+        assert len(body) == record.stored_result.size
+        # Past its retention, the sweeper deletes it (and the link then finds nothing).
+        assert await s.res.results.sweep(record.stored_result.expires_at + 1) == 1
+        with pytest.raises(FileNotFoundError):
+            await obstore.head_async(bucket, key)
+        view = await s.res.links.view(record)
+        assert view.result is not None
+        r = await s.client.get(httpx.URL(view.result.image_url).raw_path.decode())
+        assert r.status_code == 404
