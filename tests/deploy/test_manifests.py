@@ -41,7 +41,8 @@ SHUTDOWN_MARGIN = 10
 def setting_names() -> set[str]:
     settings = Settings()
     prefixes = {"redis": "REDIS_", "genlook": "GENLOOK_", "gateway": "GATEWAY_",
-                "worker": "WORKER_", "webhooks": "WEBHOOK_", "ops": "OPS_"}  # fmt: skip
+                "worker": "WORKER_", "webhooks": "WEBHOOK_", "ops": "OPS_",
+                "results": "RESULTS_"}  # fmt: skip
     return {
         prefixes[group] + name.upper()
         for group in Settings.__struct_fields__
