@@ -170,18 +170,23 @@ async def test_a_copy_that_keeps_failing_ends_result_not_stored_then_an_ops_retr
     assert await link_loads(local, record)
 
 
-async def test_a_store_that_is_down_ends_result_not_stored(
-    redis: Redis, emulator: Emulator, monkeypatch: pytest.MonkeyPatch
-) -> None:
-    # An S3 endpoint nothing listens on: every write fails, fast (RESULTS_STORE_TIMEOUT).
+def use_s3(monkeypatch: pytest.MonkeyPatch, endpoint: str) -> None:
+    """The standard variables obstore reads: an endpoint on loopback, dummy credentials."""
     for name, value in {
-        "AWS_ENDPOINT_URL": "http://127.0.0.1:9",
+        "AWS_ENDPOINT_URL": endpoint,
         "AWS_ACCESS_KEY_ID": "test",
         "AWS_SECRET_ACCESS_KEY": "test",
         "AWS_REGION": "us-east-1",
         "AWS_ALLOW_HTTP": "true",
     }.items():
         monkeypatch.setenv(name, value)
+
+
+async def test_a_store_that_is_down_ends_result_not_stored(
+    redis: Redis, emulator: Emulator, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # An S3 endpoint nothing listens on: every write fails, fast (RESULTS_STORE_TIMEOUT).
+    use_s3(monkeypatch, "http://127.0.0.1:9")
     async with stack(settings(emulator, "s3://results"), emulator) as s:
         record = await s.run(await s.accept())
         assert record.status == "failed"
@@ -213,14 +218,7 @@ def s3_server() -> Iterator[str]:
 async def test_results_live_in_an_s3_bucket(
     redis: Redis, emulator: Emulator, s3_server: str, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    for name, value in {
-        "AWS_ENDPOINT_URL": s3_server,
-        "AWS_ACCESS_KEY_ID": "test",
-        "AWS_SECRET_ACCESS_KEY": "test",
-        "AWS_REGION": "us-east-1",
-        "AWS_ALLOW_HTTP": "true",
-    }.items():
-        monkeypatch.setenv(name, value)
+    use_s3(monkeypatch, s3_server)
     made = await asyncio.to_thread(httpx.put, f"{s3_server}/tryon-results")  # the bucket
     assert made.status_code == 200
     config = settings(emulator, "s3://tryon-results")
