@@ -7,6 +7,7 @@ from __future__ import annotations
 import asyncio
 import io
 import json
+import signal
 import time
 from collections.abc import AsyncIterator, Iterator
 from pathlib import Path
@@ -189,3 +190,33 @@ async def test_a_webhook_retried_after_genlooks_url_expired_carries_a_link_that_
         assert urlsplit(emulator.root).netloc not in last.body.decode()
     finally:
         await receiver.stop()
+
+
+async def test_a_worker_killed_between_genlooks_completion_and_the_copy_resumes_the_copy(
+    emulator: Emulator, redis: Redis
+) -> None:
+    gw = start_gateway(emulator)
+    try:
+        async with gw.client() as api:
+            # The first read of the result's file hangs, so the worker is caught in `storing`.
+            emulator.control(
+                "POST", "faults", json={"endpoint": "files", "latency": 60, "count": 1}
+            )
+            image_id = await upload_photo(api)
+            await put_product(api, emulator)
+            tryon_id = (await start_tryon(api, image_id))["id"]
+            deadline = time.monotonic() + 30
+            while await redis.hget(f"tryon:t:{tryon_id}", "status") != b"storing":
+                assert time.monotonic() < deadline, "never reached storing"
+                await asyncio.sleep(0.05)
+            gw.stack.stop("worker0", signal.SIGKILL)
+            gw.add_worker("worker1")
+            # arq hands the killed job over when its lease ends (WORKER_JOB_TIMEOUT + 10 s).
+            done = await wait_terminal(api, tryon_id, within=90)
+            assert done["status"] == "completed", done
+            assert len(emulator.control("GET", "generations")["items"]) == 1
+            assert emulator.counters()["creditsSpent"] == 1
+            got = await fetch(done["result"]["imageUrl"])
+            assert got.status_code == 200
+    finally:
+        gw.stack.stop_all()
