@@ -24,11 +24,13 @@ FROM python:3.11-slim-bookworm
 RUN apt-get update \
  && apt-get install -y --no-install-recommends tini=0.19.* \
  && rm -rf /var/lib/apt/lists/* \
- && useradd --system --uid 10001 --user-group --no-create-home --home-dir /app tryon
+ && useradd --system --uid 10001 --user-group --no-create-home --home-dir /app tryon \
+ && mkdir -p /var/lib/tryon/results && chown 10001:10001 /var/lib/tryon/results
 WORKDIR /app
 COPY --from=build /app/.venv /app/.venv
 COPY deploy/probes/worker_alive.py /app/probes/worker_alive.py
-ENV PATH=/app/.venv/bin:$PATH PYTHONUNBUFFERED=1 GATEWAY_HOST=0.0.0.0 GATEWAY_PORT=8080
+ENV PATH=/app/.venv/bin:$PATH PYTHONUNBUFFERED=1 GATEWAY_HOST=0.0.0.0 GATEWAY_PORT=8080 \
+    RESULTS_STORE_URL=file:///var/lib/tryon/results
 USER 10001:10001
 EXPOSE 8080
 # For the gateway (the default command); compose and Kubernetes set their own probes per role.

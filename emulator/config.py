@@ -5,6 +5,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from emulator.demo_key import DEMO_API_KEY
+from emulator.links import DEFAULT_URL_LIFETIME
 
 DEFAULT_DURATION_MEDIAN = 10.0
 DEFAULT_DURATION_SIGMA = 0.35
@@ -20,6 +21,8 @@ class EmulatorConfig:
     duration_median: float = DEFAULT_DURATION_MEDIAN
     duration_sigma: float = DEFAULT_DURATION_SIGMA
     has_logo: bool = False
+    # Emulator seconds a signed file URL (resultImageUrl, imageUrl) loads for.
+    result_url_lifetime: float = DEFAULT_URL_LIFETIME
 
     def with_overrides(
         self,
@@ -30,6 +33,7 @@ class EmulatorConfig:
         duration_median: float | None = None,
         duration_sigma: float | None = None,
         has_logo: bool | None = None,
+        result_url_lifetime: float | None = None,
     ) -> EmulatorConfig:
         return EmulatorConfig(
             api_key=self.api_key,
@@ -39,4 +43,7 @@ class EmulatorConfig:
             duration_median=self.duration_median if duration_median is None else duration_median,
             duration_sigma=self.duration_sigma if duration_sigma is None else duration_sigma,
             has_logo=self.has_logo if has_logo is None else has_logo,
+            result_url_lifetime=(
+                self.result_url_lifetime if result_url_lifetime is None else result_url_lifetime
+            ),
         )

@@ -28,6 +28,7 @@ class ResetBody(msgspec.Struct, rename="camel", forbid_unknown_fields=True):
     duration_median: Positive | None = None
     duration_sigma: NonNegative | None = None
     has_logo: bool | None = None
+    result_url_lifetime: Positive | None = None
 
 
 class AccountBody(msgspec.Struct, rename="camel", forbid_unknown_fields=True):
@@ -88,6 +89,7 @@ async def reset(request: Request[Any, Any, Any], runtime: RuntimeDep) -> dict[st
         duration_median=body.duration_median,
         duration_sigma=body.duration_sigma,
         has_logo=body.has_logo,
+        result_url_lifetime=body.result_url_lifetime,
     )
     runtime.reset(config)
     return {
@@ -98,6 +100,7 @@ async def reset(request: Request[Any, Any, Any], runtime: RuntimeDep) -> dict[st
         "durationMedian": config.duration_median,
         "durationSigma": config.duration_sigma,
         "hasLogo": config.has_logo,
+        "resultUrlLifetime": config.result_url_lifetime,
     }
 
 
@@ -207,7 +210,9 @@ async def inspect_generation(
     if gen is None:
         raise ApiError(404, "GENERATION_NOT_FOUND", "No such generation.")
     clock = runtime.clock
-    public = msgspec.to_builtins(generation_view(gen, clock, base_url(request), with_product=True))
+    public = msgspec.to_builtins(
+        generation_view(gen, runtime, base_url(request), with_product=True)
+    )
     return {
         **public,
         "owner": gen.owner,
@@ -240,9 +245,19 @@ async def get_asset(name: str, runtime: RuntimeDep) -> Response[bytes]:
     return Response(data, media_type="image/png")
 
 
-@get("/files/{key:path}")
-async def get_file(key: str, runtime: RuntimeDep) -> Response[bytes]:
-    stored = runtime.store.file(path_id(key), runtime.clock.seconds())
+# Storage, not the API: no key, no rate limit; counted and open to faults as `files`.
+@get("/files/{key:path}", opt={"endpoint": "files", "public": True})
+async def get_file(
+    key: str,
+    runtime: RuntimeDep,
+    expires: str | None = None,
+    signature: str | None = None,
+) -> Response[bytes]:
+    now = runtime.clock.seconds()
+    refusal = runtime.links.check(path_id(key), expires, signature, now)
+    if refusal is not None:
+        raise ApiError(403, refusal, "This URL is not valid (expired, or not signed).")
+    stored = runtime.store.file(path_id(key), now)
     if stored is None:
         raise ApiError(404, "NOT_FOUND", "This file has expired or was erased.")
     return Response(stored.data, media_type=stored.content_type)

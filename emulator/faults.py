@@ -23,6 +23,8 @@ ENDPOINTS = frozenset(
         "delete_product",
         "get_credits",
         "delete_customer",
+        # Reads of signed file URLs (results, upload previews): storage, not the API.
+        "files",
     }
 )
 

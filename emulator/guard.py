@@ -117,7 +117,7 @@ class Guard(ASGIMiddleware):
                 await asyncio.sleep(fault.latency)
             if await self._intercept(fault, receive, send):
                 return
-        error = self._admit(scope)
+        error = None if scope["route_handler"].opt.get("public") else self._admit(scope)
         if error is not None:
             await respond(send, error)
             return

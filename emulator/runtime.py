@@ -8,6 +8,7 @@ from emulator.counters import Counters
 from emulator.faults import Faults
 from emulator.fetch import LoopbackFetcher
 from emulator.generations import Engine
+from emulator.links import FileLinks
 from emulator.models import Account
 from emulator.ratelimit import SlidingWindow
 from emulator.samples import person_sample, render_samples
@@ -25,6 +26,7 @@ class Runtime:
         self.limiter = SlidingWindow(self.clock)
         self.fetcher = LoopbackFetcher()
         self.engine = Engine(self.store, self.clock, self.counters, self.fetcher)
+        self.links = FileLinks()
         self.samples = render_samples()
         self.person_sample = person_sample()
         self._apply(config)
@@ -52,6 +54,12 @@ class Runtime:
             credits=config.credits,
             rate_limit=config.rate_limit,
             has_logo=config.has_logo,
+        )
+
+    def file_url(self, base_url: str, key: str) -> str:
+        """A signed URL of a stored file, valid for the configured lifetime from now."""
+        return self.links.url(
+            base_url, key, now=self.clock.seconds(), lifetime=self.config.result_url_lifetime
         )
 
     async def aclose(self) -> None:

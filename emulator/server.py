@@ -7,6 +7,7 @@ import uvicorn
 from emulator.app import BASE_PATH, create_app
 from emulator.config import EmulatorConfig
 from emulator.demo_key import DEMO_API_KEY
+from emulator.links import DEFAULT_URL_LIFETIME
 
 
 def serve(
@@ -17,12 +18,14 @@ def serve(
     credits: int = 1000,
     rate_limit: int = 100,
     speed: float = 1.0,
+    result_url_lifetime: float = DEFAULT_URL_LIFETIME,
 ) -> None:
     config = EmulatorConfig(
         api_key=api_key or DEMO_API_KEY,
         credits=credits,
         rate_limit=rate_limit,
         speed=speed,
+        result_url_lifetime=result_url_lifetime,
     )
     root = f"http://{host}:{port}"
     print(f"Genlook emulator: GENLOOK_BASE_URL={root}{BASE_PATH}", flush=True)

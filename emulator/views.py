@@ -9,6 +9,7 @@ from msgspec import UNSET, UnsetType
 
 from emulator.clock import Clock, iso
 from emulator.models import Generation, Product
+from emulator.runtime import Runtime
 
 
 class GenerationView(msgspec.Struct, omit_defaults=True):
@@ -22,13 +23,10 @@ class GenerationView(msgspec.Struct, omit_defaults=True):
     productExternalId: str | UnsetType = UNSET
 
 
-def file_url(base_url: str, key: str) -> str:
-    return f"{base_url}/_emulator/files/{key}"
-
-
 def generation_view(
-    gen: Generation, clock: Clock, base_url: str, *, with_product: bool = False
+    gen: Generation, runtime: Runtime, base_url: str, *, with_product: bool = False
 ) -> GenerationView:
+    clock = runtime.clock
     view = GenerationView(
         generationId=gen.id,
         status=gen.status,
@@ -36,7 +34,7 @@ def generation_view(
         updatedAt=iso(clock.at(gen.updated_at)),
     )
     if gen.status == "COMPLETED" and gen.result_key is not None:
-        view.resultImageUrl = file_url(base_url, gen.result_key)
+        view.resultImageUrl = runtime.file_url(base_url, gen.result_key)
     if gen.status == "FAILED":
         view.errorMessage = gen.error_message or "The generation failed."
         if gen.error_code is not None:

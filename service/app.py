@@ -23,6 +23,7 @@ from service.api.metrics import metrics
 from service.api.openapi import COMPONENTS
 from service.api.ops import OpsController, make_intake_gate
 from service.api.products import ProductController
+from service.api.results import result
 from service.api.sessions import SessionController
 from service.api.tryons import TryOnController
 from service.api.webhooks import CallbackSecretController, WebhookEndpointController
@@ -67,6 +68,7 @@ def create_app(settings: Settings | None = None, *, redis: Redis | None = None) 
             CallbackSecretController,
             image_routes(settings),
             ProductController,
+            result,
             AccountController,
             OpsController,
             dashboard_router,

@@ -35,6 +35,12 @@ def _add_emulator(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> N
         default=1.0,
         help="time factor: 10 makes generations 10x faster and the emulator's clock 10x faster",
     )
+    p.add_argument(
+        "--result-url-lifetime",
+        type=float,
+        default=3600.0,
+        help="emulator seconds a signed result/preview URL loads for (default: one hour)",
+    )
 
     def run(args: argparse.Namespace) -> int:
         from emulator.server import serve
@@ -46,6 +52,7 @@ def _add_emulator(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> N
             credits=args.credits,
             rate_limit=args.rate_limit,
             speed=args.speed,
+            result_url_lifetime=args.result_url_lifetime,
         )
         return 0
 

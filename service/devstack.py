@@ -133,6 +133,8 @@ def run_dev(*, port: int, emulator_port: int, speed: float) -> int:
     env.setdefault("WEBHOOK_ALLOW_HTTP_HOSTS", "127.0.0.1,localhost")
     env.setdefault("OPS_ADMIN_TOKENS", f"{DEMO_ADMIN_TOKEN}=dev")
     redis_url = env.setdefault("REDIS_URL", "redis://127.0.0.1:6379/0")
+    # Result links are made by workers too, which do not know the gateway's --port.
+    env.setdefault("RESULTS_BASE_URL", f"http://127.0.0.1:{port}")
     stack = Stack(env=env)
     lines = []
     try:

@@ -65,6 +65,27 @@ class Keys:
         """Set: gateway image ids of one end user, for GDPR erase."""
         return f"{self.prefix}cust:{part(app)}:{external_user_id}:i"
 
+    # --- stored results (service/results/) ------------------------------------------------
+    @property
+    def results_expiry(self) -> str:
+        """Sorted set: object keys of stored results by end of retention (the sweeper's list)."""
+        return f"{self.prefix}results:expiry"
+
+    @property
+    def results_sizes(self) -> str:
+        """Hash: object key -> its size in bytes."""
+        return f"{self.prefix}results:sizes"
+
+    @property
+    def results_bytes(self) -> str:
+        """Counter: bytes of every indexed result (the stored-bytes gauge)."""
+        return f"{self.prefix}results:bytes"
+
+    @property
+    def results_signing_key(self) -> str:
+        """String: the fleet's link-signing key when RESULTS_SIGNING_KEYS sets none."""
+        return f"{self.prefix}results:signing-key"
+
     # --- products --------------------------------------------------------------------------
     def catalog(self, app: str) -> str:
         """Hash: externalId -> product definition (msgspec JSON) of one app's catalog."""

@@ -177,7 +177,9 @@ async def take_snapshot(redis: Redis, keys: Keys, queue: QueueFigures) -> Snapsh
         pipe.zcount(keys.ops_workers, time.time() - LIVE_WITHIN, "+inf")
         pipe.scard(keys.webhook_endpoints_disabled)
         pipe.get(keys.credits_balance)
-        stored, active, backlog, live, disabled, credits = await pipe.execute()
+        pipe.zcard(keys.results_expiry)
+        pipe.get(keys.results_bytes)
+        stored, active, backlog, live, disabled, credits, objects, size = await pipe.execute()
     gauges = {
         "queue_ready_jobs": ("Jobs waiting for a worker now.", float(queue.ready)),
         "queue_in_progress_jobs": ("Jobs a worker is running now.", float(queue.in_progress)),
@@ -196,6 +198,8 @@ async def take_snapshot(redis: Redis, keys: Keys, queue: QueueFigures) -> Snapsh
             float(disabled),
         ),
         "workers_live": ("Workers whose heartbeat is recent.", float(live)),
+        "results_stored_objects": ("Result images in the gateway's store.", float(objects)),
+        "results_stored_bytes": ("Bytes of result images in the store.", float(size or 0)),
     }
     if credits is not None:
         gauges["credits_balance"] = ("Genlook credit balance (last read).", float(credits))

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+import httpx
 from redis.asyncio import Redis
 
 from service import container
@@ -19,6 +20,8 @@ from service.metrics import MetricsWriter
 from service.photos import PhotoStore
 from service.products import Catalog, ProductCache
 from service.redis_client import connect_redis
+from service.results.links import ResultLinks
+from service.results.objects import ResultObjects
 from service.settings import Settings
 from service.tryons.accept import TryOnIntake
 from service.tryons.lookups import LookupCache
@@ -72,6 +75,10 @@ class Resources:
     quotas: Quotas
     tokens: TokenVerifier
     intake: TryOnIntake
+    # Stored results: the objects, their links, and the client that copies them from Genlook.
+    results: ResultObjects
+    links: ResultLinks
+    result_http: httpx.AsyncClient
 
     @classmethod
     def build(
@@ -94,12 +101,14 @@ class Resources:
         apps = AppRegistry(redis, keys)
         quotas = Quotas(redis, keys)
         lookups = LookupCache()
+        links = ResultLinks(redis, keys, settings)
         store = TryOnStore(
             redis,
             keys,
             settings.redis.queue_name,
             pipeline if autopipeline else None,
             quotas=quotas,
+            view=links.view,
         )
         photos = PhotoStore(
             redis,
@@ -154,9 +163,16 @@ class Resources:
                 retention=settings.gateway.tryon_retention,
                 deadline=settings.worker.tryon_deadline,
             ),
+            results=ResultObjects(redis, keys, settings.results),
+            links=links,
+            # Genlook's result URLs point at its storage, not its API: a plain client, bounded.
+            result_http=httpx.AsyncClient(
+                timeout=httpx.Timeout(settings.results.fetch_timeout, connect=5.0)
+            ),
         )
 
     async def aclose(self) -> None:
         await self.genlook.aclose()
+        await self.result_http.aclose()
         await self.pipeline.aclose()
         await self.redis.aclose()

@@ -162,6 +162,46 @@ class WebhookSettings(msgspec.Struct, frozen=True, kw_only=True):
     rotation_overlap: float = 86_400.0
 
 
+class ResultSettings(msgspec.Struct, frozen=True, kw_only=True):
+    """Results copied from Genlook into the gateway's own object store (service/results/)."""
+
+    # Where result images live: a directory (`file:///var/lib/tryon/results`, or a plain path,
+    # relative to the working directory) or a bucket (`s3://bucket/prefix`, `gs://...`,
+    # `az://...`), whose credentials and endpoint obstore reads from the standard variables
+    # (AWS_ACCESS_KEY_ID, AWS_ENDPOINT_URL, AWS_REGION, AWS_ALLOW_HTTP, GOOGLE_*, AZURE_*).
+    store_url: str = "data/results"
+    # HMAC keys signing result links, comma separated: the first signs, every one verifies
+    # (rotation: put the new key first, drop the old one once links signed with it may have
+    # expired). Empty: one random key kept in Redis, shared by the fleet.
+    signing_keys: str = ""
+    # The gateway's address as clients reach it, for absolute result links (webhooks carry
+    # them). Empty: http://GATEWAY_HOST:GATEWAY_PORT.
+    base_url: str = ""
+    # A CDN or bucket website serving the store's objects itself: links become
+    # `<public_base_url>/<object key>` (unguessable keys, no signature; the store's access
+    # rules apply). Empty: links go through GET /v1/results/{id}.
+    public_base_url: str = ""
+    # How long a stored result is kept: at least this, the try-on's `output.keepForDays`, and
+    # the webhook retry window (WEBHOOK_TIME_SCALE applies), whichever is longest.
+    retention_days: float = 7.0
+    # A link's lifetime in seconds; 0: until the result's retention ends.
+    link_ttl: float = 0.0
+    # Tries at copying a result (fetch from Genlook, write to the store) before the try-on
+    # fails with RESULT_NOT_STORED (an operator's retry resumes the copy, with no credit).
+    copy_attempts: int = 8
+    # Largest result image copied; a larger one counts as a failed copy.
+    max_bytes: int = 25 * 1024 * 1024
+    # Bound on one fetch of the image from Genlook, and on one object-store call.
+    fetch_timeout: float = 30.0
+    store_timeout: float = 30.0
+
+    def __post_init__(self) -> None:
+        if self.copy_attempts < 1:
+            raise ValueError("invalid RESULTS_COPY_ATTEMPTS: at least 1")
+        if self.retention_days <= 0 or self.link_ttl < 0:
+            raise ValueError("invalid RESULTS_RETENTION_DAYS / RESULTS_LINK_TTL")
+
+
 class OpsSettings(msgspec.Struct, frozen=True, kw_only=True):
     # Bearer tokens of the ops API (`/ops/api`), comma separated, each optionally `token=name`
     # (the name is recorded as who paused what). Kept as SHA-256 digests like app keys. An app
@@ -182,6 +222,7 @@ class Settings(msgspec.Struct, frozen=True, kw_only=True):
     worker: WorkerSettings = msgspec.field(default_factory=WorkerSettings)
     webhooks: WebhookSettings = msgspec.field(default_factory=WebhookSettings)
     ops: OpsSettings = msgspec.field(default_factory=OpsSettings)
+    results: ResultSettings = msgspec.field(default_factory=ResultSettings)
 
     @classmethod
     def from_env(cls, env: Mapping[str, str] | None = None) -> Settings:
@@ -193,6 +234,7 @@ class Settings(msgspec.Struct, frozen=True, kw_only=True):
             worker=_load(WorkerSettings, "WORKER_", env),
             webhooks=_load(WebhookSettings, "WEBHOOK_", env),
             ops=_load(OpsSettings, "OPS_", env),
+            results=_load(ResultSettings, "RESULTS_", env),
         )
 
 

@@ -85,6 +85,9 @@ async def sweep(ctx: dict[str, Any]) -> int:
     res: Resources = ctx["res"]
     await refresh_credits(res)
     enqueued = await sweep_deliveries(res, ctx["deliverer"])
+    swept = await res.results.sweep(time.time())
+    if swept:
+        log.info("swept %d stored results past their retention", swept)
     for tryon_id in await res.store.active():
         if await res.store.enqueue(tryon_id):
             enqueued += 1

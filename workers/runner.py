@@ -4,7 +4,12 @@ The record in Redis is the state machine; this job only ever moves it forward, a
 is written before the next one starts, so a job that is retried or picked up again after a
 crash resumes instead of starting over:
 
-    queued -> submitting -> running -> completed | failed        (canceled only from queued)
+    queued -> submitting -> running -> storing -> completed | failed  (canceled only from queued)
+
+`storing`: Genlook completed the generation (the credit is spent) and the result is being
+copied into the gateway's object store. Resuming it re-reads the generation for a fresh URL;
+it never creates again. A copy that keeps failing ends RESULT_NOT_STORED after
+RESULTS_COPY_ATTEMPTS tries (docs/results.md).
 
 The one step that cannot be made safe is the create call itself: Genlook has no idempotency
 key, so once a create *may* have reached Genlook and no answer came back, nobody can know
@@ -43,8 +48,11 @@ from service.namespacing import upstream_account, upstream_product_id, upstream_
 from service.photos import PhotoBusy, PhotoGone, StoredImage
 from service.products import fingerprint
 from service.resources import Resources
+from service.results.fetch import FetchFailed, ResultGone, fetch_result
+from service.results.objects import StoreUnavailable, object_key
+from service.results.retention import retention_seconds
 from service.retrying import backoff
-from service.tryons.models import ErrorInfo, TryOnRecord
+from service.tryons.models import ErrorInfo, StoredResult, TryOnRecord
 
 from workers.shutdown import CreateGate
 from workers.waiting import DurationModel
@@ -52,6 +60,10 @@ from workers.waiting import DurationModel
 log = logging.getLogger("workers.runner")
 
 _EXPIRED = "The photo expired; upload it again."
+_NOT_STORED = (
+    "Genlook completed the try-on, but its result could not be copied into the gateway's "
+    "store. An operator's retry resumes the copy without spending a credit."
+)
 
 
 class Finished(Exception):
@@ -99,6 +111,9 @@ class TryOnRunner:
         self._poll_interval = 2.0 / g.clock_speed
         # The account whose uploads and products the caches are asked about.
         self._account = upstream_account(g)
+        # Genlook's result URL from the answer that reported completion, handed to the copy
+        # in the same attempt; never persisted (a resumed copy reads the generation again).
+        self._result_urls: dict[str, str] = {}
 
     # --- entry point --------------------------------------------------------------------------
 
@@ -118,7 +133,9 @@ class TryOnRunner:
         while not record.is_terminal:
             if record.unsent and time.time() > record.send_deadline:
                 return (await self._deadline_exceeded(record)).status
-            if time.time() > record.deadline_at:
+            # A completed generation is paid for: its copy is bounded by its own attempts,
+            # never cut by the deadline.
+            if time.time() > record.deadline_at and record.status != "storing":
                 # Sent: the credit is spent, and only the worker's bound ends the wait.
                 if record.generation_id is None:
                     return (await self._outcome_unknown(record)).status
@@ -134,6 +151,8 @@ class TryOnRunner:
                     record = await self._submit(record, job_try, started)
                 elif record.status == "running":
                     record = await self._wait(record, started)
+                elif record.status == "storing":
+                    record = await self._store_result(record)
             except Finished as done:
                 record = done.record
         return record.status
@@ -299,6 +318,71 @@ class TryOnRunner:
             if time.time() > record.deadline_at:
                 return record
 
+    # --- the result's copy ----------------------------------------------------------------
+
+    async def _store_result(self, record: TryOnRecord) -> TryOnRecord:
+        """Copy the result from Genlook into the gateway's store, then complete the try-on."""
+        settings = self._res.settings
+        url = self._result_urls.pop(record.id, None)
+        try:
+            data, content_type = await self._fetch_result(record, url)
+            stored = await self._res.results.put(
+                object_key(record.app, record.id),
+                data,
+                content_type=content_type,
+                expires_at=time.time() + retention_seconds(settings, record.keep_for_days),
+            )
+        except gl.RateLimited as exc:
+            # The budget's pause, not a fault of the copy: no attempt is counted.
+            raise RetryLater(exc.retry_after or backoff(1), "result copy: rate limited") from exc
+        except (ResultGone, FetchFailed, StoreUnavailable, gl.GenlookError) as exc:
+            return await self._copy_failed(record, f"{type(exc).__name__}: {exc}")
+        return await self._complete(record, stored)
+
+    async def _fetch_result(self, record: TryOnRecord, url: str | None) -> tuple[bytes, str]:
+        """The image from the URL the completion gave; if there is none (a resumed copy) or it
+        no longer loads, from a fresh URL read from the generation (no credit: a read)."""
+        limits = self._res.settings.results
+        http = self._res.result_http
+        if url is not None:
+            try:
+                return await fetch_result(
+                    http, url, max_bytes=limits.max_bytes, within=limits.fetch_timeout
+                )
+            except ResultGone:
+                log.info("try-on %s: Genlook's result URL expired; reading it again", record.id)
+        assert record.generation_id is not None
+        generation = await self._res.genlook.get_generation(record.generation_id)
+        if generation.status != "COMPLETED" or not generation.result_image_url:
+            raise ResultGone(f"the generation is {generation.status} without a result")
+        return await fetch_result(
+            http,
+            generation.result_image_url,
+            max_bytes=limits.max_bytes,
+            within=limits.fetch_timeout,
+        )
+
+    async def _copy_failed(self, record: TryOnRecord, reason: str) -> TryOnRecord:
+        attempts = record.copy_attempts + 1
+        log.warning("try-on %s: result copy %d failed: %s", record.id, attempts, reason)
+        if attempts >= self._res.settings.results.copy_attempts:
+            return await self._fail(
+                record, "RESULT_NOT_STORED", _NOT_STORED, copy_attempts=attempts
+            )
+        await self._mark(record, copy_attempts=attempts)
+        raise RetryLater(backoff(attempts, base=1.0, cap=60.0), f"result copy: {reason}")
+
+    async def _complete(self, record: TryOnRecord, stored: StoredResult) -> TryOnRecord:
+        def apply(r: TryOnRecord) -> TryOnRecord | None:
+            if r.status != "storing":
+                return None
+            r.status = "completed"
+            r.stored_result = stored
+            r.completed_at = time.time()
+            return r
+
+        return await _through_redis_outage(partial(self._res.store.update, record.id, apply))
+
     # --- pieces -------------------------------------------------------------------------------
 
     async def _person(self, record: TryOnRecord, job_try: int) -> Person:
@@ -412,9 +496,7 @@ class TryOnRunner:
             r.generation_id = generation.generation_id
             r.upstream_status = generation.status
             if generation.status == "COMPLETED":
-                r.status = "completed"
-                r.result_url = generation.result_image_url
-                r.completed_at = time.time()
+                r.status = "storing"
             elif generation.status == "FAILED":
                 r.status = "failed"
                 r.error = ErrorInfo(
@@ -426,6 +508,8 @@ class TryOnRunner:
                 r.status = "running"
             return r
 
+        if generation.status == "COMPLETED" and generation.result_image_url:
+            self._result_urls[record.id] = generation.result_image_url
         updated = await self._res.store.update(record.id, apply)
         log.info("try-on %s: generation %s %s", record.id, generation.generation_id, updated.status)
         if generation.is_terminal:

@@ -14,7 +14,6 @@ from emulator.deps import AccountDep, RuntimeDep, base_url
 from emulator.errors import ApiError
 from emulator.images import process_upload, too_large
 from emulator.models import DAY, PersonImage, StoredFile
-from emulator.views import file_url
 from emulator.zod import Issues, coerce_form_number
 
 
@@ -83,4 +82,4 @@ async def upload_image(
         preview_key=preview_key,
     )
     runtime.counters.uploads += 1
-    return {"imageId": image_id, "imageUrl": file_url(base_url(request), preview_key)}
+    return {"imageId": image_id, "imageUrl": runtime.file_url(base_url(request), preview_key)}

@@ -149,7 +149,7 @@ async def create_try_on_sync(
     gen = await _create(request, runtime, account)
     with contextlib.suppress(TimeoutError):
         await asyncio.wait_for(gen.done.wait(), timeout=runtime.clock.to_real(SYNC_HOLD))
-    view = generation_view(gen, runtime.clock, base_url(request), with_product=True)
+    view = generation_view(gen, runtime, base_url(request), with_product=True)
     return Response(view, status_code=200 if gen.status in TERMINAL else 202)
 
 
@@ -166,4 +166,4 @@ async def get_generation(
         raise ApiError(404, "GENERATION_NOT_FOUND", f"Generation '{gen_id}' not found.")
     if gen.owner != account.api_key:
         raise forbidden("generation")
-    return generation_view(gen, runtime.clock, base_url(request))
+    return generation_view(gen, runtime, base_url(request))

@@ -280,7 +280,8 @@ class OpsController(Controller):
     )
     async def retry(self, tryon_id: FromPath[str], ctx: NamedDependency[OpsCtx]) -> RetryOut:
         """Send a failed try-on again from `queued` — only when no create reached Genlook for
-        it, so a retry never spends a second credit; 409 RETRY_WOULD_SPEND_CREDIT otherwise."""
+        it, so a retry never spends a second credit; 409 RETRY_WOULD_SPEND_CREDIT otherwise.
+        A `RESULT_NOT_STORED` try-on resumes its result's copy instead (`storing`)."""
         res = ctx.res
         try:
             record = await ctx.control.retry(
@@ -292,12 +293,13 @@ class OpsController(Controller):
             )
         except TryOnNotFound:
             raise _tryon_not_found() from None
-        return RetryOut(
-            id=record.id,
-            status=record.status,
-            message="Queued again. No create had reached Genlook for this try-on, so this "
-            "retry spends at most the one credit the try-on was always going to spend.",
+        message = (
+            "Copying the result again from Genlook's completed generation: no credit is spent."
+            if record.status == "storing"
+            else "Queued again. No create had reached Genlook for this try-on, so this "
+            "retry spends at most the one credit the try-on was always going to spend."
         )
+        return RetryOut(id=record.id, status=record.status, message=message)
 
     @post("/tryons/{tryon_id:str}/discard", status_code=200, responses=errors(*AUTHENTICATED, 404))
     async def discard(self, tryon_id: FromPath[str], ctx: NamedDependency[OpsCtx]) -> DiscardOut:

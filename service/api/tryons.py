@@ -50,7 +50,6 @@ from service.tryons.models import (
     TryOnOut,
     TryOnRecord,
     TryOnStatus,
-    public_view,
 )
 
 MAX_BODY = 11 * 1024 * 1024
@@ -125,7 +124,7 @@ class TryOnController(Controller):
         headers = {"Location": f"/v1/try-ons/{stored.id}"}
         if accepted.replayed:
             headers["Idempotent-Replayed"] = "true"
-        return json_answer(public_view(stored), status=202, headers=headers)
+        return json_answer(await ctx.res.links.view(stored), status=202, headers=headers)
 
     @get(
         "/{tryon_id:str}",
@@ -140,7 +139,7 @@ class TryOnController(Controller):
         principal, res, events = ctx.principal, ctx.res, ctx.events
         record = await owned(res, principal, tryon_id)
         if record.is_terminal or wait <= 0:
-            return json_answer(public_view(record))
+            return json_answer(await res.links.view(record))
         deadline = time.monotonic() + min(wait, res.settings.gateway.max_wait_seconds)
         async with events.watch(tryon_id) as queue:
             record = await owned(res, principal, tryon_id)
@@ -151,7 +150,7 @@ class TryOnController(Controller):
                 with contextlib.suppress(TimeoutError):
                     await asyncio.wait_for(queue.get(), timeout=remaining)
                 record = await owned(res, principal, tryon_id)
-        return json_answer(public_view(record))
+        return json_answer(await res.links.view(record))
 
     @get(
         "/{tryon_id:str}/events",
@@ -180,7 +179,7 @@ class TryOnController(Controller):
                 last: TryOnOut | None = None
                 while True:
                     record = await owned(res, principal, tryon_id)
-                    view = public_view(record)
+                    view = await res.links.view(record)
                     if last is None or view.status != last.status:
                         yield ServerSentEventMessage(
                             data=msgspec.json.encode(view).decode(),
@@ -239,4 +238,4 @@ class TryOnController(Controller):
                 f"The try-on is {record.status}; only try-ons not yet sent upstream can be "
                 "canceled.",
             )
-        return public_view(record)
+        return await res.links.view(record)

@@ -32,6 +32,9 @@ class Snapshot(msgspec.Struct, frozen=True, kw_only=True, rename="camel"):
     deliveries_pending: int
     deliveries_due_now: int
     deliveries_failed_listed: int
+    # Result images in the gateway's object store (service/results/), from its index.
+    results_stored_objects: int
+    results_stored_bytes: int
     workers: list[WorkerBeat]
     intake_pause: PauseState | None
     processing_pause: PauseState | None
@@ -55,7 +58,9 @@ class OpsControl:
             pipe.zcard(k.deliveries_due)
             pipe.zcount(k.deliveries_due, "-inf", now)
             pipe.zcard(k.ops_failed_deliveries)
-            active, failed, pending, due_now, dead = await pipe.execute()
+            pipe.zcard(k.results_expiry)
+            pipe.get(k.results_bytes)
+            active, failed, pending, due_now, dead, objects, size = await pipe.execute()
         return Snapshot(
             at=now,
             queue=await self.queue.counts(now),
@@ -64,6 +69,8 @@ class OpsControl:
             deliveries_pending=int(pending),
             deliveries_due_now=int(due_now),
             deliveries_failed_listed=int(dead),
+            results_stored_objects=int(objects),
+            results_stored_bytes=int(size or 0),
             workers=await self.heartbeats.live(),
             intake_pause=await self.pauses.get("intake"),
             processing_pause=await self.pauses.get("processing"),

@@ -14,6 +14,14 @@ from service.ops.failed import FailedLists
 from service.tryons.models import TryOnRecord
 from service.tryons.store import TryOnNotFound, TryOnStore
 
+# A failed copy of a completed generation's result (workers/runner.py): a retry resumes the
+# copy from a fresh read of the generation, which spends nothing.
+RESULT_NOT_STORED = "RESULT_NOT_STORED"
+
+
+def _copy_failed(record: TryOnRecord) -> bool:
+    return record.error is not None and record.error.code == RESULT_NOT_STORED
+
 
 def retry_refusal(record: TryOnRecord) -> RetryRefused | None:
     """Why an operator may not retry this try-on (the error a retry raises), or None when a
@@ -27,6 +35,8 @@ def retry_refusal(record: TryOnRecord) -> RetryRefused | None:
         return NotRetryable(
             f"Only failed try-ons can be retried; this one is {record.status}.", record
         )
+    if _copy_failed(record):
+        return None
     if record.generation_id is not None:
         return RetryWouldSpendCredit(
             f"Genlook created generation {record.generation_id} for this try-on: a credit was "
@@ -56,7 +66,8 @@ async def retry_tryon(
     apps: AppRegistry,
 ) -> TryOnRecord:
     """Send a failed try-on through the pipeline again, from `queued`, with a new deadline
-    (the worker's; the request's own `deadlineSeconds` is not applied again).
+    (the worker's; the request's own `deadlineSeconds` is not applied again; one whose result
+    copy failed: from `storing`, to copy it again).
 
     Raises the RetryRefused that `retry_refusal` gives, unless it allows the retry; the check
     runs inside the store's compare-and-set, so a concurrent change cannot slip between check
@@ -69,7 +80,8 @@ async def retry_tryon(
     if current is None:
         raise TryOnNotFound(tryon_id)
     counters: list[str] = []
-    if retry_refusal(current) is None:
+    # A failed copy spent its credit and kept its unit: resuming it counts nothing again.
+    if retry_refusal(current) is None and not _copy_failed(current):
         app = await apps.get(current.app)
         policy = app.policy if app is not None else None
         limits = quotas.tryon_limits(current.app, policy, current.payer, now)
@@ -78,11 +90,15 @@ async def retry_tryon(
     def to_queued(r: TryOnRecord) -> TryOnRecord | None:
         if retry_refusal(r) is not None:
             return None
-        r.status = "queued"
+        if _copy_failed(r):
+            r.status = "storing"
+            r.copy_attempts = 0
+        else:
+            r.status = "queued"
+            r.upstream_status = None
+            r.started_at = None
         r.error = None
-        r.upstream_status = None
         r.completed_at = None
-        r.started_at = None
         r.deadline_at = now + deadline
         r.quota_counters = counters
         # The caller's deadline was for the first attempt; retrying is the operator's decision
@@ -97,7 +113,7 @@ async def retry_tryon(
         raise
     if record.quota_counters is not counters:  # our mutation declined: undo the count
         await quotas.give_back(tryon_id, counters)
-    if record.status != "queued":
+    if record.status not in ("queued", "storing"):
         refusal = retry_refusal(record)
         assert refusal is not None  # the mutation declined: the record says why
         raise refusal

@@ -19,6 +19,7 @@ from service.genlook.client import GenlookClient
 from service.keys import Keys
 from service.namespacing import upstream_account, upstream_user_id
 from service.photos import PhotoStore
+from service.results.objects import ResultObjects
 from service.settings import Settings
 from service.tryons.store import TryOnStore
 from service.webhooks.deliveries import DeliveryStore
@@ -36,6 +37,7 @@ class EraseParts(Protocol):
     store: TryOnStore
     deliveries: DeliveryStore
     tokens: TokenVerifier
+    results: ResultObjects
 
 
 async def erase_customer(res: EraseParts, app: str, external_user_id: str) -> int:
@@ -50,6 +52,11 @@ async def erase_customer(res: EraseParts, app: str, external_user_id: str) -> in
     )
     tryon_ids = [m.decode() for m in members]
     records = [await res.store.get(tryon_id) for tryon_id in tryon_ids]
+    # The stored result images first: were the records deleted first, a failure here would
+    # leave objects nothing points to until their retention ends.
+    await res.results.delete(
+        [r.stored_result.key for r in records if r is not None and r.stored_result is not None]
+    )
     # The try-ons go first: a delivery of an event still on its way is then never created.
     async with res.redis.pipeline(transaction=True) as pipe:
         for tryon_id, record in zip(tryon_ids, records, strict=True):

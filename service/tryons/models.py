@@ -16,6 +16,11 @@ from service.access.quotas import Payer
 from service.genlook.models import KeepForDays
 
 TryOnStatus = Literal["queued", "submitting", "running", "completed", "failed", "canceled"]
+# The record's states: the public ones plus `storing` (Genlook finished; the result is being
+# copied into the gateway's store), which clients see as `running`.
+RecordStatus = Literal[
+    "queued", "submitting", "running", "storing", "completed", "failed", "canceled"
+]
 TERMINAL: frozenset[str] = frozenset({"completed", "failed", "canceled"})
 
 
@@ -107,10 +112,21 @@ class ErrorInfo(msgspec.Struct, frozen=True):
     message: str
 
 
+class StoredResult(msgspec.Struct, frozen=True, kw_only=True):
+    """A result image in the gateway's object store (service/results/), by reference: another
+    try-on may carry the same reference to show the same object without copying its bytes."""
+
+    key: str  # the object's path in the store (unguessable: it holds a random part)
+    content_type: str
+    size: int
+    etag: str  # a strong validator: a digest of the bytes
+    expires_at: float  # end of retention: the sweeper deletes the object after this
+
+
 class TryOnRecord(msgspec.Struct, kw_only=True, omit_defaults=True):
     id: str
     app: str
-    status: TryOnStatus = "queued"
+    status: RecordStatus = "queued"
     created_at: float = msgspec.field(default_factory=time.time)
     updated_at: float = msgspec.field(default_factory=time.time)
     product: ProductDef
@@ -130,7 +146,11 @@ class TryOnRecord(msgspec.Struct, kw_only=True, omit_defaults=True):
     create_started_at: float | None = None
     generation_id: str | None = None
     upstream_status: str | None = None
-    result_url: str | None = None
+    # The result, once copied into the gateway's store. Genlook's own (temporary) URL is never
+    # recorded: the copy reads it from the generation, again if it expired.
+    stored_result: StoredResult | None = None
+    # Failed tries at that copy (bounded by RESULTS_COPY_ATTEMPTS).
+    copy_attempts: int = 0
     error: ErrorInfo | None = None
     started_at: float | None = None
     completed_at: float | None = None
@@ -214,15 +234,16 @@ def iso(ts: float) -> str:
     return f"{_iso_seconds(int(ts))}.{int(ts % 1 * 1000):03d}Z"
 
 
-def public_view(record: TryOnRecord) -> TryOnOut:
+def public_view(record: TryOnRecord, result_url: str | None = None) -> TryOnOut:
+    """`result_url`: the gateway's link to the stored result (service/results/links.py)."""
     return TryOnOut(
         id=record.id,
-        status=record.status,
+        status="running" if record.status == "storing" else record.status,
         created_at=iso(record.created_at),
         updated_at=iso(record.updated_at),
         product_external_id=record.product.external_id,
         external_user_id=record.external_user_id,
-        result=ResultOut(image_url=record.result_url) if record.result_url else None,
+        result=ResultOut(image_url=result_url) if result_url else None,
         error=record.error,
         metadata=record.metadata,
         completed_at=iso(record.completed_at) if record.completed_at else None,

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import hashlib
 import time
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 
 import msgspec
 from redis.asyncio import Redis
@@ -21,7 +21,7 @@ from service.autopipeline import AutoPipeline, Script
 from service.keys import Keys
 from service.metrics import LUA_APPLY, encode_increments, field, observations
 from service.tryons.lookups import Expected, StaleLookup
-from service.tryons.models import TERMINAL, TryOnRecord, public_view
+from service.tryons.models import TERMINAL, TryOnOut, TryOnRecord, public_view
 from service.webhooks.events import EVENT_FOR_STATUS, event_body, event_id
 
 _ACCEPT = """
@@ -73,6 +73,12 @@ return next
 
 
 Mutation = Callable[[TryOnRecord], TryOnRecord | None]
+# The try-on as clients see it (service/results/links.py adds the result's link).
+View = Callable[[TryOnRecord], Awaitable[TryOnOut]]
+
+
+async def _plain_view(record: TryOnRecord) -> TryOnOut:
+    return public_view(record)
 
 
 def transition_metrics(before: str, after: TryOnRecord) -> list[tuple[str, float]]:
@@ -85,8 +91,10 @@ def transition_metrics(before: str, after: TryOnRecord) -> list[tuple[str, float
         out += observations("end_to_end", after.completed_at - after.created_at)
         if after.create_started_at is not None and after.generation_id is not None:
             out += observations("upstream", after.completed_at - after.create_started_at)
-        if after.status == "completed":
-            out.append(("credits_spent", 1.0))
+    if after.status == "storing" and before not in TERMINAL:
+        # Genlook completed the generation: the credit is spent, whether or not the copy of
+        # its result succeeds (an operator's retry of a failed copy spends nothing more).
+        out.append(("credits_spent", 1.0))
     return out
 
 
@@ -118,8 +126,10 @@ class TryOnStore:
         pipeline: AutoPipeline | None = None,
         *,
         quotas: Quotas,
+        view: View = _plain_view,
     ) -> None:
         self._redis = redis
+        self._view = view
         # Reservations given back when a try-on ends without spending a credit.
         self._quotas = quotas
         self._keys = keys
@@ -239,7 +249,7 @@ class TryOnStore:
             webhook_type = ""
             webhook_body = b""
             if changed.status != before:
-                view = public_view(changed)
+                view = await self._view(changed)
                 event = self._encoder.encode(view)
                 webhook_type = EVENT_FOR_STATUS.get(changed.status, "")
                 if webhook_type:

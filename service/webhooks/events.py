@@ -14,7 +14,7 @@ import msgspec
 from service.tryons.models import TryOnOut, iso
 
 # "processing" starts when a worker takes the try-on up: with the sync strategy a try-on goes
-# from submitting straight to its terminal state, never through "running".
+# from submitting straight to storing its result (shown as "running") and to its end.
 EVENT_FOR_STATUS: dict[str, str] = {
     "submitting": "tryon.processing",
     "completed": "tryon.completed",

@@ -10,6 +10,7 @@ import os
 import shutil
 import subprocess
 import sys
+import tempfile
 from collections.abc import AsyncIterator, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
@@ -81,15 +82,20 @@ def start_gateway(
     """Start a stack (the caller stops it; `running_stack` and `stack_fixture` do): gateways
     named `gateway` (`gateway0`, `gateway1`... when several) and workers `worker0`...; each
     process logs to `<log_dir>/<name>.log`."""
+    names = ["gateway"] if gateways == 1 else [f"gateway{g}" for g in range(gateways)]
+    started = [(name, f"http://127.0.0.1:{free_port()}") for name in names]
+    # Each stack stores its results in a directory of its own, and its workers make links to
+    # its (first) gateway.
+    env = {
+        "RESULTS_STORE_URL": tempfile.mkdtemp(prefix="results-", dir=KEYSCAN.new_log_dir()),
+        "RESULTS_BASE_URL": started[0][1],
+        **env,
+    }
     # Logs go to files by default so the run's key scan reads them (tests/keyscan.py).
     stack = Stack(env=stack_env(emulator, **env), log_dir=log_dir or KEYSCAN.new_log_dir())
-    started: list[tuple[str, str]] = []  # (process name, base URL)
     try:
-        for g in range(gateways):
-            name = "gateway" if gateways == 1 else f"gateway{g}"
-            port = free_port()
-            stack.spawn(name, "serve", "--port", str(port))
-            started.append((name, f"http://127.0.0.1:{port}"))
+        for name, url in started:
+            stack.spawn(name, "serve", "--port", url.rsplit(":", 1)[1])
         for i in range(workers):
             stack.spawn(f"worker{i}", "worker")
         for name, url in started:

@@ -93,9 +93,21 @@ def test_upload_over_10_mb_is_invalid_image(api: httpx.Client, emulator: Emulato
 
 
 def test_upload_image_expires_with_clock(api: httpx.Client, emulator: Emulator) -> None:
+    emulator.reset(resultUrlLifetime=10 * 86400)  # URLs outlive the file: its expiry shows
     body = upload(api, keepForDays="1")
     emulator.control("POST", "clock/advance", {"seconds": 86400 + 1})
     assert httpx.get(body["imageUrl"]).status_code == 404
+
+
+def test_file_urls_are_signed_and_expire_after_an_emulator_hour(
+    api: httpx.Client, emulator: Emulator
+) -> None:
+    url = upload(api)["imageUrl"]
+    assert httpx.get(url).status_code == 200
+    assert_error(httpx.get(url.replace("signature=", "signature=x")), 403, "URL_SIGNATURE_INVALID")
+    assert_error(httpx.get(url.split("?")[0]), 403, "URL_SIGNATURE_INVALID")
+    emulator.control("POST", "clock/advance", {"seconds": 3600 + 1})
+    assert_error(httpx.get(url), 403, "URL_EXPIRED")
 
 
 def test_upload_webp(api: httpx.Client) -> None:

@@ -83,4 +83,6 @@ def test_oversize_bodies(api: httpx.Client) -> None:
 def test_unknown_routes_and_methods_use_the_envelope(api: httpx.Client, emulator: Emulator) -> None:
     assert_error(api.get("/nope"), 404, "NOT_FOUND")
     assert_error(api.put("/account/credits"), 405, "METHOD_NOT_ALLOWED")
-    assert httpx.get(f"{emulator.root}/_emulator/files/results/none.jpeg").status_code == 404
+    # File URLs are signed: an unsigned one is refused before anything is looked up.
+    unsigned = httpx.get(f"{emulator.root}/_emulator/files/results/none.jpeg")
+    assert_error(unsigned, 403, "URL_SIGNATURE_INVALID")

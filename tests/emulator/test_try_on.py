@@ -314,6 +314,7 @@ def test_erase_customer(api: httpx.Client, asset_url: str) -> None:
 def test_result_expires_after_keep_for_days(
     api: httpx.Client, emulator: Emulator, asset_url: str
 ) -> None:
+    emulator.reset(resultUrlLifetime=10 * DAY)  # the URL outlives the file: its expiry shows
     image_id = upload(api)["imageId"]
     body = try_on_body(image_id, inline_product(asset_url), output={"keepForDays": 1})
     url = api.post("/try-on/sync", json=body).json()["resultImageUrl"]

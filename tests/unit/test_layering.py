@@ -55,6 +55,7 @@ LAYERS: list[tuple[str, tuple[str, ...], bool]] = [
             "service.ops",
             "service.photos",
             "service.products",
+            "service.results",
             "service.tryons",
             "service.upstream",
             "service.webhooks",

@@ -71,6 +71,7 @@ function when(ts) {
   return new Date(ts * 1000).toLocaleTimeString();
 }
 
+function mib(bytes) { return `${(bytes / 1048576).toFixed(1)} MiB`; }
 function num(x) { return Number.isInteger(x) ? String(x) : String(Math.round(x * 10) / 10); }
 
 function flash(kind, text) {
@@ -119,6 +120,7 @@ function renderStatus(s) {
   setText("q-oldest", q.oldestReadyAgeSeconds === null ? "none" : ago(q.oldestReadyAgeSeconds));
   setText("t-active", num(s.tryonsActive));
   setText("d-pending", `${s.deliveriesPending} (${s.deliveriesDueNow} due)`);
+  setText("r-stored", `${s.resultsStoredObjects} (${mib(s.resultsStoredBytes)})`);
   setText("workers-count", String(s.workers.length));
   const rows = s.workers.map((w) => el("tr", {},
     el("td", { class: "id", text: w.id }),

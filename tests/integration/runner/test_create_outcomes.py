@@ -15,7 +15,7 @@ async def test_a_completed_create_spends_one_credit(harness: Harness) -> None:
     tryon_id = await harness.tryon()
     record = await harness.drive(tryon_id)
     assert record.status == "completed"
-    assert record.result_url
+    assert record.stored_result is not None
     assert record.generation_id
     assert harness.cost() == (1, 1, 1)
     assert harness.retries == []

@@ -57,7 +57,14 @@ async def test_shutdown_lets_the_create_in_flight_finish(harness: Harness) -> No
     await harness.wait_for(tryon_id, lambda r: r.create_started_at is not None)
 
     assert harness.gate.close() == 0  # SIGTERM: nothing cut inside the create call
-    assert await attempt == "completed"
+    # The create finished (the generation is recorded, its credit spent); copying its result
+    # is a step of its own, which the stopping worker hands over like any other.
+    with pytest.raises(RetryLater):
+        await attempt
+    handed = await harness.record(tryon_id)
+    assert (handed.status, handed.generation_id is not None) == ("storing", True)
+    record = await harness.drive(tryon_id, runner=harness.new_runner())
+    assert record.status == "completed"
     assert harness.cost() == (1, 1, 1)
 
 
