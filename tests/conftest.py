@@ -9,6 +9,7 @@ from __future__ import annotations
 import os
 import subprocess
 import sys
+import tempfile
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -17,6 +18,7 @@ import httpx
 import pytest
 from emulator.control_client import EmulatorControl
 from service.devstack import free_port, wait_http
+from service.settings import Settings
 
 from tests.keyscan import KeyScan
 
@@ -70,6 +72,29 @@ def emulator(emulator_process: Emulator) -> Emulator:
 
 # Tests own one Redis database index and flush it around each test that uses it.
 TEST_REDIS_URL = os.environ.get("TEST_REDIS_URL", "redis://127.0.0.1:6379/9")
+# Results stored by gateways and workers, in process or not: the run's own directory, never the
+# working tree's `data/` (the default store of `make dev`). One for the whole run, as a fleet
+# shares one store: stacks share the test database, so a worker of one stack may take another's
+# try-on (a kill-and-resume test's above all).
+_RESULTS = tempfile.TemporaryDirectory(prefix="tryon-test-results-")
+RESULTS_DIR = _RESULTS.name
+
+
+def emulator_settings(emulator: EmulatorControl, **overrides: str) -> Settings:
+    """Settings of an in-process gateway or worker on the session's emulator (its time scale)
+    and the test database, storing results in the run's own directory."""
+    return Settings.from_env(
+        {
+            "REDIS_URL": TEST_REDIS_URL,
+            "GENLOOK_API_KEY": emulator.api_key,
+            "GENLOOK_BASE_URL": emulator.base_url,
+            "GENLOOK_CLOCK_SPEED": str(EMULATOR_SPEED),
+            # The emulator's 60 s window runs EMULATOR_SPEED times faster.
+            "GENLOOK_RATE_WINDOW": str(60.0 / EMULATOR_SPEED),
+            "RESULTS_STORE_URL": RESULTS_DIR,
+            **overrides,
+        }
+    )
 
 
 @pytest.fixture

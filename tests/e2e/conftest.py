@@ -10,7 +10,6 @@ import os
 import shutil
 import subprocess
 import sys
-import tempfile
 from collections.abc import AsyncIterator, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
@@ -22,7 +21,7 @@ from PIL import Image
 from redis.asyncio import Redis
 from service.devstack import Stack, free_port, wait_http
 
-from tests.conftest import EMULATOR_SPEED, KEYSCAN, TEST_REDIS_URL, Emulator
+from tests.conftest import EMULATOR_SPEED, KEYSCAN, RESULTS_DIR, TEST_REDIS_URL, Emulator
 from tests.e2e.receiver import Receiver
 from tests.e2e.redis_server import PersistentRedis
 
@@ -84,10 +83,10 @@ def start_gateway(
     process logs to `<log_dir>/<name>.log`."""
     names = ["gateway"] if gateways == 1 else [f"gateway{g}" for g in range(gateways)]
     started = [(name, f"http://127.0.0.1:{free_port()}") for name in names]
-    # Each stack stores its results in a directory of its own, and its workers make links to
-    # its (first) gateway.
+    # The run's one result store (tests/conftest.py); its workers make links to its (first)
+    # gateway.
     env = {
-        "RESULTS_STORE_URL": tempfile.mkdtemp(prefix="results-", dir=KEYSCAN.new_log_dir()),
+        "RESULTS_STORE_URL": RESULTS_DIR,
         "RESULTS_BASE_URL": started[0][1],
         **env,
     }

@@ -10,7 +10,7 @@ import pytest
 from redis.asyncio import Redis
 from service.devstack import Stack, free_port, wait_http
 
-from tests.conftest import EMULATOR_SPEED, KEYSCAN, Emulator
+from tests.conftest import EMULATOR_SPEED, KEYSCAN, RESULTS_DIR, Emulator
 from tests.e2e.conftest import (
     SECRET,
     Gateway,
@@ -28,7 +28,13 @@ def keyless_gateway() -> Iterator[Gateway]:
     root = f"http://127.0.0.1:{emulator_port}"
     # The key is whatever the emulator chose for itself; the gateway is never told it.
     emulator = Emulator(root=root, api_key="")
-    env = stack_env(emulator, GENLOOK_BASE_URL=f"{root}/tryon/v1")
+    url = f"http://127.0.0.1:{port}"
+    env = stack_env(
+        emulator,
+        GENLOOK_BASE_URL=f"{root}/tryon/v1",
+        RESULTS_STORE_URL=RESULTS_DIR,
+        RESULTS_BASE_URL=url,
+    )
     del env["GENLOOK_API_KEY"]
     stack = Stack(env=env, log_dir=KEYSCAN.new_log_dir())
     try:
@@ -38,9 +44,8 @@ def keyless_gateway() -> Iterator[Gateway]:
         wait_http(f"{root}/_emulator/counters", stack.procs["emulator"])
         stack.spawn("gateway", "serve", "--port", str(port))
         stack.spawn("worker", "worker")
-        url = f"http://127.0.0.1:{port}"
         wait_http(f"{url}/healthz", stack.procs["gateway"])
-        yield Gateway(url=url, stack=stack, emulator=emulator)
+        yield Gateway(urls=[url], stack=stack, emulator=emulator)
     finally:
         stack.stop_all()
 

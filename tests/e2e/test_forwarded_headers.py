@@ -36,21 +36,21 @@ async def _anonymous_tryons(gateway: Gateway, emulator: Emulator) -> list[httpx.
             json={"title": "tee", "images": [{"source": {"url": product_url(emulator)}}]},
         )
         assert r.status_code in (200, 201), r.text
-        r = await server.post("/v1/images", files={"file": ("me.jpg", photo_bytes(), "image/jpeg")})
-        assert r.status_code == 201, r.text
-        image_id = r.json()["id"]
-    body = {
-        "products": [{"externalId": "tee"}],
-        "person": {"image": {"source": {"id": image_id}}},
-    }
     browser = {"Authorization": f"Bearer {made['publishableKey']}", "Origin": ORIGIN}
+    answers = []
     async with httpx.AsyncClient(base_url=gateway.url, timeout=30) as client:
-        return [
-            await client.post(
-                "/v1/try-ons", json=body, headers={**browser, "X-Forwarded-For": f"203.0.113.{i}"}
-            )
-            for i in range(1, 6)
-        ]
+        for i in range(1, 6):
+            # A browser tries on a photo of its own (anonymous: its client's), uploaded as it.
+            headers = {**browser, "X-Forwarded-For": f"203.0.113.{i}"}
+            photo = ("me.jpg", photo_bytes(), "image/jpeg")
+            r = await client.post("/v1/images", files={"file": photo}, headers=headers)
+            assert r.status_code == 201, r.text
+            body = {
+                "products": [{"externalId": "tee"}],
+                "person": {"image": {"source": {"id": r.json()["id"]}}},
+            }
+            answers.append(await client.post("/v1/try-ons", json=body, headers=headers))
+    return answers
 
 
 async def test_forged_forwarded_for_does_not_multiply_a_per_ip_quota(

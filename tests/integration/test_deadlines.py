@@ -29,13 +29,12 @@ from redis.asyncio.client import PubSub
 from service.access.models import Policy
 from service.app import create_app
 from service.resources import Resources
-from service.settings import Settings
 from service.tryons.models import TryOnRecord
 from workers.jobs import upload_photo
 from workers.runner import RetryLater, TryOnRunner
 from workers.waiting import DurationModel
 
-from tests.conftest import EMULATOR_SPEED, TEST_REDIS_URL, Emulator, assert_error
+from tests.conftest import EMULATOR_SPEED, TEST_REDIS_URL, Emulator, assert_error, emulator_settings
 from tests.integration.test_browser_access import ORIGIN, Shop, _shop, _upload
 
 CALLBACK = "http://127.0.0.1:9/hook"
@@ -89,17 +88,8 @@ def rig_env() -> dict[str, str]:
 
 @pytest.fixture
 async def rig(redis: Redis, emulator: Emulator, rig_env: dict[str, str]) -> AsyncIterator[Rig]:
-    settings = Settings.from_env(
-        {
-            "REDIS_URL": TEST_REDIS_URL,
-            "GENLOOK_API_KEY": emulator.api_key,
-            "GENLOOK_BASE_URL": emulator.base_url,
-            "GENLOOK_CLOCK_SPEED": str(EMULATOR_SPEED),
-            "GENLOOK_RATE_WINDOW": str(60.0 / EMULATOR_SPEED),
-            "GATEWAY_KEY_CACHE_SECONDS": "0",
-            "WEBHOOK_ALLOW_HTTP_HOSTS": "127.0.0.1",
-            **rig_env,
-        }
+    settings = emulator_settings(
+        emulator, GATEWAY_KEY_CACHE_SECONDS="0", WEBHOOK_ALLOW_HTTP_HOSTS="127.0.0.1", **rig_env
     )
     res = Resources.build(settings)
     durations = DurationModel(res.redis, res.keys, clock_speed=EMULATOR_SPEED)

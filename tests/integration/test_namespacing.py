@@ -36,7 +36,7 @@ from service.tryons.store import IdempotencyConflict
 from workers.runner import RetryLater, TryOnRunner
 from workers.waiting import DurationModel
 
-from tests.conftest import EMULATOR_SPEED, TEST_REDIS_URL, Emulator
+from tests.conftest import EMULATOR_SPEED, TEST_REDIS_URL, Emulator, emulator_settings
 
 SK_A = "sk_test_namespacing_app_a_0123456789"
 SK_B = "sk_test_namespacing_app_b_0123456789"
@@ -51,16 +51,11 @@ def jpeg(color: tuple[int, int, int] = (200, 150, 120)) -> bytes:
 
 
 def settings_for(emulator: Emulator, api_key: str | None = None) -> Settings:
-    return Settings.from_env(
-        {
-            "REDIS_URL": TEST_REDIS_URL,
-            "GENLOOK_API_KEY": api_key or emulator.api_key,
-            "GENLOOK_BASE_URL": emulator.base_url,
-            "GENLOOK_CLOCK_SPEED": str(EMULATOR_SPEED),
-            "GENLOOK_RATE_WINDOW": str(60.0 / EMULATOR_SPEED),
-            "GATEWAY_SECRET_KEYS": f"{SK_A}=appa,{SK_B}=appb",
-            "GATEWAY_KEY_CACHE_SECONDS": "0",
-        }
+    return emulator_settings(
+        emulator,
+        GENLOOK_API_KEY=api_key or emulator.api_key,
+        GATEWAY_SECRET_KEYS=f"{SK_A}=appa,{SK_B}=appb",
+        GATEWAY_KEY_CACHE_SECONDS="0",
     )
 
 

@@ -33,7 +33,7 @@ from service.tryons.models import TryOnRecord
 from workers.runner import RetryLater, TryOnRunner
 from workers.waiting import DurationModel
 
-from tests.conftest import EMULATOR_SPEED, TEST_REDIS_URL, Emulator
+from tests.conftest import EMULATOR_SPEED, Emulator, emulator_settings
 
 SECRET = "sk_test_result_copy_key_0123456789"
 
@@ -85,19 +85,13 @@ class Stack:
 
 
 def settings(emulator: Emulator, store: str, **extra: str) -> Settings:
-    return Settings.from_env(
-        {
-            "REDIS_URL": TEST_REDIS_URL,
-            "GENLOOK_API_KEY": emulator.api_key,
-            "GENLOOK_BASE_URL": emulator.base_url,
-            "GENLOOK_CLOCK_SPEED": str(EMULATOR_SPEED),
-            "GENLOOK_RATE_WINDOW": str(60.0 / EMULATOR_SPEED),
-            "GATEWAY_SECRET_KEYS": f"{SECRET}=shop",
-            "RESULTS_STORE_URL": store,
-            "RESULTS_COPY_ATTEMPTS": "3",
-            "RESULTS_STORE_TIMEOUT": "2",
-            **extra,
-        }
+    return emulator_settings(
+        emulator,
+        GATEWAY_SECRET_KEYS=f"{SECRET}=shop",
+        RESULTS_STORE_URL=store,
+        RESULTS_COPY_ATTEMPTS="3",
+        RESULTS_STORE_TIMEOUT="2",
+        **extra,
     )
 
 

@@ -29,7 +29,7 @@ from workers.main import build_runner
 from workers.runner import RetryLater, TryOnRunner
 from workers.shutdown import CreateGate
 
-from tests.conftest import EMULATOR_SPEED, TEST_REDIS_URL, Emulator
+from tests.conftest import Emulator, emulator_settings
 
 APP = "shop"
 # The app's daily credit cap: each accepted try-on holds one unit of it until it ends, and
@@ -174,17 +174,7 @@ def harness_env() -> dict[str, str]:
 
 
 def settings_for(emulator: Emulator, overrides: dict[str, str]) -> Settings:
-    return Settings.from_env(
-        {
-            "REDIS_URL": TEST_REDIS_URL,
-            "GENLOOK_API_KEY": emulator.api_key,
-            "GENLOOK_BASE_URL": emulator.base_url,
-            "GENLOOK_CLOCK_SPEED": str(EMULATOR_SPEED),
-            # The emulator's 60 s window runs EMULATOR_SPEED times faster.
-            "GENLOOK_RATE_WINDOW": str(60.0 / EMULATOR_SPEED),
-            **overrides,
-        }
-    )
+    return emulator_settings(emulator, **overrides)
 
 
 @pytest.fixture

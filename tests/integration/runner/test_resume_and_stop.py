@@ -35,7 +35,8 @@ async def cancelled(attempt: asyncio.Task[str]) -> bool:
 
 @pytest.mark.parametrize("harness_env", [POLL])
 async def test_a_recorded_generation_is_resumed_never_created_again(harness: Harness) -> None:
-    slow_generations(harness, 1.0)
+    # Long enough that the attempt is still waiting when cancelled, on a loaded machine too.
+    slow_generations(harness, 3.0)
     tryon_id = await harness.tryon()
     attempt = asyncio.create_task(harness.run(tryon_id))
     waiting = await harness.wait_for(tryon_id, has_generation)
