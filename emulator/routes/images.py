@@ -6,6 +6,7 @@ import math
 import secrets
 from typing import Any
 
+from genlook_wire.zod import Issues, coerce_form_number
 from litestar import Request, post
 
 from emulator import ids
@@ -14,7 +15,6 @@ from emulator.deps import AccountDep, RuntimeDep, base_url
 from emulator.errors import ApiError
 from emulator.images import process_upload, too_large
 from emulator.models import DAY, PersonImage, StoredFile
-from emulator.zod import Issues, coerce_form_number
 
 
 def _keep_for_days(fields: dict[str, str], issues: Issues) -> int | None:

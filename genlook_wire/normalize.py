@@ -16,9 +16,9 @@ from typing import Any, Literal
 
 from msgspec import UNSET, UnsetType
 
-from emulator.errors import ApiError
-from emulator.ids import ANON_PREFIX
-from emulator.zod import Issues, Path
+from genlook_wire.errors import ApiError
+from genlook_wire.ids import ANON_PREFIX
+from genlook_wire.zod import Issues, Path
 
 
 @dataclass(slots=True)
