@@ -160,6 +160,13 @@ _SCHEMES = {
         description="An end user's token, minted by `POST /v1/sessions` or signed offline "
         "(ES256); sent with the publishable key.",
     ),
+    "genlookApiKey": SecurityScheme(
+        type="apiKey",
+        name="x-api-key",
+        security_scheme_in="header",
+        description="An app's secret key sent as Genlook's key is, on Genlook's API at "
+        "`/tryon/v1` (docs/genlook-compat.md).",
+    ),
     "adminToken": SecurityScheme(
         type="http",
         scheme="bearer",

@@ -1,0 +1,167 @@
+"""Starting a try-on from Genlook's request: the product resolved as Genlook resolves it, the
+person as the gateway's intake takes it, then `TryOnIntake.accept`, the one accept path.
+
+Genlook answers some refusals at once that the gateway would otherwise learn only in a worker;
+they stay synchronous here: an unknown product reference (404 PRODUCT_NOT_FOUND, from the
+catalog), no credits (402 INSUFFICIENT_CREDITS, from the last balance the gateway read).
+Inline products are upserted into the catalog once the try-on is accepted, so the next
+reference finds them, as Genlook's do; a one-shot product is registered under the `_anon_` id
+returned as `productExternalId`.
+"""
+
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass
+from typing import cast
+
+from genlook_wire.normalize import ProductInput, TryOnInput
+from msgspec import UnsetType
+from redis.asyncio import Redis
+
+from service.auth import Principal
+from service.domain_errors import QuotaExhausted
+from service.genlook.models import KeepForDays
+from service.genlook_compat.products import (
+    GenlookCatalog,
+    GenlookProduct,
+    ProductImages,
+    check_files,
+    images_required,
+    merge,
+    new_oneshot_id,
+)
+from service.keys import Keys
+from service.products import product_not_found
+from service.tryons.accept import TryOnIntake
+from service.tryons.models import (
+    ImageSourceIn,
+    OutputIn,
+    PersonImageIn,
+    PersonIn,
+    ProductDef,
+    ProductImageIn,
+    ProductIn,
+    TryOnCreate,
+    TryOnRecord,
+)
+
+# Genlook's mock engine: a product titled so renders for free (genlook-api.md §1).
+MOCK_TITLE = "mock"
+
+
+def insufficient_credits() -> QuotaExhausted:
+    return QuotaExhausted("INSUFFICIENT_CREDITS", "Not enough credits; top up in the dashboard.")
+
+
+@dataclass(frozen=True, slots=True)
+class Started:
+    record: TryOnRecord
+    product_external_id: str
+
+
+def _inline(definition: ProductDef) -> ProductIn:
+    return ProductIn(
+        external_id=definition.external_id,
+        title=definition.title,
+        description=definition.description,
+        images=[
+            ProductImageIn(source=ImageSourceIn(url=url), classifications=c)
+            for url, c in zip(
+                definition.image_urls,
+                definition.classifications or [None] * len(definition.image_urls),
+                strict=True,
+            )
+        ],
+    )
+
+
+class GenlookTryOns:
+    def __init__(
+        self,
+        intake: TryOnIntake,
+        catalog: GenlookCatalog,
+        images: ProductImages,
+        redis: Redis,
+        keys: Keys,
+    ) -> None:
+        self._intake = intake
+        self._catalog = catalog
+        self._images = images
+        self._redis = redis
+        self._keys = keys
+
+    async def known_balance(self) -> int | None:
+        """The credit balance the gateway last read (workers refresh it; so does
+        `GET /tryon/v1/account/credits`), or None when never read."""
+        raw: bytes | None = await self._redis.get(self._keys.credits_balance)
+        return None if raw is None else int(raw)
+
+    async def remember_balance(self, balance: int) -> None:
+        await self._redis.set(self._keys.credits_balance, balance)
+
+    async def _product(
+        self, app: str, item: ProductInput, files: dict[str, bytes], now: float
+    ) -> tuple[GenlookProduct, bool]:
+        """The product the try-on uses, and whether the request (re)defines it (to be stored
+        once the try-on is accepted) rather than references it."""
+        if item.is_reference:
+            if item.external_id is None:
+                raise images_required()
+            found = await self._catalog.get(app, item.external_id, now)
+            if found is None:
+                raise product_not_found(item.external_id)
+            return found, False
+        images = None
+        if not isinstance(item.images, UnsetType):
+            images = await self._images.resolve(item.images, files)
+        if item.external_id is None:
+            made = merge(
+                None, item, images, external_id=new_oneshot_id(), origin="one-shot", now=now
+            )
+            return made, True
+        existing = await self._catalog.get(app, item.external_id, now)
+        made = merge(existing, item, images, external_id=item.external_id, origin="inline", now=now)
+        return made, True
+
+    async def start(
+        self, principal: Principal, req: TryOnInput, files: dict[str, bytes], raw: bytes
+    ) -> Started:
+        check_files(req.file_keys, files)
+        now = time.time()
+        product, defines = await self._product(principal.app, req.product, files, now)
+        definition = product.product.definition
+        if definition.title != MOCK_TITLE:
+            balance = await self.known_balance()
+            if balance is not None and balance < 1:
+                raise insufficient_credits()
+        # A reference to a catalog product is resolved by the intake itself (the product
+        # cache then spares Genlook the definition); anything else is sent inline.
+        is_catalog_ref = not defines and product.extras.origin != "one-shot"
+        sent = ProductIn(external_id=product.external_id) if is_catalog_ref else _inline(definition)
+        person = req.person
+        photo = files.get(person.value) if person.kind == "fileKey" else None
+        source = ImageSourceIn(
+            id=person.value if person.kind == "id" else None,
+            url=person.value if person.kind == "url" else None,
+            file_key=person.value if person.kind == "fileKey" else None,
+        )
+        body = TryOnCreate(
+            products=[sent],
+            person=PersonIn(image=PersonImageIn(source=source)),
+            external_user_id=req.external_user_id,
+            output=OutputIn(
+                watermark=req.watermark,
+                keep_for_days=cast(KeepForDays | None, req.keep_for_days),
+                ai_label=req.ai_label,
+            ),
+        )
+        accepted = await self._intake.accept(
+            principal,
+            body,
+            raw=raw,
+            photo=photo,
+            photo_key=person.value if photo is not None else None,
+        )
+        await self._catalog.put(principal.app, product.used(now), defined=defines)
+        return Started(accepted.record, product.external_id)
