@@ -48,12 +48,14 @@ from bench._common import APP, BENCH_REDIS_URL, SECRET, flush_redis, photo_bytes
 Request = Callable[[], Awaitable[int]]
 
 
-def _caller(app: ASGIApp, method: str, path: str, body: bytes) -> Request:
-    headers = [
-        (b"host", b"127.0.0.1:8080"),
-        (b"user-agent", b"wrk"),
-        (b"authorization", f"Bearer {SECRET}".encode()),
-    ]
+def _caller(
+    app: ASGIApp,
+    method: str,
+    path: str,
+    body: bytes,
+    key_header: tuple[bytes, bytes] = (b"authorization", f"Bearer {SECRET}".encode()),
+) -> Request:
+    headers = [(b"host", b"127.0.0.1:8080"), (b"user-agent", b"wrk"), key_header]
     if body:
         headers += [(b"content-type", b"application/json"), (b"content-length", b"%d" % len(body))]
     template = {

@@ -238,8 +238,16 @@ class GenlookCatalog:
         raw: bytes | None = await self._redis.hget(  # type: ignore[misc]
             self._keys.compat_products(app), external_id
         )
+        return self.decode_extras(raw)
+
+    @classmethod
+    def decode_extras(cls, raw: bytes | None) -> Extras:
         # A product made by `PUT /v1/products` is a catalog product kept until deleted.
-        return Extras() if raw is None else self._extras.decode(raw)
+        return Extras() if raw is None else cls._extras.decode(raw)
+
+    @classmethod
+    def encode_extras(cls, extras: Extras) -> bytes:
+        return cls._encode(extras)
 
     async def put(self, app: str, found: GenlookProduct, *, defined: bool = True) -> None:
         """Store the product; `defined=False`: only what Genlook's shape adds changed (a use),

@@ -15,14 +15,19 @@ import time
 from dataclasses import dataclass
 from typing import cast
 
+import msgspec
+from genlook_wire.ids import ANON_PREFIX
 from genlook_wire.normalize import ProductInput, TryOnInput
 from msgspec import UnsetType
 from redis.asyncio import Redis
 
 from service.auth import Principal
+from service.autopipeline import AutoPipeline
 from service.domain_errors import QuotaExhausted
 from service.genlook.models import KeepForDays
 from service.genlook_compat.products import (
+    DAY,
+    Extras,
     GenlookCatalog,
     GenlookProduct,
     ProductImages,
@@ -79,17 +84,20 @@ def _inline(definition: ProductDef) -> ProductIn:
 class GenlookTryOns:
     def __init__(
         self,
+        *,
         intake: TryOnIntake,
         catalog: GenlookCatalog,
         images: ProductImages,
         redis: Redis,
         keys: Keys,
+        pipeline: AutoPipeline,
     ) -> None:
         self._intake = intake
         self._catalog = catalog
         self._images = images
         self._redis = redis
         self._keys = keys
+        self._pipeline = pipeline
 
     async def known_balance(self) -> int | None:
         """The credit balance the gateway last read (workers refresh it; so does
@@ -124,44 +132,85 @@ class GenlookTryOns:
         made = merge(existing, item, images, external_id=item.external_id, origin="inline", now=now)
         return made, True
 
+    async def _reference(self, app: str, external_id: str, now: float) -> tuple[Extras, int | None]:
+        """A catalog product's extras and the known balance, read in one round trip (the
+        intake reads the definition itself, and answers PRODUCT_NOT_FOUND without one)."""
+        k = self._keys
+        extras_read = self._pipeline.execute("HGET", k.compat_products(app), external_id)
+        balance_read = self._pipeline.execute("GET", k.credits_balance)
+        extras = GenlookCatalog.decode_extras(await extras_read)
+        balance = await balance_read
+        days = extras.valid_for_days
+        if days is not None and extras.anchor + days * DAY <= now:
+            raise product_not_found(external_id)
+        return extras, None if balance is None else int(balance)
+
     async def start(
         self, principal: Principal, req: TryOnInput, files: dict[str, bytes], raw: bytes
     ) -> Started:
         check_files(req.file_keys, files)
         now = time.time()
-        product, defines = await self._product(principal.app, req.product, files, now)
-        definition = product.product.definition
-        if definition.title != MOCK_TITLE:
-            balance = await self.known_balance()
+        app, item = principal.app, req.product
+        found: GenlookProduct | None = None
+        if item.is_reference and item.external_id and not item.external_id.startswith(ANON_PREFIX):
+            # The hot path: a catalog product by reference, as Genlook's docs advise.
+            extras, balance = await self._reference(app, item.external_id, now)
+            sent = ProductIn(external_id=item.external_id)
+            product_id, defines = item.external_id, False
             if balance is not None and balance < 1:
-                raise insufficient_credits()
-        # A reference to a catalog product is resolved by the intake itself (the product
-        # cache then spares Genlook the definition); anything else is sent inline.
-        is_catalog_ref = not defines and product.extras.origin != "one-shot"
-        sent = ProductIn(external_id=product.external_id) if is_catalog_ref else _inline(definition)
-        person = req.person
-        photo = files.get(person.value) if person.kind == "fileKey" else None
-        source = ImageSourceIn(
-            id=person.value if person.kind == "id" else None,
-            url=person.value if person.kind == "url" else None,
-            file_key=person.value if person.kind == "fileKey" else None,
-        )
-        body = TryOnCreate(
-            products=[sent],
-            person=PersonIn(image=PersonImageIn(source=source)),
-            external_user_id=req.external_user_id,
-            output=OutputIn(
-                watermark=req.watermark,
-                keep_for_days=cast(KeepForDays | None, req.keep_for_days),
-                ai_label=req.ai_label,
-            ),
-        )
+                catalog = await self._catalog.get(app, item.external_id, now)
+                if catalog is None or catalog.product.definition.title != MOCK_TITLE:
+                    raise insufficient_credits()
+        else:
+            found, defines = await self._product(app, item, files, now)
+            definition = found.product.definition
+            if definition.title != MOCK_TITLE:
+                balance = await self.known_balance()
+                if balance is not None and balance < 1:
+                    raise insufficient_credits()
+            sent = _inline(definition)
+            product_id = found.external_id
+        photo = _photo(req, files)
         accepted = await self._intake.accept(
             principal,
-            body,
+            _body(req, sent),
             raw=raw,
             photo=photo,
-            photo_key=person.value if photo is not None else None,
+            photo_key=req.person.value if photo is not None else None,
         )
-        await self._catalog.put(principal.app, product.used(now), defined=defines)
-        return Started(accepted.record, product.external_id)
+        if found is None:
+            used = msgspec.structs.replace(extras, last_used_at=now, anchor=now)
+            await self._pipeline.execute(
+                "HSET",
+                self._keys.compat_products(app),
+                product_id,
+                GenlookCatalog.encode_extras(used),
+            )
+        else:
+            await self._catalog.put(app, found.used(now), defined=defines)
+        return Started(accepted.record, product_id)
+
+
+def _photo(req: TryOnInput, files: dict[str, bytes]) -> bytes | None:
+    person = req.person
+    return files.get(person.value) if person.kind == "fileKey" else None
+
+
+def _body(req: TryOnInput, product: ProductIn) -> TryOnCreate:
+    """The gateway's try-on for Genlook's request: the same person, user and output."""
+    person = req.person
+    source = ImageSourceIn(
+        id=person.value if person.kind == "id" else None,
+        url=person.value if person.kind == "url" else None,
+        file_key=person.value if person.kind == "fileKey" else None,
+    )
+    return TryOnCreate(
+        products=[product],
+        person=PersonIn(image=PersonImageIn(source=source)),
+        external_user_id=req.external_user_id,
+        output=OutputIn(
+            watermark=req.watermark,
+            keep_for_days=cast(KeepForDays | None, req.keep_for_days),
+            ai_label=req.ai_label,
+        ),
+    )

@@ -42,7 +42,14 @@ def surface(request: Request[Any, Any, Any]) -> Surface:
         res: Resources = state.resources
         catalog = GenlookCatalog(res.redis, res.keys, res.catalog)
         images = ProductImages(res.results, res.links)
-        tryons = GenlookTryOns(res.intake, catalog, images, res.redis, res.keys)
+        tryons = GenlookTryOns(
+            intake=res.intake,
+            catalog=catalog,
+            images=images,
+            redis=res.redis,
+            keys=res.keys,
+            pipeline=res.pipeline,
+        )
         made = state.genlook_surface = Surface(res, state.hub, catalog, images, tryons)
     return made
 
