@@ -3,12 +3,12 @@
 conditions, mapped to the nearest Genlook one (docs/genlook-compat.md):
 
 - a full daily cap or quota (402) -> INSUFFICIENT_CREDITS: a Genlook client handles it so;
-- any throttling (429) -> RATE_LIMITED, with its whole-second Retry-After;
 - a photo over the size or pixel limit (413, 422) -> 400 INVALID_IMAGE, as Genlook refuses one.
 
-Everything else (503 INTAKE_PAUSED with Retry-After, 404s, 409 RESERVED_EXTERNAL_ID...)
-keeps the gateway's status and code. Requests refused by Genlook's own validation
-(genlook_wire) answer exactly what Genlook answers.
+Everything else keeps the gateway's status and code, Genlook's where one exists: throttling is
+already 429 RATE_LIMITED with a whole-second Retry-After, a paused intake 503 INTAKE_PAUSED with
+Retry-After, and the 404s and 409 RESERVED_EXTERNAL_ID are Genlook's codes. Requests refused
+by Genlook's own validation (genlook_wire) answer exactly what Genlook answers.
 """
 
 from __future__ import annotations
@@ -23,7 +23,6 @@ from service.domain_errors import (
     DomainError,
     FieldError,
     QuotaExhausted,
-    RateLimited,
     Unprocessable,
 )
 from service.errors import EXCEPTION_HANDLERS, ApiError, ErrorBody
@@ -37,8 +36,6 @@ def _answer(request: Request[Any, Any, Any], exc: ApiError) -> Response[ErrorBod
 def _domain(request: Request[Any, Any, Any], exc: DomainError) -> Response[ErrorBody]:
     if isinstance(exc, QuotaExhausted):
         exc.code = "INSUFFICIENT_CREDITS"
-    elif isinstance(exc, RateLimited):
-        exc.code = "RATE_LIMITED"
     elif isinstance(exc, Unprocessable):
         return _answer(request, ApiError(400, "INVALID_IMAGE", exc.message))
     response: Response[ErrorBody] = EXCEPTION_HANDLERS[DomainError](request, exc)
