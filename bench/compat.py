@@ -21,7 +21,15 @@ import httpx
 import uvloop
 
 from bench._common import APP, BENCH_REDIS_URL, SECRET, flush_redis, machine
-from bench.gateway_inproc import Lifespan, Request, _caller, _low, _measure, _prepare, _quiet_logs
+from bench.gateway_inproc import (
+    Lifespan,
+    Request,
+    _caller,
+    _low,
+    _prepare,
+    _quiet_logs,
+    measure_all,
+)
 
 _KEY = (b"x-api-key", SECRET.encode())
 
@@ -60,12 +68,7 @@ async def main(args: argparse.Namespace) -> None:
                     app, "GET", f"/tryon/v1/generations/{generation_id}", b"", _KEY
                 ),
             }
-            for call in calls.values():  # warm-up: caches, the pipeline's connection
-                await _measure(call, 2000, args.concurrency)
-            results: dict[tuple[str, str], list[float]] = {k: [] for k in calls}
-            for _ in range(args.rounds):
-                for key, call in calls.items():
-                    results[key] += await _measure(call, args.requests, args.concurrency)
+            results = await measure_all(calls, args)
     finally:
         flush_redis()
     print(machine())

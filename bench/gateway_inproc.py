@@ -114,6 +114,20 @@ async def _measure(call: Request, requests: int, concurrency: int) -> list[float
     return batches
 
 
+async def measure_all(
+    calls: dict[tuple[str, str], Request], args: argparse.Namespace
+) -> dict[tuple[str, str], list[float]]:
+    """Each call's batches (`_measure`) after a warm-up, the calls alternating `args.rounds`
+    times so that other load on the machine falls on all of them alike."""
+    for call in calls.values():  # warm-up: caches, the pipeline's connection
+        await _measure(call, 2000, args.concurrency)
+    results: dict[tuple[str, str], list[float]] = {k: [] for k in calls}
+    for _ in range(args.rounds):
+        for key, call in calls.items():
+            results[key] += await _measure(call, args.requests, args.concurrency)
+    return results
+
+
 class Lifespan:
     """The app's ASGI lifespan, driven on this event loop (Litestar's test clients run it in a
     thread of their own, and the auto-pipeline must live on the loop that uses it)."""
@@ -198,13 +212,7 @@ async def main(args: argparse.Namespace) -> None:
                 method, server = args.callgrind_child.split(",")
                 await _count_instructions(calls[(method, server)], args.requests)
                 return
-            for call in calls.values():  # warm-up: caches, the pipeline's connection
-                await _measure(call, 2000, args.concurrency)
-            results: dict[tuple[str, str], list[float]] = {k: [] for k in calls}
-            for _ in range(args.rounds):
-                for key, call in calls.items():
-                    results[key] += await _measure(call, args.requests, args.concurrency)
-            _report(results, args)
+            _report(await measure_all(calls, args), args)
     finally:
         flush_redis()
 

@@ -12,6 +12,7 @@ ops API. A route's `security=` names which it accepts.
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Annotated, Any
 
@@ -61,11 +62,12 @@ _MEANING = {
 }
 
 
-def errors(*statuses: int) -> dict[int, ResponseSpec]:
-    """`responses=` for a route that can answer these statuses, each in the one envelope."""
+def errors(*statuses: int, meaning: Mapping[int, str] = _MEANING) -> dict[int, ResponseSpec]:
+    """`responses=` for a route that can answer these statuses, each in the one envelope;
+    `meaning`: what each status says there (the gateway's codes by default)."""
     return {
         status: ResponseSpec(
-            data_container=ErrorBody, description=_MEANING[status], generate_examples=False
+            data_container=ErrorBody, description=meaning[status], generate_examples=False
         )
         for status in statuses
     }

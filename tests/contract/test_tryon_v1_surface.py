@@ -22,8 +22,8 @@ import pytest
 import redis as sync_redis
 from PIL import Image
 
-from tests.conftest import TEST_REDIS_URL, Emulator
-from tests.e2e.conftest import OTHER_SECRET, SECRET, Gateway, start_gateway
+from tests.conftest import TEST_REDIS_URL, Emulator, assert_error
+from tests.e2e.conftest import OTHER_SECRET, SECRET, Gateway, stack_fixture
 
 # What the gateway answers otherwise on purpose (docs/genlook-compat.md, "What differs").
 DELIBERATE = {
@@ -72,17 +72,7 @@ class Target:
             store.close()
 
 
-@pytest.fixture(scope="module")
-def gateway_stack(emulator_process: Emulator) -> Iterator[Gateway]:
-    store = sync_redis.Redis.from_url(TEST_REDIS_URL)
-    store.flushdb()
-    gw = start_gateway(emulator_process)
-    try:
-        yield gw
-    finally:
-        gw.stack.stop_all()
-        store.flushdb()
-        store.close()
+gateway_stack = stack_fixture()
 
 
 @pytest.fixture(params=["emulator", "gateway"])
@@ -121,11 +111,8 @@ def unique(prefix: str) -> str:
 
 
 def error(r: httpx.Response, status: int, code: str) -> dict[str, Any]:
-    assert r.status_code == status, r.text
-    body: dict[str, Any] = r.json()
-    assert body["code"] == code, body
+    body = assert_error(r, status, code)
     assert body["status"] == status
-    assert isinstance(body["message"], str)
     return body
 
 

@@ -14,16 +14,14 @@ from __future__ import annotations
 import asyncio
 import io
 import json
-from collections.abc import Iterator
 from typing import Any
 
 import httpx
 import pytest
-import redis as sync_redis
 from PIL import Image
 
-from tests.conftest import TEST_REDIS_URL, Emulator
-from tests.e2e.conftest import Gateway, keys_cli, start_gateway
+from tests.conftest import Emulator
+from tests.e2e.conftest import Gateway, keys_cli, stack_fixture
 
 POLL_SECONDS = 2.0 / 100  # Genlook's 2 s, on the emulator's faster clock
 
@@ -119,21 +117,11 @@ def person_photo() -> bytes:
     return out.getvalue()
 
 
-@pytest.fixture(scope="module")
-def stack(emulator_process: Emulator) -> Iterator[Gateway]:
-    store = sync_redis.Redis.from_url(TEST_REDIS_URL)
-    store.flushdb()
-    gw = start_gateway(emulator_process)
-    try:
-        yield gw
-    finally:
-        gw.stack.stop_all()
-        store.flushdb()
-        store.close()
+stack = stack_fixture()
 
 
 async def test_a_genlook_integration_runs_against_the_gateway(
-    stack: Gateway, emulator_process: Emulator
+    stack: Gateway, emulator_process: Emulator, redis: Any
 ) -> None:
     emulator_process.reset(credits=1000)
     made = keys_cli("create", "Genlook shop", "--id", "genlookshop")
@@ -194,7 +182,7 @@ async def test_a_genlook_integration_runs_against_the_gateway(
 
 
 async def test_an_apps_daily_cap_answers_as_genlook_402(
-    stack: Gateway, emulator_process: Emulator
+    stack: Gateway, emulator_process: Emulator, redis: Any
 ) -> None:
     """A gateway-only limit maps to the nearest Genlook code: a full daily cap is 402."""
     emulator_process.reset()

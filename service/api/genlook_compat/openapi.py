@@ -6,7 +6,7 @@ from __future__ import annotations
 from litestar.openapi.datastructures import ResponseSpec
 from litestar.openapi.spec import SecurityRequirement
 
-from service.errors import ErrorBody
+from service.api.openapi import errors as base_errors
 
 GENLOOK_KEY: list[SecurityRequirement] = [{"genlookApiKey": []}]
 
@@ -29,9 +29,4 @@ _MEANING = {
 
 
 def errors(*statuses: int) -> dict[int, ResponseSpec]:
-    return {
-        status: ResponseSpec(
-            data_container=ErrorBody, description=_MEANING[status], generate_examples=False
-        )
-        for status in statuses
-    }
+    return base_errors(*statuses, meaning=_MEANING)

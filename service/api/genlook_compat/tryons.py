@@ -3,8 +3,6 @@ one of the gateway's try-ons (same id, same pipeline)."""
 
 from __future__ import annotations
 
-import asyncio
-import contextlib
 import time
 from typing import Any
 
@@ -19,6 +17,7 @@ from service.api.genlook_compat.openapi import GENLOOK_KEY, errors
 from service.api.json_answer import documented, json_answer
 from service.api.openapi import request_body
 from service.api.ops import check_intake
+from service.api.tryons import until_terminal
 from service.auth import Principal
 from service.domain_errors import NotFound
 from service.genlook_compat.generations import Accepted, Generation, generation
@@ -48,22 +47,6 @@ async def _start(request: Request[Any, Any, Any]) -> tuple[GenlookCtx, Started]:
     body, files, raw = await read_payload(request)
     started = await ctx.surface.tryons.start(ctx.principal, normalize.try_on(body), files, raw)
     return ctx, started
-
-
-async def _settled(
-    s: Surface, principal: Principal, record: TryOnRecord, until: float
-) -> TryOnRecord:
-    """The try-on once terminal, or as it is at `until` (monotonic)."""
-    async with s.events.watch(record.id) as queue:
-        record = await _owned(s, principal, record.id)
-        while not record.is_terminal:
-            remaining = until - time.monotonic()
-            if remaining <= 0:
-                break
-            with contextlib.suppress(TimeoutError):
-                await asyncio.wait_for(queue.get(), timeout=remaining)
-            record = await _owned(s, principal, record.id)
-    return record
 
 
 # The JSON form of the body; the multipart form (`data` + file parts named by `fileKey`) too.
@@ -109,7 +92,10 @@ class GenlookTryOnController(Controller):
         ctx, started = await _start(request)
         s = ctx.surface
         hold = SYNC_HOLD / s.res.settings.genlook.clock_speed
-        record = await _settled(s, ctx.principal, started.record, arrived + hold)
+        generation_id = started.record.id
+        record = await until_terminal(
+            s.events, generation_id, lambda: _owned(s, ctx.principal, generation_id), arrived + hold
+        )
         view = generation(await s.res.links.view(record), started.product_external_id)
         return json_answer(view, status=200 if record.is_terminal else 202)
 
