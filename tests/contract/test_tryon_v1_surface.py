@@ -599,3 +599,25 @@ async def test_generation_not_found_and_other_account(
     async with target.client(target.other_key) as other:
         status, code = DELIBERATE["cross_account"][target.name]
         error(await other.get(f"/generations/{r.json()['generationId']}"), status, code)
+
+
+async def test_sync_client_leaving_cancels_nothing(api: httpx.AsyncClient, target: Target) -> None:
+    """The caller gives up on `/try-on/sync` before the answer: the generation still runs to
+    its end (at Genlook, and at the gateway, whose worker took it from the queue)."""
+    target.emulator.reset(durationMedian=100, durationSigma=0.01, credits=CREDITS)
+    try:
+        image_id = (await upload(api))["imageId"]
+        body = {
+            "products": [{"title": "Tee", "images": [{"source": {"url": target.asset()}}]}],
+            "person": person(image_id),
+        }
+        with pytest.raises(httpx.ReadTimeout):
+            await api.post("/try-on/sync", json=body, timeout=httpx.Timeout(30, read=0.2))
+        for _ in range(200):
+            made = target.emulator.control("GET", "generations")["items"]
+            if made and made[0]["status"] == "COMPLETED":
+                break
+            await asyncio.sleep(0.05)
+        assert [g["status"] for g in made] == ["COMPLETED"]
+    finally:
+        target.emulator.reset(credits=CREDITS)

@@ -131,6 +131,14 @@ async def test_a_genlook_integration_runs_against_the_gateway(
     async with httpx.AsyncClient(timeout=30) as plain:
         tee = (await plain.get(f"{emulator_process.root}/_emulator/assets/red-tee.png")).content
 
+    # Only the app's secret key opens Genlook's API: not its publishable key.
+    browser = GenlookIntegration(
+        {"GENLOOK_BASE_URL": f"{stack.url}/tryon/v1", "GENLOOK_API_KEY": made["publishableKey"]}
+    )
+    with pytest.raises(GenlookApiError) as refused:
+        await browser.upload(person_photo())
+    assert (refused.value.status, refused.value.code) == (401, "INVALID_API_KEY")
+
     image_id = await shop.upload(person_photo())
     # Unknown product: 404 PRODUCT_NOT_FOUND, registered with its bytes, then rendered.
     first = await shop.try_on_product("tee-42", image_id, tee)
