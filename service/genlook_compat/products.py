@@ -133,6 +133,11 @@ class ProductImages:
         url = self._links.absolute(f"{self.PATH}{name}?{query}")
         return Image(url=url, source=f"upload://{name}", role=None, classifications=None)
 
+    async def discard(self, images: list[Image]) -> None:
+        """Delete images `store` kept for a request that was then refused."""
+        names = [i.source.removeprefix("upload://") for i in images if i.source is not None]
+        await self._objects.delete([self.object_key(name) for name in names])
+
     async def resolve(self, inputs: list[ImageInput], files: dict[str, bytes]) -> list[Image]:
         images = []
         for entry in inputs:

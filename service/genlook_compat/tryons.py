@@ -30,6 +30,7 @@ from service.genlook_compat.products import (
     Extras,
     GenlookCatalog,
     GenlookProduct,
+    Image,
     ProductImages,
     check_files,
     images_required,
@@ -110,27 +111,33 @@ class GenlookTryOns:
 
     async def _product(
         self, app: str, item: ProductInput, files: dict[str, bytes], now: float
-    ) -> tuple[GenlookProduct, bool]:
-        """The product the try-on uses, and whether the request (re)defines it (to be stored
-        once the try-on is accepted) rather than references it."""
+    ) -> tuple[GenlookProduct, bool, list[Image]]:
+        """The product the try-on uses; whether the request (re)defines it (to be stored once
+        the try-on is accepted) rather than references it; the images it stored to do so."""
         if item.is_reference:
             if item.external_id is None:
                 raise images_required()
             found = await self._catalog.get(app, item.external_id, now)
             if found is None:
                 raise product_not_found(item.external_id)
-            return found, False
+            return found, False, []
         images = None
         if not isinstance(item.images, UnsetType):
             images = await self._images.resolve(item.images, files)
-        if item.external_id is None:
-            made = merge(
-                None, item, images, external_id=new_oneshot_id(), origin="one-shot", now=now
-            )
-            return made, True
-        existing = await self._catalog.get(app, item.external_id, now)
-        made = merge(existing, item, images, external_id=item.external_id, origin="inline", now=now)
-        return made, True
+        stored = [i for i in images or [] if i.source is not None]
+        try:
+            if item.external_id is None:
+                oneshot = new_oneshot_id()
+                made = merge(None, item, images, external_id=oneshot, origin="one-shot", now=now)
+            else:
+                existing = await self._catalog.get(app, item.external_id, now)
+                made = merge(
+                    existing, item, images, external_id=item.external_id, origin="inline", now=now
+                )
+        except BaseException:
+            await self._images.discard(stored)
+            raise
+        return made, True, stored
 
     async def _reference(self, app: str, external_id: str, now: float) -> tuple[Extras, int | None]:
         """A catalog product's extras and the known balance, read in one round trip (the
@@ -152,6 +159,7 @@ class GenlookTryOns:
         now = time.time()
         app, item = principal.app, req.product
         found: GenlookProduct | None = None
+        stored: list[Image] = []
         if item.is_reference and item.external_id and not item.external_id.startswith(ANON_PREFIX):
             # The hot path: a catalog product by reference, as Genlook's docs advise.
             extras, balance = await self._reference(app, item.external_id, now)
@@ -162,22 +170,26 @@ class GenlookTryOns:
                 if catalog is None or catalog.product.definition.title != MOCK_TITLE:
                     raise insufficient_credits()
         else:
-            found, defines = await self._product(app, item, files, now)
-            definition = found.product.definition
-            if definition.title != MOCK_TITLE:
+            found, defines, stored = await self._product(app, item, files, now)
+            sent = _inline(found.product.definition)
+            product_id = found.external_id
+        try:
+            if found is not None and found.product.definition.title != MOCK_TITLE:
                 balance = await self.known_balance()
                 if balance is not None and balance < 1:
                     raise insufficient_credits()
-            sent = _inline(definition)
-            product_id = found.external_id
-        photo = _photo(req, files)
-        accepted = await self._intake.accept(
-            principal,
-            _body(req, sent),
-            raw=raw,
-            photo=photo,
-            photo_key=req.person.value if photo is not None else None,
-        )
+            photo = _photo(req, files)
+            accepted = await self._intake.accept(
+                principal,
+                _body(req, sent),
+                raw=raw,
+                photo=photo,
+                photo_key=req.person.value if photo is not None else None,
+            )
+        except BaseException:
+            # Refused: the product images this request stored belong to nothing.
+            await self._images.discard(stored)
+            raise
         if found is None:
             used = msgspec.structs.replace(extras, last_used_at=now, anchor=now)
             await self._pipeline.execute(

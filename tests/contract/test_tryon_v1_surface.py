@@ -621,3 +621,29 @@ async def test_sync_client_leaving_cancels_nothing(api: httpx.AsyncClient, targe
         assert [g["status"] for g in made] == ["COMPLETED"]
     finally:
         target.emulator.reset(credits=CREDITS)
+
+
+async def test_a_refused_try_on_keeps_no_product_image(
+    api: httpx.AsyncClient, target: Target
+) -> None:
+    """A multipart try-on whose product image was stored, then refused (unknown photo): the
+    stored image goes too (at the gateway: nothing new in its result store's index)."""
+    tee = await target.asset_bytes()
+    store = sync_redis.Redis.from_url(TEST_REDIS_URL)
+
+    def product_images() -> set[bytes]:
+        keys = store.zrange("tryon:results:expiry", 0, -1)
+        return {k for k in keys if k.startswith(b"product-images/")}
+
+    before = product_images()
+    data = {
+        "products": [{"externalId": unique("gone"), "images": [{"source": {"fileKey": "tee"}}]}],
+        "person": person("img_unknown"),
+    }
+    r = await api.post(
+        "/try-on", data={"data": json.dumps(data)}, files={"tee": ("t.png", tee, "image/png")}
+    )
+    error(r, 404, "IMAGE_NOT_FOUND")
+    error(await api.get(f"/products/{data['products'][0]['externalId']}"), 404, "PRODUCT_NOT_FOUND")
+    assert product_images() == before  # the emulator stores nothing there: trivially
+    store.close()
