@@ -37,13 +37,18 @@ class LinkExpired(Forbidden):
         super().__init__("RESULT_LINK_EXPIRED", "This result link has expired.")
 
 
-def _digest(key: bytes, subject: str, expires: int) -> str:
+def _sign(key: bytes, subject: str, expires: int) -> str:
     mac = hmac.new(key, f"{subject}:{expires}".encode(), hashlib.sha256).digest()
     return base64.urlsafe_b64encode(mac).rstrip(b"=").decode()
 
 
 def _result(tryon_id: str) -> str:
     return f"result:{tryon_id}"
+
+
+def _digest(key: bytes, tryon_id: str, expires: int) -> str:
+    """The signature of a link to a try-on's result."""
+    return _sign(key, _result(tryon_id), expires)
 
 
 class ResultLinks:
@@ -74,13 +79,13 @@ class ResultLinks:
         expires = int(stored.expires_at)
         if self._ttl:
             expires = min(expires, int((now or time.time()) + self._ttl))
-        query = await self.signed_query(_result(tryon_id), expires)
-        return f"{self._base}/v1/results/{tryon_id}?{query}"
+        sig = _digest((await self._keys())[0], tryon_id, expires)
+        return f"{self._base}/v1/results/{tryon_id}?exp={expires}&sig={sig}"
 
     async def signed_query(self, subject: str, expires: int) -> str:
-        """`exp=...&sig=...` for a link to `subject` (a result, an upload's preview) that
+        """`exp=...&sig=...` for a link to `subject` (an upload's preview, a product image) that
         `check_subject` accepts until `expires` (unix seconds)."""
-        return f"exp={expires}&sig={_digest((await self._keys())[0], subject, expires)}"
+        return f"exp={expires}&sig={_sign((await self._keys())[0], subject, expires)}"
 
     def absolute(self, path: str) -> str:
         """`path` (starting with /) under the gateway's address in links."""
@@ -103,7 +108,7 @@ class ResultLinks:
             raise LinkInvalid()
         expires = int(exp)
         if not any(
-            hmac.compare_digest(_digest(key, subject, expires), sig) for key in await self._keys()
+            hmac.compare_digest(_sign(key, subject, expires), sig) for key in await self._keys()
         ):
             raise LinkInvalid()
         if expires < time.time():

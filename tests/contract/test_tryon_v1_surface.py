@@ -76,7 +76,10 @@ gateway_stack = stack_fixture()
 
 
 @pytest.fixture(params=["emulator", "gateway"])
-def target(request: pytest.FixtureRequest, emulator_process: Emulator) -> Iterator[Target]:
+def target(request: pytest.FixtureRequest, emulator: Emulator) -> Iterator[Target]:
+    """`emulator` starts each test on a clean emulator (no faults left by another test); the
+    gateway finds the photos and products it uploaded gone, and uploads them again."""
+    emulator_process = emulator
     emulator_process.control("PUT", f"accounts/{emulator_process.api_key}", {"credits": CREDITS})
     emulator_process.control("PUT", f"accounts/{OTHER_GENLOOK_KEY}", {"credits": 5})
     if request.param == "emulator":
