@@ -15,6 +15,7 @@ RUN uv sync --frozen --no-dev --no-install-project
 COPY service ./service
 COPY workers ./workers
 COPY emulator ./emulator
+COPY genlook_wire ./genlook_wire
 # --no-editable: the venv holds the code itself, so the runtime stage copies only the venv.
 RUN uv sync --frozen --no-dev --no-editable
 

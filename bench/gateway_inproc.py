@@ -48,12 +48,14 @@ from bench._common import APP, BENCH_REDIS_URL, SECRET, flush_redis, photo_bytes
 Request = Callable[[], Awaitable[int]]
 
 
-def _caller(app: ASGIApp, method: str, path: str, body: bytes) -> Request:
-    headers = [
-        (b"host", b"127.0.0.1:8080"),
-        (b"user-agent", b"wrk"),
-        (b"authorization", f"Bearer {SECRET}".encode()),
-    ]
+def _caller(
+    app: ASGIApp,
+    method: str,
+    path: str,
+    body: bytes,
+    key_header: tuple[bytes, bytes] = (b"authorization", f"Bearer {SECRET}".encode()),
+) -> Request:
+    headers = [(b"host", b"127.0.0.1:8080"), (b"user-agent", b"wrk"), key_header]
     if body:
         headers += [(b"content-type", b"application/json"), (b"content-length", b"%d" % len(body))]
     template = {
@@ -110,6 +112,20 @@ async def _measure(call: Request, requests: int, concurrency: int) -> list[float
     if bad:
         raise RuntimeError(f"{bad} requests answered >= 300")
     return batches
+
+
+async def measure_all(
+    calls: dict[tuple[str, str], Request], args: argparse.Namespace
+) -> dict[tuple[str, str], list[float]]:
+    """Each call's batches (`_measure`) after a warm-up, the calls alternating `args.rounds`
+    times so that other load on the machine falls on all of them alike."""
+    for call in calls.values():  # warm-up: caches, the pipeline's connection
+        await _measure(call, 2000, args.concurrency)
+    results: dict[tuple[str, str], list[float]] = {k: [] for k in calls}
+    for _ in range(args.rounds):
+        for key, call in calls.items():
+            results[key] += await _measure(call, args.requests, args.concurrency)
+    return results
 
 
 class Lifespan:
@@ -196,13 +212,7 @@ async def main(args: argparse.Namespace) -> None:
                 method, server = args.callgrind_child.split(",")
                 await _count_instructions(calls[(method, server)], args.requests)
                 return
-            for call in calls.values():  # warm-up: caches, the pipeline's connection
-                await _measure(call, 2000, args.concurrency)
-            results: dict[tuple[str, str], list[float]] = {k: [] for k in calls}
-            for _ in range(args.rounds):
-                for key, call in calls.items():
-                    results[key] += await _measure(call, args.requests, args.concurrency)
-            _report(results, args)
+            _report(await measure_all(calls, args), args)
     finally:
         flush_redis()
 

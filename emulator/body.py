@@ -10,7 +10,7 @@ from collections.abc import AsyncGenerator
 from dataclasses import dataclass, field
 from typing import Any
 
-import msgspec
+from genlook_wire.normalize import parse_json
 from litestar import Request
 
 # Litestar's own parser, fed from our capped stream instead of its unbounded `request.form()`.
@@ -67,15 +67,6 @@ async def read_bytes(request: Request[Any, Any, Any], limit: int) -> bytes:
 
 def _malformed(message: str) -> ApiError:
     return validation_failed([FieldIssue(path="", message=message)])
-
-
-def parse_json(raw: bytes, path: str = "") -> Any:
-    if not raw.strip():
-        raise validation_failed([FieldIssue(path=path, message="Required")])
-    try:
-        return msgspec.json.decode(raw)
-    except msgspec.DecodeError:
-        raise validation_failed([FieldIssue(path=path, message="Invalid JSON")]) from None
 
 
 def is_multipart(request: Request[Any, Any, Any]) -> bool:

@@ -8,13 +8,13 @@ from __future__ import annotations
 
 import dataclasses
 
+from genlook_wire.normalize import ImageInput, ProductInput
 from msgspec import UnsetType
 
 from emulator.errors import ApiError
 from emulator.ids import upload_ref
 from emulator.images import validate
 from emulator.models import DAY, Origin, Product, ProductImage
-from emulator.normalize import ImageInput, ProductInput
 from emulator.state import Store
 
 DEFAULT_VALID_FOR_DAYS: dict[Origin, int | None] = {"catalog": None, "inline": 15, "one-shot": 7}

@@ -6,8 +6,9 @@ import secrets
 import string
 from datetime import datetime
 
+from genlook_wire.ids import ANON_PREFIX
+
 _ALNUM = string.ascii_lowercase + string.digits
-ANON_PREFIX = "_anon_"
 
 
 def generation_id() -> str:

@@ -17,6 +17,7 @@ from service.api.account import AccountController
 from service.api.browser import browser_routers
 from service.api.dashboard import dashboard_router
 from service.api.edge import edge
+from service.api.genlook_compat import genlook_router
 from service.api.health import healthz, readyz
 from service.api.images import image_routes
 from service.api.metrics import metrics
@@ -70,6 +71,7 @@ def create_app(settings: Settings | None = None, *, redis: Redis | None = None) 
             ProductController,
             result,
             AccountController,
+            genlook_router,
             OpsController,
             dashboard_router,
             healthz,

@@ -105,6 +105,17 @@ class Keys:
         in that upstream account."""
         return f"{self.prefix}pcache-anon:{account}:{part(app)}:{fingerprint}"
 
+    # --- Genlook's API at /tryon/v1 (service/genlook_compat/) --------------------------------
+    def compat_products(self, app: str) -> str:
+        """Hash: externalId -> what Genlook's product shape has beyond the catalog's definition
+        (origin, validForDays, lastUsedAt, image roles...), msgspec JSON."""
+        return f"{self.prefix}compat-products:{part(app)}"
+
+    def compat_oneshot(self, app: str, anon_id: str) -> str:
+        """String: a one-shot product's definition under the `_anon_` id the gateway gave it
+        (expires with the product)."""
+        return f"{self.prefix}compat-oneshot:{part(app)}:{anon_id}"
+
     # --- metrics ---------------------------------------------------------------------------
     @property
     def metrics(self) -> str:

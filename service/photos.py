@@ -163,6 +163,20 @@ class PhotoStore:
         # Another app's image id is indistinguishable from an unknown one.
         return image if image.app == app else None
 
+    async def preview(self, image_id: str) -> tuple[StoredImage, bytes] | None:
+        """The photo and its cleaned bytes while they are kept (`bytes_until`), for a preview
+        link (its signature is the credential: any app's image)."""
+        raw: bytes | None = await self._redis.get(self._keys.image(image_id))
+        if raw is None:
+            return None
+        image = self._decoder.decode(raw)
+        data: bytes | None = await self._redis.get(self._keys.image_bytes(image.dedupe_key))
+        return None if data is None else (image, data)
+
+    def bytes_until(self, image: StoredImage) -> float:
+        """When the photo's bytes may be gone (the end of a preview link)."""
+        return image.created_at + self._bytes_ttl_ms / 1000
+
     async def upstream_id(
         self, account: str, image: StoredImage, upload: Callable[[bytes], Awaitable[str]]
     ) -> str:

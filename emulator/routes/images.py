@@ -2,10 +2,10 @@
 
 from __future__ import annotations
 
-import math
 import secrets
 from typing import Any
 
+from genlook_wire import normalize
 from litestar import Request, post
 
 from emulator import ids
@@ -14,19 +14,6 @@ from emulator.deps import AccountDep, RuntimeDep, base_url
 from emulator.errors import ApiError
 from emulator.images import process_upload, too_large
 from emulator.models import DAY, PersonImage, StoredFile
-from emulator.zod import Issues, coerce_form_number
-
-
-def _keep_for_days(fields: dict[str, str], issues: Issues) -> int | None:
-    for name in ("keepForDays", "retentionDays"):
-        raw = fields.get(name)
-        if raw:
-            value = coerce_form_number(raw)
-            if math.isnan(value):
-                issues.add([name], "Expected number, received nan")
-                return None
-            return issues.retention(int(value) if value.is_integer() else value, [name])
-    return None
 
 
 @post("/images/upload", opt={"endpoint": "upload_image"}, status_code=200)
@@ -52,14 +39,10 @@ async def upload_image(
         data = form.fields["file"].encode()
     else:
         raise ApiError(400, "FILE_REQUIRED", "The multipart field `file` is required.")
-    issues = Issues()
-    keep = _keep_for_days(form.fields, issues)
-    issues.raise_if_any()
-    crop = form.fields.get("crop", "true").strip().lower() != "false"
-    user_id = form.fields.get("externalUserId") or form.fields.get("customerId") or None
-
-    stored, kind = process_upload(data, crop=crop)
-    keep = keep or account.retention_default_days
+    options = normalize.upload_options(form.fields)
+    user_id = options.external_user_id
+    stored, kind = process_upload(data, crop=options.crop)
+    keep = options.keep_for_days or account.retention_default_days
     now = runtime.clock.seconds()
     image_id = ids.image_id(keep, runtime.clock.now(), kind)
     preview_key = f"previews/{secrets.token_hex(12)}.{kind}"

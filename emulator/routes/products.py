@@ -7,16 +7,17 @@ import binascii
 import math
 from typing import Any
 
+from genlook_wire import normalize
+from genlook_wire.zod import Issues, coerce_form_number
 from litestar import Request, delete, get, post
 
-from emulator import catalog, normalize
+from emulator import catalog
 from emulator.body import read_payload
 from emulator.deps import AccountDep, RuntimeDep, path_id
 from emulator.errors import forbidden, product_not_found
 from emulator.models import Account, Product
 from emulator.runtime import Runtime
 from emulator.views import product_view
-from emulator.zod import Issues, coerce_form_number
 
 DEFAULT_LIMIT = 50
 MAX_LIMIT = 200

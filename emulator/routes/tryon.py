@@ -6,16 +6,17 @@ import asyncio
 import contextlib
 from typing import Any
 
+from genlook_wire import normalize
+from genlook_wire.normalize import PersonSource, ProductInput, TryOnInput
 from litestar import Request, Response, get, post
 
-from emulator import catalog, ids, normalize
+from emulator import catalog, ids
 from emulator.body import read_payload
 from emulator.deps import AccountDep, RuntimeDep, base_url, path_id
 from emulator.errors import ApiError, forbidden, product_not_found
 from emulator.fetch import FetchError
 from emulator.images import Kind, process_upload
 from emulator.models import TERMINAL, Account, Generation, Product
-from emulator.normalize import PersonSource, ProductInput, TryOnInput
 from emulator.runtime import Runtime
 from emulator.views import GenerationView, generation_view
 

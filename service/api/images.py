@@ -20,6 +20,7 @@ from service.api.openapi import BROWSER, BROWSER_SAFE, errors, request_body
 from service.domain_errors import validation_failed
 from service.errors import ApiError
 from service.photos import StoredImage
+from service.resources import Resources
 from service.settings import Settings
 from service.tryons.intake import check_external_user_id
 
@@ -182,13 +183,17 @@ class ImageController(Controller):
             check_external_user_id(user)
         if principal.is_browser:
             user = end_user(principal, user)
-        image = await res.photos.save(
-            principal.app, data, crop=crop, external_user_id=user, keep_for_days=keep
-        )
-        await res.store.queue.enqueue(
-            jobs.UPLOAD_PHOTO, image.id, job_id=jobs.photo_job_id(image.id)
-        )
+        image = await store_photo(res, principal.app, data, crop=crop, user=user, keep=keep)
         return image_view(image)
+
+
+async def store_photo(
+    res: Resources, app: str, data: bytes, *, crop: bool, user: str | None, keep: int | None
+) -> StoredImage:
+    """Clean and store an uploaded photo, and queue its one upload to Genlook."""
+    image = await res.photos.save(app, data, crop=crop, external_user_id=user, keep_for_days=keep)
+    await res.store.queue.enqueue(jobs.UPLOAD_PHOTO, image.id, job_id=jobs.photo_job_id(image.id))
+    return image
 
 
 def image_routes(settings: Settings) -> Router:

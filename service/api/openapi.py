@@ -12,6 +12,7 @@ ops API. A route's `security=` names which it accepts.
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Annotated, Any
 
@@ -61,11 +62,12 @@ _MEANING = {
 }
 
 
-def errors(*statuses: int) -> dict[int, ResponseSpec]:
-    """`responses=` for a route that can answer these statuses, each in the one envelope."""
+def errors(*statuses: int, meaning: Mapping[int, str] = _MEANING) -> dict[int, ResponseSpec]:
+    """`responses=` for a route that can answer these statuses, each in the one envelope;
+    `meaning`: what each status says there (the gateway's codes by default)."""
     return {
         status: ResponseSpec(
-            data_container=ErrorBody, description=_MEANING[status], generate_examples=False
+            data_container=ErrorBody, description=meaning[status], generate_examples=False
         )
         for status in statuses
     }
@@ -159,6 +161,13 @@ _SCHEMES = {
         security_scheme_in="header",
         description="An end user's token, minted by `POST /v1/sessions` or signed offline "
         "(ES256); sent with the publishable key.",
+    ),
+    "genlookApiKey": SecurityScheme(
+        type="apiKey",
+        name="x-api-key",
+        security_scheme_in="header",
+        description="An app's secret key sent as Genlook's key is, on Genlook's API at "
+        "`/tryon/v1` (docs/genlook-compat.md).",
     ),
     "adminToken": SecurityScheme(
         type="http",

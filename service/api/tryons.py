@@ -9,7 +9,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import time
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Awaitable, Callable
 from typing import Any, get_args
 
 import msgspec
@@ -44,6 +44,7 @@ from service.api.ops import check_intake
 from service.api.webhooks import DeliveryOut, delivery_view
 from service.auth import Principal
 from service.domain_errors import Conflict, InvalidInput, NotFound
+from service.events import EventHub
 from service.resources import Resources
 from service.tryons.models import (
     TryOnCreate,
@@ -67,6 +68,26 @@ async def owned(res: Resources, principal: Principal, tryon_id: str) -> TryOnRec
         raise _not_found()
     if principal.external_user_id and record.external_user_id != principal.external_user_id:
         raise _not_found()
+    return record
+
+
+async def until_terminal(
+    events: EventHub,
+    tryon_id: str,
+    load: Callable[[], Awaitable[TryOnRecord]],
+    deadline: float,
+) -> TryOnRecord:
+    """The try-on (`load` reads it, refusing what the caller may not see) once terminal, or as
+    it is at `deadline` (monotonic); woken by its events, not by polling Redis."""
+    async with events.watch(tryon_id) as queue:
+        record = await load()
+        while not record.is_terminal:
+            remaining = deadline - time.monotonic()
+            if remaining <= 0:
+                break
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(queue.get(), timeout=remaining)
+            record = await load()
     return record
 
 
@@ -141,15 +162,9 @@ class TryOnController(Controller):
         if record.is_terminal or wait <= 0:
             return json_answer(await res.links.view(record))
         deadline = time.monotonic() + min(wait, res.settings.gateway.max_wait_seconds)
-        async with events.watch(tryon_id) as queue:
-            record = await owned(res, principal, tryon_id)
-            while not record.is_terminal:
-                remaining = deadline - time.monotonic()
-                if remaining <= 0:
-                    break
-                with contextlib.suppress(TimeoutError):
-                    await asyncio.wait_for(queue.get(), timeout=remaining)
-                record = await owned(res, principal, tryon_id)
+        record = await until_terminal(
+            events, tryon_id, lambda: owned(res, principal, tryon_id), deadline
+        )
         return json_answer(await res.links.view(record))
 
     @get(

@@ -37,9 +37,18 @@ class LinkExpired(Forbidden):
         super().__init__("RESULT_LINK_EXPIRED", "This result link has expired.")
 
 
-def _digest(key: bytes, tryon_id: str, expires: int) -> str:
-    mac = hmac.new(key, f"result:{tryon_id}:{expires}".encode(), hashlib.sha256).digest()
+def _sign(key: bytes, subject: str, expires: int) -> str:
+    mac = hmac.new(key, f"{subject}:{expires}".encode(), hashlib.sha256).digest()
     return base64.urlsafe_b64encode(mac).rstrip(b"=").decode()
+
+
+def _result(tryon_id: str) -> str:
+    return f"result:{tryon_id}"
+
+
+def _digest(key: bytes, tryon_id: str, expires: int) -> str:
+    """The signature of a link to a try-on's result."""
+    return _sign(key, _result(tryon_id), expires)
 
 
 class ResultLinks:
@@ -73,6 +82,15 @@ class ResultLinks:
         sig = _digest((await self._keys())[0], tryon_id, expires)
         return f"{self._base}/v1/results/{tryon_id}?exp={expires}&sig={sig}"
 
+    async def signed_query(self, subject: str, expires: int) -> str:
+        """`exp=...&sig=...` for a link to `subject` (an upload's preview, a product image) that
+        `check_subject` accepts until `expires` (unix seconds)."""
+        return f"exp={expires}&sig={_sign((await self._keys())[0], subject, expires)}"
+
+    def absolute(self, path: str) -> str:
+        """`path` (starting with /) under the gateway's address in links."""
+        return self._base + path
+
     async def view(self, record: TryOnRecord) -> TryOnOut:
         """The try-on as clients see it, its result as the gateway's link."""
         stored = record.stored_result
@@ -82,11 +100,15 @@ class ResultLinks:
 
     async def check(self, tryon_id: str, exp: str | None, sig: str | None) -> None:
         """Raises LinkInvalid (tampered, or not ours) or LinkExpired."""
+        await self.check_subject(_result(tryon_id), exp, sig)
+
+    async def check_subject(self, subject: str, exp: str | None, sig: str | None) -> None:
+        """Raises LinkInvalid (tampered, or not ours) or LinkExpired."""
         if not exp or not sig or not exp.isdigit() or len(exp) > 12:
             raise LinkInvalid()
         expires = int(exp)
         if not any(
-            hmac.compare_digest(_digest(key, tryon_id, expires), sig) for key in await self._keys()
+            hmac.compare_digest(_sign(key, subject, expires), sig) for key in await self._keys()
         ):
             raise LinkInvalid()
         if expires < time.time():

@@ -70,7 +70,11 @@ class Target:
 
     def __init__(self, gateway: Gateway, made: dict[str, Any], token: str) -> None:
         self.gateway = gateway
-        self.server = {"Authorization": f"Bearer {made['secretKey']}"}
+        # The secret key also as Genlook's `x-api-key`, for the routes at /tryon/v1.
+        self.server = {
+            "Authorization": f"Bearer {made['secretKey']}",
+            "x-api-key": made["secretKey"],
+        }
         self.admin = {"Authorization": f"Bearer {ADMIN_TOKEN}"}
         self.browser = {
             "Authorization": f"Bearer {made['publishableKey']}",

@@ -50,6 +50,7 @@ LAYERS: list[tuple[str, tuple[str, ...], bool]] = [
             "service.budget",
             "service.demo",
             "service.events",
+            "service.genlook_compat",
             "service.imaging",
             "service.metrics",
             "service.ops",

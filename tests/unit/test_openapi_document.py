@@ -85,6 +85,28 @@ def test_routes_behind_a_credential_say_which_and_its_errors(document: dict[str,
     assert not missing, "\n".join(missing)
 
 
+def test_genlook_routes_take_x_api_key_and_say_their_errors(document: dict[str, Any]) -> None:
+    """Genlook's API at /tryon/v1: its own tag, the app's secret key as `x-api-key`, every
+    error in the one envelope (test_every_error_is_the_one_envelope)."""
+    assert document["components"]["securitySchemes"]["genlookApiKey"] == {
+        "type": "apiKey",
+        "name": "x-api-key",
+        "in": "header",
+        "description": document["components"]["securitySchemes"]["genlookApiKey"]["description"],
+    }
+    keyless = {"/tryon/v1/previews/{image_id}", "/tryon/v1/product-images/{name}"}
+    found = [(m, p, op) for m, p, op in operations(document) if p.startswith("/tryon/v1/")]
+    assert len(found) == 12
+    for method, path, op in found:
+        assert op["tags"] == ["genlook-compat"], (method, path)
+        if path in keyless:  # the signed link is the credential
+            assert not op.get("security"), (method, path)
+            assert {"403", "404"} <= set(op["responses"]), (method, path)
+            continue
+        assert op["security"] == [{"genlookApiKey": []}], (method, path)
+        assert {"401", "429", "503"} <= set(op["responses"]), (method, path)
+
+
 def test_browser_safe_routes_accept_a_publishable_key_and_token(document: dict[str, Any]) -> None:
     browser = {
         (method, path)
@@ -127,6 +149,10 @@ def test_every_body_a_route_reads_is_documented(document: dict[str, Any]) -> Non
         ("POST", "/ops/api/pause"): "application/json",
         ("POST", "/ops/api/resume"): "application/json",
         ("POST", "/demo/session"): "application/json",
+        ("POST", "/tryon/v1/images/upload"): "multipart/form-data",
+        ("POST", "/tryon/v1/products"): "application/json",
+        ("POST", "/tryon/v1/try-on"): "application/json",
+        ("POST", "/tryon/v1/try-on/sync"): "application/json",
     }
     create = bodies[("POST", "/v1/try-ons")][1]["schema"]["$ref"]
     assert create == "#/components/schemas/TryOnCreate"

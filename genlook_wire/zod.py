@@ -12,7 +12,7 @@ import math
 from collections.abc import Sequence
 from typing import Any
 
-from emulator.errors import FieldIssue, validation_failed
+from genlook_wire.errors import FieldIssue, validation_failed
 
 Path = Sequence[str | int]
 

@@ -11,14 +11,16 @@ rejected as ambiguous.
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass, field
 from typing import Any, Literal
 
+import msgspec
 from msgspec import UNSET, UnsetType
 
-from emulator.errors import ApiError
-from emulator.ids import ANON_PREFIX
-from emulator.zod import Issues, Path
+from genlook_wire.errors import ApiError, FieldIssue, validation_failed
+from genlook_wire.ids import ANON_PREFIX
+from genlook_wire.zod import Issues, Path, coerce_form_number
 
 
 @dataclass(slots=True)
@@ -72,6 +74,16 @@ class TryOnInput:
     keep_for_days: int | None = None
     ai_label: bool = False
     file_keys: list[str] = field(default_factory=list)
+
+
+def parse_json(raw: bytes, path: str = "") -> Any:
+    """A JSON body (or multipart `data` field, `path`) as Genlook refuses a bad one."""
+    if not raw.strip():
+        raise validation_failed([FieldIssue(path=path, message="Required")])
+    try:
+        return msgspec.json.decode(raw)
+    except msgspec.DecodeError:
+        raise validation_failed([FieldIssue(path=path, message="Invalid JSON")]) from None
 
 
 def _image_entry(entry: object, path: Path, issues: Issues) -> ImageInput | None:
@@ -289,3 +301,37 @@ def try_on(body: object) -> TryOnInput:
 
 def _prefer(canonical: bool | None, deprecated: bool | None) -> bool | None:
     return deprecated if canonical is None else canonical
+
+
+@dataclass(frozen=True, slots=True)
+class UploadOptions:
+    """The text fields of `POST /images/upload`."""
+
+    crop: bool
+    keep_for_days: int | None
+    external_user_id: str | None
+
+
+def _upload_keep_for_days(fields: dict[str, str], issues: Issues) -> int | None:
+    for name in ("keepForDays", "retentionDays"):
+        raw = fields.get(name)
+        if raw:
+            value = coerce_form_number(raw)
+            if math.isnan(value):
+                issues.add([name], "Expected number, received nan")
+                return None
+            return issues.retention(int(value) if value.is_integer() else value, [name])
+    return None
+
+
+def upload_options(fields: dict[str, str]) -> UploadOptions:
+    """`POST /images/upload` form fields, deprecated `customerId`/`retentionDays` included.
+    `crop`: anything but "false" (any case) is true (guess 15)."""
+    issues = Issues()
+    keep = _upload_keep_for_days(fields, issues)
+    issues.raise_if_any()
+    return UploadOptions(
+        crop=fields.get("crop", "true").strip().lower() != "false",
+        keep_for_days=keep,
+        external_user_id=fields.get("externalUserId") or fields.get("customerId") or None,
+    )
