@@ -62,11 +62,17 @@ class Catalog:
         self._keys = keys
 
     async def put(
-        self, app: str, definition: ProductDef, metadata: dict[str, Any] | None
+        self,
+        app: str,
+        definition: ProductDef,
+        metadata: dict[str, Any] | None,
+        *,
+        now: float | None = None,
     ) -> tuple[CatalogProduct, bool]:
-        """Create or replace; returns (product, created)."""
+        """Create or replace at `now` (default: the current time; a caller answering with its
+        own view of the product passes the time it shows); returns (product, created)."""
         assert definition.external_id is not None
-        now = time.time()
+        now = time.time() if now is None else now
         previous = await self.get(app, definition.external_id)
         product = CatalogProduct(
             definition=definition,

@@ -267,7 +267,12 @@ class GenlookCatalog:
             )
             return
         if defined:
-            await self._catalog.put(app, found.product.definition, found.product.metadata)
+            await self._catalog.put(
+                app,
+                found.product.definition,
+                found.product.metadata,
+                now=found.product.updated_at,  # the time the answer shows
+            )
         await self._redis.hset(  # type: ignore[misc]
             self._keys.compat_products(app), found.external_id, self._encode(found.extras).decode()
         )

@@ -31,7 +31,7 @@ class ProductView(msgspec.Struct, frozen=True, rename="camel"):
     images: list[ProductImageView]
 
 
-class ProductPage(msgspec.Struct, frozen=True, rename="camel"):
+class GenlookProductPage(msgspec.Struct, frozen=True, rename="camel"):
     items: list[ProductView]
     next_cursor: str | None
     has_more: bool

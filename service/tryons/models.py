@@ -230,8 +230,10 @@ def _iso_seconds(seconds: int) -> str:
 
 def iso(ts: float) -> str:
     # A record's timestamps are formatted on every read of it; strftime dominated a GET's own
-    # cost, and the whole-second part repeats, so it is cached.
-    return f"{_iso_seconds(int(ts))}.{int(ts % 1 * 1000):03d}Z"
+    # cost, and the whole-second part repeats, so it is cached. Rounded to the millisecond, not
+    # cut: a time stored rounded (a catalog's) and the same time unrounded read the same.
+    seconds, millis = divmod(round(ts * 1000), 1000)
+    return f"{_iso_seconds(seconds)}.{millis:03d}Z"
 
 
 def public_view(record: TryOnRecord, result_url: str | None = None) -> TryOnOut:

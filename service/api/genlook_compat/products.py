@@ -22,7 +22,7 @@ from service.api.hot_params import documenting
 from service.api.json_answer import documented, json_answer
 from service.api.openapi import request_body
 from service.genlook_compat.products import check_files, merge
-from service.genlook_compat.views import ProductPage, ProductView, product_view
+from service.genlook_compat.views import GenlookProductPage, ProductView, product_view
 from service.products import product_not_found
 
 DEFAULT_LIMIT = 50
@@ -96,7 +96,7 @@ class GenlookProductController(Controller):
     @get(
         "/",
         operation_class=documenting(*_PAGING),
-        responses=documented(ProductPage, 200, "One page of products (not one-shot ones).")
+        responses=documented(GenlookProductPage, 200, "One page of products (not one-shot ones).")
         | errors(400, 401, 429, 503),
     )
     async def list_products(self, request: Request[Any, Any, Any]) -> ASGIResponse:
@@ -108,7 +108,7 @@ class GenlookProductController(Controller):
             ctx.principal.app, limit=limit, after=cursor, now=time.time()
         )
         views = [product_view(p) for p in items]
-        page = ProductPage(
+        page = GenlookProductPage(
             items=views, next_cursor=next_cursor, has_more=next_cursor is not None, count=len(views)
         )
         return json_answer(page)
