@@ -86,6 +86,20 @@ class Keys:
         """String: the fleet's link-signing key when RESULTS_SIGNING_KEYS sets none."""
         return f"{self.prefix}results:signing-key"
 
+    # --- the exact result cache (service/results/reuse.py) --------------------------------
+    def reuse_entry(self, reuse_key: str) -> str:
+        """Hash: `from` (the try-on that made the result), `object` (its store key), `doc`
+        (its StoredResult): a completed result identical try-ons complete from."""
+        return f"{self.prefix}reuse:{reuse_key}"
+
+    def reuse_lead(self, reuse_key: str) -> str:
+        """String: the try-on generating the result for this key now (single flight)."""
+        return f"{self.prefix}reuse-lead:{reuse_key}"
+
+    def reuse_waiters(self, reuse_key: str) -> str:
+        """Set: try-ons waiting for the leader's result instead of generating their own."""
+        return f"{self.prefix}reuse-wait:{reuse_key}"
+
     # --- products --------------------------------------------------------------------------
     def catalog(self, app: str) -> str:
         """Hash: externalId -> product definition (msgspec JSON) of one app's catalog."""

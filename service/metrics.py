@@ -42,6 +42,12 @@ _COUNTERS: dict[str, tuple[str, tuple[str, ...]]] = {
     "upstream_budget_grants": ("Cells taken from the shared upstream budget.", ()),
     "credits_spent": ("Credits spent: completed generations.", ()),
     "product_cache": ("Product cache lookups, by result.", ("result",)),
+    "result_cache": (
+        "Exact result cache: try-ons completed from a stored identical result (hit), and "
+        "generations a worker led (miss).",
+        ("result",),
+    ),
+    "credits_saved": ("Credits not spent: try-ons completed from a stored result.", ()),
     "photo_uploads": ("Photos needed upstream, by result (hit: already there).", ("result",)),
     "webhook_deliveries": ("Webhook delivery attempts, by outcome.", ("outcome",)),
 }

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
+from functools import partial
 
 import httpx
 from redis.asyncio import Redis
@@ -22,6 +23,8 @@ from service.products import Catalog, ProductCache
 from service.redis_client import connect_redis
 from service.results.links import ResultLinks
 from service.results.objects import ResultObjects
+from service.results.retention import retention_seconds
+from service.results.reuse import ResultReuse
 from service.settings import Settings
 from service.tryons.accept import TryOnIntake
 from service.tryons.lookups import LookupCache
@@ -79,6 +82,8 @@ class Resources:
     results: ResultObjects
     links: ResultLinks
     result_http: httpx.AsyncClient
+    # The exact result cache and its single flight (service/results/reuse.py).
+    reuse: ResultReuse
 
     @classmethod
     def build(
@@ -124,6 +129,13 @@ class Resources:
             cleaning_threads=image_threads(settings),
         )
         policy = url_policy(settings)
+        reuse = ResultReuse(
+            redis,
+            keys,
+            ttl=settings.results.reuse_ttl,
+            lead_ttl=settings.worker.tryon_deadline + 60,
+            retention=partial(retention_seconds, settings),
+        )
         return cls(
             settings=settings,
             redis=redis,
@@ -162,6 +174,7 @@ class Resources:
                 idempotency_ttl=settings.gateway.idempotency_ttl,
                 retention=settings.gateway.tryon_retention,
                 deadline=settings.worker.tryon_deadline,
+                reuse=reuse,
             ),
             results=ResultObjects(redis, keys, settings.results),
             links=links,
@@ -169,6 +182,7 @@ class Resources:
             result_http=httpx.AsyncClient(
                 timeout=httpx.Timeout(settings.results.fetch_timeout, connect=5.0)
             ),
+            reuse=reuse,
         )
 
     async def aclose(self) -> None:

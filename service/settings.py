@@ -194,8 +194,14 @@ class ResultSettings(msgspec.Struct, frozen=True, kw_only=True):
     # Bound on one fetch of the image from Genlook, and on one object-store call.
     fetch_timeout: float = 30.0
     store_timeout: float = 30.0
+    # Seconds a completed result stays reusable by identical try-ons (same app, end user,
+    # product definition, photo and output options: service/results/reuse.py); 0 turns the
+    # exact result cache off for the whole deployment.
+    reuse_ttl: float = 86_400.0
 
     def __post_init__(self) -> None:
+        if self.reuse_ttl < 0:
+            raise ValueError("invalid RESULTS_REUSE_TTL: 0 (off) or more seconds")
         if self.copy_attempts < 1:
             raise ValueError("invalid RESULTS_COPY_ATTEMPTS: at least 1")
         if self.retention_days <= 0 or self.link_ttl < 0:

@@ -51,8 +51,9 @@ from service.resources import Resources
 from service.results.fetch import FetchFailed, ResultGone, fetch_result
 from service.results.objects import StoreUnavailable, object_key
 from service.results.retention import retention_seconds
+from service.results.reuse import Ended, Follow, Hit, completed_from
 from service.retrying import backoff
-from service.tryons.models import ErrorInfo, StoredResult, TryOnRecord
+from service.tryons.models import TERMINAL, ErrorInfo, StoredResult, TryOnRecord
 
 from workers.shutdown import CreateGate
 from workers.waiting import DurationModel
@@ -72,6 +73,11 @@ class Finished(Exception):
     def __init__(self, record: TryOnRecord) -> None:
         super().__init__(record.status)
         self.record = record
+
+
+class Following(Exception):
+    """An identical try-on is generating the same result: this one waits for it (its leader's
+    worker completes it, or enqueues it again if the leader fails; service/results/reuse.py)."""
 
 
 class RetryLater(Exception):
@@ -127,9 +133,17 @@ class TryOnRunner:
         logs.app_id.set(record.app)
         started = time.monotonic()
         with self._gate.resumable():
-            return await self._drive(record, started, job_try)
+            try:
+                status = await self._drive(record, started, job_try)
+            except Following:
+                return "following"
+        if record.reuse_key is not None and status in TERMINAL:
+            await self._hand_over(tryon_id)
+        return status
 
     async def _drive(self, record: TryOnRecord, started: float, job_try: int) -> str:
+        if record.status == "queued" and record.reuse_key is not None:
+            record = await self._claim(record)
         while not record.is_terminal:
             if record.unsent and time.time() > record.send_deadline:
                 return (await self._deadline_exceeded(record)).status
@@ -156,6 +170,43 @@ class TryOnRunner:
             except Finished as done:
                 record = done.record
         return record.status
+
+    # --- the result cache's single flight (service/results/reuse.py) ----------------------
+
+    async def _claim(self, record: TryOnRecord) -> TryOnRecord:
+        """Before any step: complete from a stored identical result, wait for the identical
+        try-on generating it, or lead. Before the caller's deadline is checked: neither a
+        reuse nor a wait can spend a credit; the worker's bound still ends a wait."""
+        reuse = self._res.reuse
+        claim = await reuse.claim(record)
+        if isinstance(claim, Ended):
+            # The leader completed, but its worker died before offering the result.
+            await self._hand_over(claim.leader)
+            claim = await reuse.claim(record)
+        if isinstance(claim, Hit):
+            return await self._res.store.update(record.id, completed_from(claim))
+        if isinstance(claim, Follow):
+            if time.time() < record.deadline_at:
+                log.info("try-on %s: waiting for identical try-on %s", record.id, claim.leader)
+                raise Following(claim.leader)
+            return record  # past the worker's bound: the steps below end it
+        await self._res.metrics.add("result_cache", result="miss")
+        return record
+
+    async def _hand_over(self, tryon_id: str) -> None:
+        """A try-on that may lead others ended: offer its result and complete its waiters, or
+        release its lead and enqueue its waiters again (failures are never reused)."""
+        record = await self._res.store.get(tryon_id)
+        if record is None or record.reuse_key is None or record.reused_from is not None:
+            return
+        reuse = self._res.reuse
+        if record.status == "completed" and record.stored_result is not None:
+            hit = Hit(record.id, record.stored_result)
+            for waiter in await reuse.remember(record):
+                await self._res.store.update(waiter, completed_from(hit))
+            return
+        for waiter in await reuse.release(record):
+            await self._res.store.enqueue(waiter)
 
     # --- steps --------------------------------------------------------------------------------
 

@@ -60,6 +60,12 @@ def add_policy_options(p: argparse.ArgumentParser) -> None:
         help="seconds a browser's try-on may wait to be sent upstream unless its request sets "
         "deadlineSeconds (at least 1), or 'none'",
     )
+    p.add_argument(
+        "--result-cache",
+        action=argparse.BooleanOptionalAction,
+        default=None,
+        help="complete identical try-ons from a stored result, spending no credit (default on)",
+    )
 
 
 def _cap(value: str) -> int:
@@ -85,6 +91,8 @@ def _policy(base: Policy, args: argparse.Namespace) -> Policy:
             changes[field] = None if value == -1 else value
     if args.anonymous is not None:
         changes["anonymous"] = args.anonymous
+    if args.result_cache is not None:
+        changes["result_cache"] = args.result_cache
     return msgspec.structs.replace(base, **changes)
 
 

@@ -30,6 +30,9 @@ class Policy(msgspec.Struct, frozen=True, kw_only=True):
     # Seconds a browser's try-on may wait to be sent upstream when its request names no
     # `deadlineSeconds`: a shopper who left spends no credit. None: only the worker's bound.
     browser_deadline_seconds: float | None = None
+    # Identical try-ons complete from a stored result instead of spending a credit
+    # (service/results/reuse.py); False: every try-on of the app is generated afresh.
+    result_cache: bool = True
 
 
 class App(msgspec.Struct, frozen=True, kw_only=True):

@@ -46,6 +46,10 @@ class Sample(msgspec.Struct, frozen=True, kw_only=True, rename="camel"):
     upstream_rate_limited: float = 0.0
     budget_grants: float = 0.0
     credits_spent: float = 0.0
+    # The exact result cache (service/results/reuse.py): each hit is a credit not spent.
+    credits_saved: float = 0.0
+    cache_hits: float = 0.0
+    cache_misses: float = 0.0
     webhooks_delivered: float = 0.0
     webhooks_failed: float = 0.0
     # gauges
@@ -100,8 +104,10 @@ def _counters(raw: dict[bytes, bytes]) -> dict[str, float]:
             add("upstream_rate_limited", v)
         elif name == "upstream_budget_grants":
             add("budget_grants", v)
-        elif name == "credits_spent":
-            add("credits_spent", v)
+        elif name in ("credits_spent", "credits_saved"):
+            add(name, v)
+        elif name == "result_cache":
+            add("cache_hits" if labels.get("result") == "hit" else "cache_misses", v)
         elif name == "webhook_deliveries":
             outcome = labels.get("outcome", "")
             if outcome == "succeeded":
@@ -133,6 +139,9 @@ async def take_sample(redis: Redis, keys: Keys, queue_name: str) -> Sample:
         upstream_rate_limited=c.get("upstream_rate_limited", 0.0),
         budget_grants=c.get("budget_grants", 0.0),
         credits_spent=c.get("credits_spent", 0.0),
+        credits_saved=c.get("credits_saved", 0.0),
+        cache_hits=c.get("cache_hits", 0.0),
+        cache_misses=c.get("cache_misses", 0.0),
         webhooks_delivered=c.get("webhooks_delivered", 0.0),
         webhooks_failed=c.get("webhooks_failed", 0.0),
         ready=queue.ready,

@@ -23,7 +23,8 @@ from service.domain_errors import Conflict, InvalidInput, LimitReached
 from service.imaging import sniff
 from service.keys import Keys
 from service.namespacing import end_user_idempotency_key
-from service.photos import PhotoStore
+from service.photos import PhotoStore, StoredImage
+from service.results.reuse import ResultReuse, completed_from, reuse_key
 from service.tryons.intake import build_record
 from service.tryons.lookups import Expected, LookupCache, StaleLookup
 from service.tryons.models import PersonDef, TryOnCreate, TryOnRecord
@@ -61,6 +62,14 @@ def idempotency_scope(principal: Principal, key: str) -> str:
     return key
 
 
+def reuse_allowed(principal: Principal, body: TryOnCreate) -> bool:
+    """Whether the try-on may complete from (and offer) a stored identical result: unless the
+    request says `reuse: false` or its app's policy turned the result cache off."""
+    if body.reuse is False:
+        return False
+    return principal.policy is None or principal.policy.result_cache
+
+
 class TryOnIntake:
     def __init__(
         self,
@@ -75,6 +84,7 @@ class TryOnIntake:
         idempotency_ttl: float,
         retention: float,
         deadline: float,
+        reuse: ResultReuse,
     ) -> None:
         self._store = store
         self._photos = photos
@@ -86,6 +96,7 @@ class TryOnIntake:
         self._idempotency_ttl = idempotency_ttl
         self._retention = retention
         self._deadline = deadline
+        self._reuse = reuse
 
     async def accept(
         self,
@@ -157,6 +168,7 @@ class TryOnIntake:
                 uploaded=uploaded,
                 idempotency_key=idempotency_key,
                 request_fingerprint=request_fingerprint,
+                reuse=self._reuse.enabled and reuse_allowed(principal, body),
             )
         except BaseException:
             if counters:
@@ -164,7 +176,18 @@ class TryOnIntake:
             raise
         if not created and counters:  # a replay spends nothing new
             await self._quotas.give_back(record.id, counters)
+        if created and stored.reuse_key is not None:
+            stored = await self._complete_if_stored(stored)
         return Accepted(stored, replayed=not created)
+
+    async def _complete_if_stored(self, record: TryOnRecord) -> TryOnRecord:
+        """Complete the try-on at once from an identical one's stored result: no credit, no
+        upstream call; the state change publishes its event, queues its webhooks and gives its
+        quota reservation back (a reused result spends none). Its job finds it done."""
+        hit = await self._reuse.lookup(record)
+        if hit is None:
+            return record
+        return await self._store.update(record.id, completed_from(hit))
 
     async def _build(
         self,
@@ -205,6 +228,16 @@ class TryOnIntake:
             expected=expected,
         )
 
+    async def _key_for_reuse(self, record: TryOnRecord, inline: StoredImage | None) -> None:
+        """Set the record's result cache key from its final product and photo (`inline`: the
+        photo sent with the request, else the stored photo it names)."""
+        image = inline
+        if image is None and record.person.image_id is not None:
+            image = await self._photos.get(record.app, record.person.image_id)
+        # A photo by URL has no content hash to key on: such a try-on is never reused.
+        if image is not None:
+            record.reuse_key = reuse_key(record, image)
+
     async def _record(
         self,
         body: TryOnCreate,
@@ -216,10 +249,12 @@ class TryOnIntake:
         uploaded: Mapping[str, str],
         idempotency_key: str | None,
         request_fingerprint: str,
+        reuse: bool,
     ) -> tuple[TryOnRecord, bool]:
         """Store the photo sent inline, then record and enqueue the try-on in one script;
         (the stored record, whether it is new)."""
         person = None
+        image: StoredImage | None = None
         if photo is not None:
             image = await self._photos.save(
                 record.app,
@@ -228,6 +263,8 @@ class TryOnIntake:
                 keep_for_days=body.output.keep_for_days if body.output else None,
             )
             person = record.person = PersonDef(image_id=image.id)
+        if reuse:
+            await self._key_for_reuse(record, image)
         try:
             try:
                 return await self._write(record, idempotency_key, request_fingerprint, expected)
@@ -241,6 +278,8 @@ class TryOnIntake:
                 fresh.quota_counters = record.quota_counters
                 fresh.payer = record.payer
                 fresh.send_by = record.send_by
+                if reuse:
+                    await self._key_for_reuse(fresh, image)
                 fresh.id = record.id  # the reservation is named after it
                 return await self._write(fresh, idempotency_key, request_fingerprint)
         except IdempotencyConflict as exc:

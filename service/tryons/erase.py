@@ -4,7 +4,9 @@ Local traces of a user: try-on records (and their idempotency records, which nam
 and, for a browser's key, the user), their place in the sweeper's and the ops API's lists,
 webhook deliveries of those try-ons (the event body carries the user id, metadata and result
 URL) with their attempts and events still in the outbox, and photos with the cached references
-to their upstream copies, and the user's session tokens (revoked: the app mints a new one).
+to their upstream copies, the user's session tokens (revoked: the app mints a new one), and
+the result cache's entries of their try-ons (keyed by user: no other user's entry names the
+user's objects, service/results/reuse.py).
 Rate counters name no one (their keys carry a digest). Offline tokens are not stored.
 """
 
@@ -20,6 +22,7 @@ from service.keys import Keys
 from service.namespacing import upstream_account, upstream_user_id
 from service.photos import PhotoStore
 from service.results.objects import ResultObjects
+from service.results.reuse import ResultReuse
 from service.settings import Settings
 from service.tryons.store import TryOnStore
 from service.webhooks.deliveries import DeliveryStore
@@ -38,6 +41,7 @@ class EraseParts(Protocol):
     deliveries: DeliveryStore
     tokens: TokenVerifier
     results: ResultObjects
+    reuse: ResultReuse
 
 
 async def erase_customer(res: EraseParts, app: str, external_user_id: str) -> int:
@@ -52,7 +56,9 @@ async def erase_customer(res: EraseParts, app: str, external_user_id: str) -> in
     )
     tryon_ids = [m.decode() for m in members]
     records = [await res.store.get(tryon_id) for tryon_id in tryon_ids]
-    # The stored result images first: were the records deleted first, a failure here would
+    # No try-on may complete from a result about to be deleted: the cache entries go first.
+    await res.reuse.erase({r.reuse_key for r in records if r is not None and r.reuse_key})
+    # The stored result images next: were the records deleted first, a failure here would
     # leave objects nothing points to until their retention ends.
     await res.results.delete(
         [r.stored_result.key for r in records if r is not None and r.stored_result is not None]

@@ -81,6 +81,9 @@ class TryOnCreate(_Wire, frozen=True):
     callback_url: str | None = None
     # Past it, a try-on not yet sent upstream ends DEADLINE_EXCEEDED and spends nothing.
     deadline_seconds: DeadlineSeconds | None = None
+    # False: generate afresh even when an identical try-on's result is stored (a merchant who
+    # wants a new variation); the result is then not offered for reuse either.
+    reuse: bool | None = None
 
 
 # --- the persisted record ------------------------------------------------------------------
@@ -168,6 +171,11 @@ class TryOnRecord(msgspec.Struct, kw_only=True, omit_defaults=True):
     quota_counters: list[str] = msgspec.field(default_factory=list)
     # Whose token or anonymous allowance they include, so a retry counts against it again.
     payer: Payer | None = None
+    # The exact result cache's key (service/results/reuse.py); None: this try-on neither
+    # reuses a stored result nor offers its own (cache off, `reuse: false`, a photo by URL).
+    reuse_key: str | None = None
+    # The try-on whose stored result this one completed with, spending no credit.
+    reused_from: str | None = None
 
     @property
     def unsent(self) -> bool:
@@ -189,8 +197,9 @@ class TryOnRecord(msgspec.Struct, kw_only=True, omit_defaults=True):
     @property
     def spent_nothing(self) -> bool:
         """Ended without a credit spent: never created upstream (a cancel, a refused create),
-        or a generation that FAILED (Genlook gives its credit back)."""
-        if self.status == "canceled":
+        completed from another try-on's stored result, or a generation that FAILED (Genlook
+        gives its credit back)."""
+        if self.status == "canceled" or self.reused_from is not None:
             return True
         if self.status != "failed":
             return False
@@ -221,6 +230,8 @@ class TryOnOut(msgspec.Struct, frozen=True, rename="camel", omit_defaults=True):
     error: ErrorInfo | None = None
     metadata: Metadata | None = None
     completed_at: str | None = None
+    # The try-on whose stored result this one reused (no credit spent, no upstream call).
+    reused_from: str | None = None
 
 
 @functools.lru_cache(maxsize=4096)
@@ -249,4 +260,5 @@ def public_view(record: TryOnRecord, result_url: str | None = None) -> TryOnOut:
         error=record.error,
         metadata=record.metadata,
         completed_at=iso(record.completed_at) if record.completed_at else None,
+        reused_from=record.reused_from,
     )

@@ -95,6 +95,9 @@ def transition_metrics(before: str, after: TryOnRecord) -> list[tuple[str, float
         # Genlook completed the generation: the credit is spent, whether or not the copy of
         # its result succeeds (an operator's retry of a failed copy spends nothing more).
         out.append(("credits_spent", 1.0))
+    if after.status == "completed" and after.reused_from is not None and before not in TERMINAL:
+        # Completed from an identical try-on's stored result: the credit it would have cost.
+        out += [(field("result_cache", result="hit"), 1.0), ("credits_saved", 1.0)]
     return out
 
 

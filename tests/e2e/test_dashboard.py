@@ -103,13 +103,14 @@ async def test_dashboard_shows_the_fleet_and_steers_it(
     await sample()
     await put_product(api, emulator)
     image_id = await upload_photo(api)
-    done = [await start_tryon(api, image_id) for _ in range(3)]
+    # Each generated (not from the result cache).
+    done = [await start_tryon(api, image_id, reuse=False) for _ in range(3)]
     await sample()
     for t in done:
         assert (await wait_terminal(api, t["id"]))["status"] == "completed"
     await sample()
     emulator.control("PUT", f"accounts/{emulator.api_key}", json={"credits": 0})
-    refused = await start_tryon(api, image_id)
+    refused = await start_tryon(api, image_id, reuse=False)
     failed = await wait_terminal(api, refused["id"])
     assert failed["error"]["code"] == "INSUFFICIENT_CREDITS"
     emulator.control("PUT", f"accounts/{emulator.api_key}", json={"credits": 10})

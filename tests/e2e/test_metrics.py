@@ -42,10 +42,12 @@ async def test_metrics_count_a_known_workload_exactly(emulator: Emulator, redis:
             broken = {"externalId": "broken", "title": "x",
                       "images": [{"source": {"url": "http://127.0.0.1:9/nope.png"}}]}  # fmt: skip
             finals = []
-            # one after the other, so the product cache sees a first use, then repeats
+            # one after the other, so the product cache sees a first use, then repeats (each
+            # generated: not from the result cache)
             for product in [{"externalId": "tee"}] * 3 + [broken] * 2:
                 person = {"image": {"source": {"id": image_id}}}
-                r = await api.post("/v1/try-ons", json={"products": [product], "person": person})
+                body = {"products": [product], "person": person, "reuse": False}
+                r = await api.post("/v1/try-ons", json=body)
                 finals.append(await wait_terminal(api, r.json()["id"]))
             assert [f["status"] for f in finals] == ["completed"] * 3 + ["failed"] * 2
             await receiver.wait_for(10)

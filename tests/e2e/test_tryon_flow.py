@@ -53,7 +53,7 @@ async def test_long_poll_wakes_on_completion_without_busy_looping(
     assert r.json()["status"] == "completed"
     assert 0.5 < elapsed < 5.0
     # a long poll that times out answers with the current state
-    other = await start_tryon(api, image_id)
+    other = await start_tryon(api, image_id, reuse=False)  # not from the result cache
     r = await api.get(f"/v1/try-ons/{other['id']}", params={"wait": 0.2})
     assert r.json()["status"] in ("queued", "submitting", "running")
 
@@ -140,7 +140,7 @@ async def test_product_cache_sends_a_reference_the_second_time(
     await put_product(api, emulator)
     first = await start_tryon(api, image_id)
     await wait_terminal(api, first["id"])
-    second = await start_tryon(api, image_id)
+    second = await start_tryon(api, image_id, reuse=False)  # not from the result cache
     await wait_terminal(api, second["id"])
     c = emulator.counters()
     assert c["generationsCreated"] == 2
@@ -163,7 +163,7 @@ async def test_expired_product_is_recovered_without_losing_a_credit(
     credits_before = emulator.counters()["creditsSpent"]
     # Genlook drops inline products 15 days after last use; our cache has not noticed.
     emulator.control("POST", "clock/advance", {"seconds": 16 * 86400})
-    second = await start_tryon(api, image_id)
+    second = await start_tryon(api, image_id, reuse=False)  # not from the result cache
     done = await wait_terminal(api, second["id"])
     assert done["status"] == "completed", done
     c = emulator.counters()

@@ -109,8 +109,10 @@ class Gateway:
                 return msgspec.to_builtins(record)  # type: ignore[no-any-return]
         raise AssertionError(f"{tryon_id} did not finish")
 
-    async def tryon(self, key: str, image_id: str, product: dict[str, Any]) -> dict[str, Any]:
-        return await self.run(await self.accept(key, image_id, product))
+    async def tryon(
+        self, key: str, image_id: str, product: dict[str, Any], **extra: Any
+    ) -> dict[str, Any]:
+        return await self.run(await self.accept(key, image_id, product, **extra))
 
 
 def make_runner(res: Resources) -> TryOnRunner:
@@ -168,7 +170,8 @@ async def test_one_shot_products_are_not_shared_between_apps(gw: Gateway) -> Non
     assert (await gw.tryon(SK_B, image_b, oneshot))["status"] == "completed"
     # App B sent its own definition: it never references the product Genlook made for A.
     assert gw.emulator.counters()["productReferences"] == 0
-    assert (await gw.tryon(SK_A, image_a, oneshot))["status"] == "completed"
+    again = await gw.tryon(SK_A, image_a, oneshot, reuse=False)  # not from the result cache
+    assert again["status"] == "completed"
     assert gw.emulator.counters()["productReferences"] == 1  # A's own cache still serves A
 
 
@@ -302,7 +305,7 @@ async def test_a_new_upstream_account_starts_with_empty_caches(gw: Gateway) -> N
     res = Resources.build(other)
     try:
         before = gw.emulator.counters()
-        tryon_id = await gw.accept(SK_A, image, {"externalId": "tee"})
+        tryon_id = await gw.accept(SK_A, image, {"externalId": "tee"}, reuse=False)
         done = await gw.run(tryon_id, make_runner(res))
     finally:
         await res.aclose()
@@ -328,7 +331,8 @@ async def test_a_photo_lost_upstream_is_uploaded_again_once_for_every_tryon_shar
     lost = first["upstream_image_id"]
 
     # A backlog of try-ons that had already resolved the photo when the emulator restarted.
-    backlog = [await gw.accept(SK_A, image, {"externalId": "tee"}) for _ in range(5)]
+    # (Not from the result cache: each must send its own create.)
+    backlog = [await gw.accept(SK_A, image, {"externalId": "tee"}, reuse=False) for _ in range(5)]
 
     def holding_the_old_id(r: Any) -> Any:
         r.status = "submitting"

@@ -113,6 +113,8 @@ class TryOnCreate(_In, frozen=True):
     callback_url: str | None = None
     # At least 1: a try-on not sent upstream within it ends DEADLINE_EXCEEDED, spending nothing.
     deadline_seconds: Annotated[float, msgspec.Meta(ge=1)] | None = None
+    # False: generate afresh even when an identical try-on's result is stored.
+    reuse: bool | None = None
 
 
 class Result(_Out, frozen=True):
@@ -139,6 +141,8 @@ class TryOn(_Out, frozen=True):
     error: ErrorInfo | None = None
     metadata: Metadata | None = None
     completed_at: str | None = None
+    # The try-on whose stored result this one reused (no credit spent).
+    reused_from: str | None = None
 
     @property
     def is_terminal(self) -> bool:

@@ -143,6 +143,8 @@ function renderSpend(h) {
   setText("s-grants", pair("budgetGrants"));
   setText("s-429", pair("upstreamRateLimited"));
   setText("s-credits", pair("creditsSpent"));
+  setText("s-saved", pair("creditsSaved"));
+  setText("s-cache", `${num(now.cacheHits)} / ${num(now.cacheMisses)}`);
   setText("s-errors", pair("upstreamErrors"));
   setText("s-finished", `${num(now.completed)} / ${num(now.failed)}`);
 }

@@ -18,7 +18,7 @@ async def test_a_product_genlook_lost_is_resent_inline(harness: Harness) -> None
     assert harness.counters()["productInlineUpserts"] == 1
     await harness.res.genlook.delete_product(upstream_id)
 
-    tryon_id = await harness.accept(photo)
+    tryon_id = await harness.accept(photo, reuse=False)  # not from the result cache
     record = await harness.drive(tryon_id)
     assert record.status == "completed"
     counters = harness.counters()
@@ -28,7 +28,7 @@ async def test_a_product_genlook_lost_is_resent_inline(harness: Harness) -> None
     assert (counters["productReferences"], counters["productInlineUpserts"]) == (0, 2)
     assert harness.retries == []
     # Genlook has the product again, and the cache says so: the next try-on is a reference.
-    assert (await harness.drive(await harness.accept(photo))).status == "completed"
+    assert (await harness.drive(await harness.accept(photo, reuse=False))).status == "completed"
     assert harness.counters()["productReferences"] == 1
 
 
@@ -40,7 +40,7 @@ async def test_a_one_shot_product_genlook_lost_is_resent_in_full(harness: Harnes
     # The one-shot id Genlook returned is cached now; Genlook answers 404 for it once.
     harness.fault(status=404, code="PRODUCT_NOT_FOUND", count=1)
 
-    record = await harness.drive(await harness.accept(photo, product))
+    record = await harness.drive(await harness.accept(photo, product, reuse=False))
     assert record.status == "completed"
     counters = harness.counters()
     assert harness.cost() == (3, 2, 2)
@@ -54,7 +54,7 @@ async def test_a_photo_genlook_lost_is_uploaded_again_once(harness: Harness) -> 
     # An erase of that end user upstream (or the photo's retention) removed the upload.
     await harness.res.genlook.delete_customer(upstream_user_id(APP, "u1") or "")
 
-    record = await harness.drive(await harness.accept(photo))
+    record = await harness.drive(await harness.accept(photo, reuse=False))
     assert record.status == "completed"
     assert record.photo_reuploads == 1
     counters = harness.counters()

@@ -109,7 +109,8 @@ async def test_shutdown_during_the_budget_wait_sends_no_create(harness: Harness)
     photo = await harness.upload_photo()
     await harness.put_product()
     assert (await harness.drive(await harness.accept(photo))).status == "completed"
-    tryon_id = await harness.accept(photo)  # photo and product known: only the create is left
+    # Photo and product known: only the create is left (not the result cache: reuse off).
+    tryon_id = await harness.accept(photo, reuse=False)
     await harness.res.budget.pause(1.0)  # a 429 elsewhere in the fleet
     attempt = asyncio.create_task(harness.run(tryon_id))
     await harness.wait_for(tryon_id, lambda r: r.status == "submitting")
