@@ -11,16 +11,25 @@ from __future__ import annotations
 
 from cryptography.fernet import Fernet, InvalidToken, MultiFernet
 
+from service.domain_errors import Conflict, Unavailable
 
-class MasterKeyMissing(RuntimeError):
+
+class MasterKeyMissing(Conflict):
     def __init__(self) -> None:
         super().__init__(
-            "GATEWAY_MASTER_KEY is not set: stored accounts need it to encrypt their keys"
+            "MASTER_KEY_MISSING",
+            "GATEWAY_MASTER_KEY is not set: stored accounts need it to encrypt their keys.",
         )
 
 
-class KeyUnreadable(RuntimeError):
+class KeyUnreadable(Unavailable):
     """A stored key does not decrypt with any master key (a wrong or dropped master key)."""
+
+    def __init__(self) -> None:
+        super().__init__(
+            "MASTER_KEY_WRONG",
+            "A stored account key does not decrypt with GATEWAY_MASTER_KEY.",
+        )
 
 
 def parse_master_keys(spec: str) -> list[Fernet]:
@@ -62,15 +71,11 @@ class KeyBox:
         try:
             return self._need().decrypt(sealed.encode()).decode()
         except InvalidToken:
-            raise KeyUnreadable(
-                "a stored account key does not decrypt with GATEWAY_MASTER_KEY"
-            ) from None
+            raise KeyUnreadable() from None
 
     def reseal(self, sealed: str) -> str:
         """The same key, encrypted with the first master key (rotation)."""
         try:
             return self._need().rotate(sealed.encode()).decode()
         except InvalidToken:
-            raise KeyUnreadable(
-                "a stored account key does not decrypt with GATEWAY_MASTER_KEY"
-            ) from None
+            raise KeyUnreadable() from None

@@ -126,6 +126,9 @@ def test_every_body_a_route_reads_is_documented(document: dict[str, Any]) -> Non
         ("POST", "/v1/callback-secret/rotate"): "application/json",
         ("POST", "/ops/api/pause"): "application/json",
         ("POST", "/ops/api/resume"): "application/json",
+        ("POST", "/ops/api/accounts"): "application/json",
+        ("PATCH", "/ops/api/accounts/{account_id}"): "application/json",
+        ("PUT", "/ops/api/apps/{app}/accounts"): "application/json",
         ("POST", "/demo/session"): "application/json",
     }
     create = bodies[("POST", "/v1/try-ons")][1]["schema"]["$ref"]
