@@ -157,6 +157,11 @@ class Keys:
         """Hash: app id -> its ordered pool of account ids (JSON list); absent: the default."""
         return f"{self.prefix}account-pools"
 
+    def account_backlog(self, account: str) -> str:
+        """Sorted set: try-ons being sent through the account (uploading, waiting for a budget
+        cell, creating), scored by when an attempt took them up: how far behind it is."""
+        return f"{self.prefix}account-backlog:{account}"
+
     def app_accounts(self, app: str) -> str:
         """Set: accounts an app's photos or try-ons were sent to (a GDPR erase reaches each)."""
         return f"{self.prefix}app-accounts:{part(app)}"

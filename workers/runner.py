@@ -174,6 +174,16 @@ class TryOnRunner:
             return await self._outcome_unknown(record)
         log.info("try-on %s: submitting (try %d, rev of marker clear)", record.id, job_try)
         record, up = await self._choose(record)
+        accounts = self._res.accounts
+        await accounts.sending(up.id, record.id)
+        try:
+            return await self._submit_through(record, up, job_try, started)
+        finally:
+            await accounts.sent(up.id, record.id)
+
+    async def _submit_through(
+        self, record: TryOnRecord, up: Upstream, job_try: int, started: float
+    ) -> TryOnRecord:
         person = await self._person(record, up, job_try)
         plan = await self._plan_product(record, up)
         request = TryOnRequest(

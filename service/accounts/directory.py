@@ -34,6 +34,10 @@ from service.upstream import BudgetHooks, budget_shape, make_client
 
 log = logging.getLogger("service.accounts")
 
+# A backlog entry older than this was left by a worker that died mid-attempt (an attempt lasts
+# at most WORKER_JOB_TIMEOUT, 180 s by default): it no longer counts.
+_BACKLOG_STALE = 300.0
+
 
 class NoAccount(Unavailable):
     """Every account of the app's pool is disabled by an operator."""
@@ -112,18 +116,49 @@ class AccountDirectory:
         return up
 
     async def choose(self, app: str) -> Upstream:
-        """The first usable account of the app's pool. When none is usable, the first one not
-        disabled: upstream's own answer then decides (an account topped up meanwhile works;
-        otherwise the try-on fails with upstream's code, as with a single account)."""
+        """The account of the app's pool a try-on goes through: the first usable one, unless it
+        is behind (`_spread`). When none is usable, the first one not disabled: upstream's own
+        answer then decides (an account topped up meanwhile works; otherwise the try-on fails
+        with upstream's code, as with a single account)."""
         pool = await self.registry.pool(app)
         statuses = await self.registry.statuses(pool)
-        for account_id, status in zip(pool, statuses, strict=True):
-            if status.usable:
-                return await self.upstream(account_id)
+        usable = [a for a, s in zip(pool, statuses, strict=True) if s.usable]
+        if len(usable) > 1:
+            return await self._spread(usable)
+        if usable:
+            return await self.upstream(usable[0])
         for account_id, status in zip(pool, statuses, strict=True):
             if not status.disabled:
                 return await self.upstream(account_id)
         raise NoAccount(app)
+
+    async def _spread(self, usable: list[str]) -> Upstream:
+        """The first account whose backlog its budget sends within a tenth of a rate window;
+        when every one is further behind, the least behind for its rate. So a pool prefers its
+        first account and spills over only what that account's rate cannot carry: two accounts
+        carry twice the try-ons per window."""
+        ups = [await self.upstream(a) for a in usable]
+        stale = time.time() - _BACKLOG_STALE
+        async with self._redis.pipeline(transaction=False) as pipe:
+            for up in ups:
+                pipe.zremrangebyscore(self._keys.account_backlog(up.id), "-inf", stale)
+                pipe.zcard(self._keys.account_backlog(up.id))
+            answers = await pipe.execute()
+        behind = []
+        for up, waiting in zip(ups, answers[1::2], strict=True):
+            per_window = self._genlook.rate_window * 1000.0 / up.budget.shape.interval_ms
+            if waiting < max(1.0, per_window / 10):
+                return up
+            behind.append((waiting / per_window, up))
+        return min(behind, key=lambda b: b[0])[1]
+
+    async def sending(self, account_id: str, tryon_id: str) -> None:
+        """A job attempt is sending this try-on through the account (counts in its backlog)."""
+        await self._redis.zadd(self._keys.account_backlog(account_id), {tryon_id: time.time()})
+
+    async def sent(self, account_id: str, tryon_id: str) -> None:
+        """That attempt is over (sent, failed, or handed over): out of the backlog."""
+        await self._redis.zrem(self._keys.account_backlog(account_id), tryon_id)
 
     async def usable(self, account_id: str) -> bool:
         return (await self.registry.status(account_id)).usable

@@ -430,3 +430,20 @@ async def test_the_cli_manages_accounts_and_never_prints_a_key(
     assert deleted.returncode == 0
     no_master = await asyncio.to_thread(_cli, "create", "d", stdin="gk_x\n", master="")
     assert (no_master.returncode, "MASTER_KEY_MISSING" in no_master.stderr) == (2, True)
+
+
+async def test_a_pool_spills_over_only_what_its_first_account_cannot_carry(
+    pooled: Harness,
+) -> None:
+    accounts = pooled.res.accounts
+    assert (await accounts.choose(APP)).id == "default"
+    # The default account is a window behind: its budget cannot send these soon.
+    for i in range(100):
+        await accounts.sending("default", f"t{i}")
+    assert (await accounts.choose(APP)).id == "b"
+    for i in range(150):
+        await accounts.sending("b", f"u{i}")
+    assert (await accounts.choose(APP)).id == "default"  # now the least behind for its rate
+    for i in range(100):
+        await accounts.sent("default", f"t{i}")
+    assert (await accounts.choose(APP)).id == "default"
