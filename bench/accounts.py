@@ -47,6 +47,7 @@ from bench._common import (
     upload_photo,
     wait_terminal,
 )
+from bench.throughput import _windows
 
 SECOND_KEY = "gk_bench_second_account_key_9876543210zyxwvutsrq"
 MASTER_KEY = new_master_key()
@@ -66,13 +67,6 @@ class Outcome:
     def per_window(self) -> float:
         counts = self.completed_per_window
         return sum(counts) / len(counts) if counts else 0.0
-
-
-def _windows(times: list[float], start: float, window: float, count: int) -> list[int]:
-    return [
-        sum(1 for t in times if start + i * window <= t < start + (i + 1) * window)
-        for i in range(count)
-    ]
 
 
 def _accounts_cli(bs: BenchStack, *args: str, stdin: str = "") -> None:
