@@ -139,6 +139,13 @@ async def measure(
         done: list[float] = []
         failed = 0
         by_account: dict[str, int] = {}
+        missing = [t for t in ids if not await redis.exists(f"tryon:t:{t}")]
+        if missing:
+            # Seen while another run shared the database: it flushed ours mid-run.
+            raise RuntimeError(
+                f"{len(missing)} of {len(ids)} try-on records gone: did another process flush "
+                f"{bs.redis_url}? Run again, or set BENCH_REDIS_URL to a database of your own."
+            )
         for tryon_id in ids:
             doc: dict[str, Any] = await record_doc(redis, tryon_id)
             if doc.get("status") == "completed":
