@@ -14,6 +14,7 @@ from typing import Any
 from arq import Retry
 from redis.exceptions import RedisError
 from service.accounts.directory import NoAccount, refusal_reason
+from service.domain_errors import DomainError
 from service.genlook import errors as gl
 from service.namespacing import DEFAULT_ACCOUNT
 from service.ops.history import record_sample
@@ -89,7 +90,12 @@ async def refresh_credits(res: Resources) -> None:
         lock = res.keys.balance_refresh_lock(config.id)
         if not await res.redis.set(lock, 1, nx=True, ex=_CREDITS_EVERY):
             continue
-        balance = await res.accounts.refresh_balance(config.id)
+        try:
+            balance = await res.accounts.refresh_balance(config.id)
+        except DomainError as exc:
+            # Deleted meanwhile, or a key no master key opens: the sweep goes on regardless.
+            log.warning("balance of account %s not read: %s", config.id, exc.code)
+            continue
         if config.id == DEFAULT_ACCOUNT and balance is not None:
             await res.redis.set(res.keys.credits_balance, balance)
 

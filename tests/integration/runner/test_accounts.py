@@ -447,3 +447,24 @@ async def test_a_pool_spills_over_only_what_its_first_account_cannot_carry(
     for i in range(100):
         await accounts.sent("default", f"t{i}")
     assert (await accounts.choose(APP)).id == "default"
+
+
+async def test_a_key_no_master_key_opens_never_stops_the_sweep(pooled: Harness) -> None:
+    """The sweep re-enqueues every try-on (promise 3): an account it cannot read is skipped."""
+    registry = pooled.res.accounts.registry
+    await registry.create("c", STORED_ONLY_KEY)
+    config = await registry.get("c")
+    sealed = KeyBox(new_master_key()).seal(STORED_ONLY_KEY)  # sealed with another master key
+    await pooled.res.redis.hset(
+        pooled.res.keys.accounts, "c", json.dumps({**_plain(config), "sealed_key": sealed})
+    )
+    await refresh_credits(pooled.res)  # no exception
+    assert (await registry.status("default")).balance is not None
+    assert (await registry.status("c")).balance is None
+
+
+def _plain(config: Any) -> dict[str, Any]:
+    import msgspec
+
+    plain: dict[str, Any] = msgspec.to_builtins(config)
+    return plain
