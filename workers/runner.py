@@ -160,11 +160,15 @@ class TryOnRunner:
     # --- steps --------------------------------------------------------------------------------
 
     async def _begin(self, record: TryOnRecord) -> TryOnRecord:
+        # The account is chosen with the step into `submitting`: one write for both.
+        chosen = None if record.account is not None else (await self._pick(record)).id
+
         def to_submitting(r: TryOnRecord) -> TryOnRecord | None:
             if r.status != "queued":
                 return None
             r.status = "submitting"
             r.started_at = r.started_at or time.time()
+            r.account = r.account or chosen
             return r
 
         return await self._res.store.update(record.id, to_submitting)
@@ -227,16 +231,20 @@ class TryOnRunner:
                     return record, await accounts.upstream(record.account)
             except UnknownAccount:
                 pass
-        try:
-            up = await accounts.choose(record.app)
-        except NoAccount as exc:
-            raise Finished(await self._fail(record, exc.code, exc.message)) from None
+        up = await self._pick(record)
         if up.id != record.account:
-            await accounts.registry.note_used(record.app, up.id)
-            if record.account is not None:
-                log.info("try-on %s: account %s -> %s", record.id, record.account, up.id)
+            log.info("try-on %s: account %s -> %s", record.id, record.account, up.id)
             record = await self._mark(record, account=up.id, upstream_image_id=None)
         return record, up
+
+    async def _pick(self, record: TryOnRecord) -> Upstream:
+        """An account of the app's pool for this try-on, noted as one the app used (erase)."""
+        try:
+            up = await self._res.accounts.choose(record.app)
+        except NoAccount as exc:
+            raise Finished(await self._fail(record, exc.code, exc.message)) from None
+        await self._res.accounts.registry.note_used(record.app, up.id)
+        return up
 
     async def _failover(self, record: TryOnRecord, up: Upstream, exc: gl.APIError) -> None:
         """An answer proving the account can do nothing (402, 401) takes it out of its pools;
