@@ -23,6 +23,7 @@ from service.api.images import image_routes
 from service.api.metrics import metrics
 from service.api.openapi import COMPONENTS
 from service.api.ops import OpsController, make_intake_gate
+from service.api.ops_accounts import OpsAccountsController
 from service.api.products import ProductController
 from service.api.results import result
 from service.api.sessions import SessionController
@@ -73,6 +74,7 @@ def create_app(settings: Settings | None = None, *, redis: Redis | None = None) 
             AccountController,
             genlook_router,
             OpsController,
+            OpsAccountsController,
             dashboard_router,
             healthz,
             readyz,

@@ -1,4 +1,5 @@
-"""The fleet-wide upstream rate budget: one GCRA bucket in Redis shared by every process.
+"""The fleet-wide upstream rate budget: one GCRA bucket in Redis per upstream account, shared by
+every process.
 
 Genlook allows N requests per sliding window per account, over all endpoints. Each process
 asks this bucket before each upstream attempt. GCRA (the generic cell rate algorithm) keeps one
@@ -27,6 +28,7 @@ from redis.asyncio import Redis
 
 from service.genlook.client import Priority
 from service.keys import Keys
+from service.namespacing import DEFAULT_ACCOUNT
 
 _ACQUIRE = """
 local t = redis.call('TIME')
@@ -90,10 +92,15 @@ class BudgetShape:
 
 
 class UpstreamBudget:
-    def __init__(self, redis: Redis, keys: Keys, shape: BudgetShape) -> None:
+    def __init__(
+        self, redis: Redis, keys: Keys, shape: BudgetShape, account: str = DEFAULT_ACCOUNT
+    ) -> None:
         self._redis = redis
         self._keys = keys
         self._shape = shape
+        # One bucket and one 429 pause per upstream account: Genlook limits each key apart.
+        self._bucket = keys.account_budget(account)
+        self._paused = keys.account_budget_pause(account)
         # One asker per priority per process: the others queue here instead of all polling
         # Redis and waking at the same instant (a saturated worker spent most of its CPU so).
         self._askers = {p: asyncio.Lock() for p in Priority}
@@ -107,7 +114,7 @@ class UpstreamBudget:
     async def try_acquire(self, priority: Priority = Priority.OTHER) -> float:
         """Take one cell if one is free: 0.0 when granted, else seconds until worth asking."""
         wait_ms = await self._acquire(
-            keys=[self._keys.budget, self._keys.budget_pause, self._keys.metrics],
+            keys=[self._bucket, self._paused, self._keys.metrics],
             args=[
                 round(self._shape.interval_ms, 3),
                 round(self._shape.tolerance_ms(priority), 3),
@@ -127,8 +134,8 @@ class UpstreamBudget:
 
     async def pause(self, seconds: float) -> None:
         """Stop every process from calling upstream for `seconds` (a 429's Retry-After)."""
-        await self._pause(keys=[self._keys.budget_pause], args=[max(1, math.ceil(seconds * 1000))])
+        await self._pause(keys=[self._paused], args=[max(1, math.ceil(seconds * 1000))])
 
     async def paused_for(self) -> float:
-        ms = await self._redis.pttl(self._keys.budget_pause)
+        ms = await self._redis.pttl(self._paused)
         return max(0.0, float(ms) / 1000.0)

@@ -238,6 +238,12 @@ def _add_keys(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     ).add_argument("app")
 
 
+def _add_accounts(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
+    from service.accounts.commands import add_commands
+
+    add_commands(sub)
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="tryon-gateway",
@@ -250,6 +256,7 @@ def build_parser() -> argparse.ArgumentParser:
     _add_emulator(sub)
     _add_ops(sub)
     _add_keys(sub)
+    _add_accounts(sub)
     return parser
 
 

@@ -13,7 +13,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from service.namespacing import part
+from service.namespacing import DEFAULT_ACCOUNT, part
 
 
 @dataclass(frozen=True, slots=True)
@@ -146,16 +146,55 @@ class Keys:
         """Set: ids of disabled webhook endpoints (a gauge for /metrics)."""
         return f"{self.prefix}whe-disabled"
 
-    # --- upstream budget -------------------------------------------------------------------
+    # --- upstream budget (one per upstream account) ------------------------------------------
     @property
     def budget(self) -> str:
-        """String: GCRA theoretical arrival time (ms) of the shared upstream budget."""
+        """String: GCRA theoretical arrival time (ms) of the default account's upstream budget."""
         return f"{self.prefix}budget:tat"
 
     @property
     def budget_pause(self) -> str:
         """String with a TTL: set while upstream told us to back off (429 Retry-After)."""
         return f"{self.prefix}budget:pause"
+
+    # The default account keeps the names it had before accounts existed (upgrade in place).
+    def account_budget(self, account: str) -> str:
+        """String: the GCRA arrival time of one upstream account's budget."""
+        return self.budget if account == DEFAULT_ACCOUNT else f"{self.budget}:{account}"
+
+    def account_budget_pause(self, account: str) -> str:
+        """String with a TTL: set while that account's upstream told us to back off (429)."""
+        return self.budget_pause if account == DEFAULT_ACCOUNT else f"{self.budget_pause}:{account}"
+
+    # --- upstream accounts (service/accounts/) ---------------------------------------------
+    @property
+    def accounts(self) -> str:
+        """Hash: account id -> AccountConfig (msgspec JSON; the key as Fernet ciphertext)."""
+        return f"{self.prefix}accounts"
+
+    @property
+    def account_status(self) -> str:
+        """Hash: account id -> AccountStatus (disabled, out of the pool and why, balance)."""
+        return f"{self.prefix}account-status"
+
+    @property
+    def account_pools(self) -> str:
+        """Hash: app id -> its ordered pool of account ids (JSON list); absent: the default."""
+        return f"{self.prefix}account-pools"
+
+    def account_backlog(self, account: str) -> str:
+        """Sorted set: try-ons being sent through the account (uploading, waiting for a budget
+        cell, creating), scored by when an attempt took them up: how far behind it is."""
+        return f"{self.prefix}account-backlog:{account}"
+
+    def app_accounts(self, app: str) -> str:
+        """Set: accounts an app's photos or try-ons were sent to (a GDPR erase reaches each)."""
+        return f"{self.prefix}app-accounts:{part(app)}"
+
+    def balance_refresh_lock(self, account: str) -> str:
+        """String with a TTL: one process of the fleet reads this account's balance."""
+        lock = f"{self.credits_balance}:lock"
+        return lock if account == DEFAULT_ACCOUNT else f"{lock}:{account}"
 
     @property
     def durations(self) -> str:

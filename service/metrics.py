@@ -39,6 +39,10 @@ _COUNTERS: dict[str, tuple[str, tuple[str, ...]]] = {
         ("endpoint", "status"),
     ),
     "upstream_rate_limited": ("Genlook 429 answers.", ()),
+    "upstream_account_failovers": (
+        "Upstream accounts taken out of their pools (402, 401), by reason.",
+        ("reason",),
+    ),
     "upstream_budget_grants": ("Cells taken from the shared upstream budget.", ()),
     "credits_spent": ("Credits spent: completed generations.", ()),
     "product_cache": ("Product cache lookups, by result.", ("result",)),

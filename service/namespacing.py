@@ -34,6 +34,11 @@ _SAFE_PART = re.compile(r"[A-Za-z0-9._-]+")
 _ENCODED = "~"
 
 
+# The implicit upstream account made of GENLOOK_API_KEY and GENLOOK_BASE_URL (docs/accounts.md):
+# its Redis keys keep the names they had before accounts existed.
+DEFAULT_ACCOUNT = "default"
+
+
 class InvalidAppId(ValueError):
     def __init__(self, app_id: str) -> None:
         super().__init__(f"app id {app_id!r} is not allowed: use {APP_ID_ALPHABET}")

@@ -19,7 +19,7 @@ import functools
 import hashlib
 import secrets
 import time
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Sequence
 
 import anyio
 import msgspec
@@ -215,9 +215,10 @@ class PhotoStore:
         key = self._keys.upstream_photo(account, image.dedupe_key)
         await self._delete_if(keys=[key], args=[gone])
 
-    async def erase_customer(self, app: str, external_user_id: str, account: str) -> int:
+    async def erase_customer(self, app: str, external_user_id: str, accounts: Sequence[str]) -> int:
         """Delete every local trace of one end user's photos, the references to their copies in
-        `account` (the one the upstream erase reached) included; returns how many images."""
+        `accounts` (the upstream accounts the erase reached, by digest) included; returns how
+        many images."""
         k = self._keys
         members: set[bytes] = await self._redis.smembers(  # type: ignore[misc]
             k.customer_images(app, external_user_id)
@@ -228,7 +229,8 @@ class PhotoStore:
             keys = [k.image(image_id)]
             if image is not None:
                 dk = image.dedupe_key
-                keys += [k.upstream_photo(account, dk), k.image_bytes(dk)]
+                keys += [k.upstream_photo(account, dk) for account in accounts]
+                keys.append(k.image_bytes(dk))
             await self._redis.delete(*keys)
         await self._redis.delete(k.customer_images(app, external_user_id))
         return len(ids)

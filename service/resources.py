@@ -12,12 +12,16 @@ from service import container
 from service.access.quotas import Quotas
 from service.access.registry import AppRegistry
 from service.access.tokens import TokenVerifier
+from service.accounts.crypto import KeyBox
+from service.accounts.directory import AccountDirectory, Upstream
+from service.accounts.registry import AccountRegistry
 from service.autopipeline import AutoPipeline
 from service.budget import UpstreamBudget
 from service.byte_budget import ByteBudget
 from service.genlook.client import GenlookClient
 from service.keys import Keys
 from service.metrics import MetricsWriter
+from service.namespacing import DEFAULT_ACCOUNT, upstream_account
 from service.photos import PhotoStore
 from service.products import Catalog, ProductCache
 from service.redis_client import connect_redis
@@ -65,9 +69,12 @@ class Resources:
     photos: PhotoStore
     catalog: Catalog
     products: ProductCache
+    # The default account's (GENLOOK_API_KEY): the one every app uses without a pool.
     budget: UpstreamBudget
     hooks: BudgetHooks
     genlook: GenlookClient
+    # Every upstream account: its client and budget, pools, failover (service/accounts/).
+    accounts: AccountDirectory
     credits: CreditsReader
     endpoints: EndpointRegistry
     deliveries: DeliveryStore
@@ -103,6 +110,20 @@ class Resources:
         metrics = MetricsWriter(redis, keys)
         hooks = BudgetHooks(budget, g.rate_window, metrics)
         genlook = make_client(g, hooks)
+        accounts = AccountDirectory(
+            AccountRegistry(redis, keys, g, KeyBox(settings.gateway.master_key)),
+            redis=redis,
+            keys=keys,
+            genlook=g,
+            metrics=metrics,
+            default=Upstream(
+                id=DEFAULT_ACCOUNT,
+                digest=upstream_account(g),
+                client=genlook,
+                budget=budget,
+                hooks=hooks,
+            ),
+        )
         apps = AppRegistry(redis, keys)
         quotas = Quotas(redis, keys)
         lookups = LookupCache()
@@ -154,6 +175,7 @@ class Resources:
             budget=budget,
             hooks=hooks,
             genlook=genlook,
+            accounts=accounts,
             credits=CreditsReader(genlook),
             endpoints=EndpointRegistry(redis, keys),
             deliveries=DeliveryStore(redis, keys),
@@ -187,6 +209,7 @@ class Resources:
 
     async def aclose(self) -> None:
         await self.genlook.aclose()
+        await self.accounts.aclose()
         await self.result_http.aclose()
         await self.pipeline.aclose()
         await self.redis.aclose()

@@ -15,6 +15,7 @@ from typing import Literal, TypeVar
 import msgspec
 from emulator.demo_key import DEMO_API_KEY
 
+from service.accounts.crypto import parse_master_keys
 from service.admin_tokens import parse_admin_tokens
 from service.redis_conn import parse_sentinel_url
 
@@ -124,12 +125,17 @@ class GatewaySettings(msgspec.Struct, frozen=True, kw_only=True):
     # The serving process's first garbage-collector threshold (CPython's is 700), and its
     # start-up heap frozen out of collections; 0 keeps CPython's defaults (service/gc_tuning.py).
     gc_threshold: int = 10_000
+    # Fernet keys, comma separated, that encrypt stored upstream accounts' Genlook keys: the
+    # first encrypts, every one decrypts (rotation: docs/accounts.md). Empty: only the default
+    # account (GENLOOK_API_KEY) exists; creating another is refused.
+    master_key: str = ""
 
     def __post_init__(self) -> None:
         if not 0 < self.max_upload_bytes <= MAX_PHOTO_BYTES:
             raise ValueError(
                 f"invalid GATEWAY_MAX_UPLOAD_BYTES: 1 to {MAX_PHOTO_BYTES} (Genlook's limit)"
             )
+        parse_master_keys(self.master_key)  # a malformed key fails at start-up, named
 
 
 class WorkerSettings(msgspec.Struct, frozen=True, kw_only=True):

@@ -6,6 +6,7 @@ that takes the `emulator` fixture starts from a reset state.
 
 from __future__ import annotations
 
+import contextlib
 import os
 import subprocess
 import sys
@@ -23,8 +24,14 @@ from service.settings import Settings
 from tests.keyscan import KeyScan
 
 EMULATOR_KEY = "gk_test_emulator_key_0123456789abcdefghijklmnopq"
+# Keys of stored upstream accounts (service/accounts/): a second emulator's, and one only ever
+# stored (never valid anywhere).
+SECOND_ACCOUNT_KEY = "gk_test_second_account_key_9876543210zyxwvutsrq"
+STORED_ONLY_KEY = "gk_test_stored_only_key_AAAABBBBCCCCDDDDEEEEFFFF"
 # Every Genlook key the run hands to a gateway; none may ever reach a response or a log line.
-KEYSCAN = KeyScan([EMULATOR_KEY, os.environ.get("GENLOOK_API_KEY", "")])
+KEYSCAN = KeyScan(
+    [EMULATOR_KEY, SECOND_ACCOUNT_KEY, STORED_ONLY_KEY, os.environ.get("GENLOOK_API_KEY", "")]
+)
 # Fast enough that a ~10 s generation takes ~0.1 s, slow enough that states are observable.
 EMULATOR_SPEED = 100.0
 
@@ -33,8 +40,9 @@ class Emulator(EmulatorControl):
     """The session's emulator (see `emulator_process`)."""
 
 
-@pytest.fixture(scope="session")
-def emulator_process() -> Iterator[Emulator]:
+@contextlib.contextmanager
+def run_emulator(api_key: str) -> Iterator[Emulator]:
+    """An emulator subprocess (`tryon-gateway emulator`) for one Genlook account's key."""
     port = free_port()
     cmd = [
         sys.executable,
@@ -44,7 +52,7 @@ def emulator_process() -> Iterator[Emulator]:
         "--port",
         str(port),
         "--api-key",
-        EMULATOR_KEY,
+        api_key,
         "--speed",
         str(EMULATOR_SPEED),
     ]
@@ -55,13 +63,19 @@ def emulator_process() -> Iterator[Emulator]:
         wait_http(f"{root}/_emulator/counters", proc=proc)
         # The port was free when chosen; make sure the server answering it is ours.
         assert proc.poll() is None, "the emulator exited: its port was taken meanwhile"
-        yield Emulator(root=root, api_key=EMULATOR_KEY)
+        yield Emulator(root=root, api_key=api_key)
     finally:
         proc.terminate()
         try:
             proc.wait(timeout=10)
         except subprocess.TimeoutExpired:
             proc.kill()
+
+
+@pytest.fixture(scope="session")
+def emulator_process() -> Iterator[Emulator]:
+    with run_emulator(EMULATOR_KEY) as emulator:
+        yield emulator
 
 
 @pytest.fixture

@@ -13,8 +13,10 @@ from typing import Any
 
 from arq import Retry
 from redis.exceptions import RedisError
+from service.accounts.directory import NoAccount, refusal_reason
+from service.domain_errors import DomainError
 from service.genlook import errors as gl
-from service.namespacing import upstream_account
+from service.namespacing import DEFAULT_ACCOUNT
 from service.ops.history import record_sample
 from service.photos import PhotoBusy, PhotoGone, PhotoStore
 from service.resources import Resources
@@ -47,9 +49,15 @@ async def upload_photo(ctx: dict[str, Any], image_id: str) -> str:
     if raw is None:
         return "gone"
     image = PhotoStore.decode(raw)
-    account = upstream_account(res.settings.genlook)
+    accounts = res.accounts
     try:
-        await res.photos.upstream_id(account, image, make_uploader(res, image))
+        # Where the app's next try-on goes: its pool's first usable account.
+        up = await accounts.choose(image.app)
+    except NoAccount:
+        return "refused"
+    await accounts.registry.note_used(image.app, up.id)
+    try:
+        await res.photos.upstream_id(up.digest, image, make_uploader(up.client, image))
     except PhotoGone:
         return "gone"
     except PhotoBusy as exc:
@@ -57,26 +65,39 @@ async def upload_photo(ctx: dict[str, Any], image_id: str) -> str:
     except (gl.TransportError, gl.RateLimited, gl.ServerError) as exc:
         raise Retry(defer=backoff(ctx.get("job_try", 1))) from exc
     except gl.APIError as exc:
+        reason = refusal_reason(exc)
+        if reason is not None:
+            # The try-on that uses this photo uploads it to the account it goes through.
+            await accounts.take_out(up.id, reason)
         # The try-on that uses this photo reports the error to its caller.
         log.info("photo %s refused upstream: %s", image_id, exc.code)
         return "refused"
     return "uploaded"
 
 
-# The credit balance gauge is refreshed this often, by one worker of the fleet.
+# Each account's balance is read this often, by one worker of the fleet.
 _CREDITS_EVERY = 60
 
 
 async def refresh_credits(res: Resources) -> None:
-    """Keep /metrics' credit balance recent for one budget cell a minute, fleet-wide."""
-    if not await res.redis.set(res.keys.credits_balance + ":lock", 1, nx=True, ex=_CREDITS_EVERY):
-        return
-    try:
-        balance = (await res.genlook.get_credits()).credit_balance
-    except gl.GenlookError as exc:
-        log.info("credit balance not refreshed: %s", type(exc).__name__)
-        return
-    await res.redis.set(res.keys.credits_balance, balance)
+    """Read every enabled account's balance once a minute, fleet-wide (one budget cell each):
+    /metrics' credit balance gauge (the default account's), and an account out of its pools
+    for want of credits comes back once it has some (service/accounts/directory.py)."""
+    registry = res.accounts.registry
+    for config in await registry.all():
+        if (await registry.status(config.id)).disabled:
+            continue
+        lock = res.keys.balance_refresh_lock(config.id)
+        if not await res.redis.set(lock, 1, nx=True, ex=_CREDITS_EVERY):
+            continue
+        try:
+            balance = await res.accounts.refresh_balance(config.id)
+        except DomainError as exc:
+            # Deleted meanwhile, or a key no master key opens: the sweep goes on regardless.
+            log.warning("balance of account %s not read: %s", config.id, exc.code)
+            continue
+        if config.id == DEFAULT_ACCOUNT and balance is not None:
+            await res.redis.set(res.keys.credits_balance, balance)
 
 
 async def sweep(ctx: dict[str, Any]) -> int:

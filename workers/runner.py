@@ -31,8 +31,10 @@ from typing import cast
 
 from redis.exceptions import RedisError
 from service import logs
+from service.accounts.directory import NoAccount, Upstream, refusal_reason
+from service.accounts.registry import UnknownAccount
 from service.genlook import errors as gl
-from service.genlook.client import Priority
+from service.genlook.client import GenlookClient, Priority
 from service.genlook.models import (
     Generation,
     ImageSource,
@@ -44,7 +46,7 @@ from service.genlook.models import (
     ProductInput,
     TryOnRequest,
 )
-from service.namespacing import upstream_account, upstream_product_id, upstream_user_id
+from service.namespacing import DEFAULT_ACCOUNT, upstream_product_id, upstream_user_id
 from service.photos import PhotoBusy, PhotoGone, StoredImage
 from service.products import fingerprint
 from service.resources import Resources
@@ -115,8 +117,6 @@ class TryOnRunner:
         self._budget_s = budget_s
         g = res.settings.genlook
         self._poll_interval = 2.0 / g.clock_speed
-        # The account whose uploads and products the caches are asked about.
-        self._account = upstream_account(g)
         # Genlook's result URL from the answer that reported completion, handed to the copy
         # in the same attempt; never persisted (a resumed copy reads the generation again).
         self._result_urls: dict[str, str] = {}
@@ -211,11 +211,15 @@ class TryOnRunner:
     # --- steps --------------------------------------------------------------------------------
 
     async def _begin(self, record: TryOnRecord) -> TryOnRecord:
+        # The account is chosen with the step into `submitting`: one write for both.
+        chosen = None if record.account is not None else (await self._pick(record)).id
+
         def to_submitting(r: TryOnRecord) -> TryOnRecord | None:
             if r.status != "queued":
                 return None
             r.status = "submitting"
             r.started_at = r.started_at or time.time()
+            r.account = r.account or chosen
             return r
 
         return await self._res.store.update(record.id, to_submitting)
@@ -224,8 +228,19 @@ class TryOnRunner:
         if record.create_started_at is not None and record.generation_id is None:
             return await self._outcome_unknown(record)
         log.info("try-on %s: submitting (try %d, rev of marker clear)", record.id, job_try)
-        person = await self._person(record, job_try)
-        plan = await self._plan_product(record)
+        record, up = await self._choose(record)
+        accounts = self._res.accounts
+        await accounts.sending(up.id, record.id)
+        try:
+            return await self._submit_through(record, up, job_try, started)
+        finally:
+            await accounts.sent(up.id, record.id)
+
+    async def _submit_through(
+        self, record: TryOnRecord, up: Upstream, job_try: int, started: float
+    ) -> TryOnRecord:
+        person = await self._person(record, up, job_try)
+        plan = await self._plan_product(record, up)
         request = TryOnRequest(
             products=[plan.payload],
             person=person,
@@ -239,7 +254,7 @@ class TryOnRunner:
         send_left = record.send_deadline - time.time()
         waiting = asyncio.timeout(max(0.0, min(attempt_left, send_left)))
         try:
-            async with waiting, self._res.hooks.reserved(Priority.START):
+            async with waiting, up.hooks.reserved(Priority.START):
                 waiting.reschedule(None)
                 if self._gate.closed:
                     raise RetryLater(0.0, "worker stopping: another worker sends the create")
@@ -248,7 +263,7 @@ class TryOnRunner:
                     # sent now would spend a credit nobody waits for (promise 8).
                     return await self._deadline_exceeded(record)
                 with self._gate.create_call():
-                    return await self._send_create(record, plan, request, job_try)
+                    return await self._send_create(record, up, plan, request, job_try)
         except TimeoutError:
             if not waiting.expired():
                 raise
@@ -256,8 +271,58 @@ class TryOnRunner:
                 return await self._deadline_exceeded(record)
             raise RetryLater(0.0, "no budget cell in this attempt's time") from None
 
+    async def _choose(self, record: TryOnRecord) -> tuple[TryOnRecord, Upstream]:
+        """The account this try-on goes through: the one it was given while that one is
+        usable, else the first usable one of its app's pool (a failover: nothing was created
+        on the one before, so its photo is uploaded again to the new one)."""
+        accounts = self._res.accounts
+        if record.account is not None:
+            try:
+                if await accounts.usable(record.account):
+                    return record, await accounts.upstream(record.account)
+            except UnknownAccount:
+                pass
+        up = await self._pick(record)
+        if up.id != record.account:
+            log.info("try-on %s: account %s -> %s", record.id, record.account, up.id)
+            record = await self._mark(record, account=up.id, upstream_image_id=None)
+        return record, up
+
+    async def _pick(self, record: TryOnRecord) -> Upstream:
+        """An account of the app's pool for this try-on, noted as one the app used (erase)."""
+        try:
+            up = await self._res.accounts.choose(record.app)
+        except NoAccount as exc:
+            raise Finished(await self._fail(record, exc.code, exc.message)) from None
+        await self._res.accounts.registry.note_used(record.app, up.id)
+        return up
+
+    async def _failover(self, record: TryOnRecord, up: Upstream, exc: gl.APIError) -> None:
+        """An answer proving the account can do nothing (402, 401) takes it out of its pools;
+        the try-on goes on through another usable account of its pool (RetryLater), if any."""
+        reason = refusal_reason(exc)
+        if reason is None:
+            return
+        await self._res.accounts.take_out(up.id, reason)
+        if await self._res.accounts.has_usable(record.app):
+            raise RetryLater(0.0, f"account {up.id} refused ({reason}): failing over")
+
+    async def _sent_upstream(self, record: TryOnRecord) -> Upstream:
+        """The account a sent try-on's generation lives in (a record from before accounts
+        existed: the default one)."""
+        try:
+            return await self._res.accounts.upstream(record.account or DEFAULT_ACCOUNT)
+        except UnknownAccount:
+            message = "The upstream account this try-on was sent to was deleted."
+            raise Finished(await self._fail(record, "UPSTREAM_ACCOUNT_DELETED", message)) from None
+
     async def _send_create(
-        self, record: TryOnRecord, plan: PlannedProduct, request: TryOnRequest, job_try: int
+        self,
+        record: TryOnRecord,
+        up: Upstream,
+        plan: PlannedProduct,
+        request: TryOnRequest,
+        job_try: int,
     ) -> TryOnRecord:
         """The create call's window: marker, call, and its outcome recorded."""
         record = await self._mark(record, create_started_at=time.time())
@@ -266,23 +331,28 @@ class TryOnRunner:
             return record
         log.info("try-on %s: create sent (try %d)", record.id, job_try)
         try:
-            generation = await self._create(request)
+            generation = await self._create(up.client, request)
         except gl.GenlookError as exc:
-            failed = partial(self._create_failed, record, plan, exc, job_try)
+            failed = partial(self._create_failed, record, up, plan, exc, job_try)
             return await _through_redis_outage(failed)
         recorded = await _through_redis_outage(partial(self._record_generation, record, generation))
-        await self._remember_product(record.app, plan, generation)
+        await self._remember_product(record.app, up, plan, generation)
         return recorded
 
     async def _create_failed(
-        self, record: TryOnRecord, plan: PlannedProduct, exc: gl.GenlookError, job_try: int
+        self,
+        record: TryOnRecord,
+        up: Upstream,
+        plan: PlannedProduct,
+        exc: gl.GenlookError,
+        job_try: int,
     ) -> TryOnRecord:
         """Decide from the error whether the create may have happened, and what comes next."""
         log.info("try-on %s: create failed: %s %s", record.id, type(exc).__name__, exc)
         if isinstance(exc, gl.ProductNotFound) and plan.is_reference:
             # The cached product expired or was deleted upstream; nothing was created.
             # Resend inline: the cache is corrected and no credit is lost.
-            await self._forget_product(record.app, plan)
+            await self._forget_product(record.app, up, plan)
             return await self._mark(record, create_started_at=None)
         if (
             isinstance(exc, gl.ImageNotFound)
@@ -291,7 +361,7 @@ class TryOnRunner:
         ):
             # Genlook lost the photo (retention, an erase elsewhere): nothing was created.
             # Upload it again, once; a second loss is reported.
-            await self._forget_photo(record)
+            await self._forget_photo(record, up)
             return await self._mark(
                 record,
                 create_started_at=None,
@@ -309,6 +379,11 @@ class TryOnRunner:
             await self._mark(record, create_started_at=None)
             delay = getattr(exc, "retry_after", None) or backoff(job_try)
             raise RetryLater(delay, type(exc).__name__) from exc
+        if isinstance(exc, gl.APIError) and refusal_reason(exc) is not None:
+            # 402 or 401: refused before anything was created, so another account of the
+            # pool may take the try-on (the marker is cleared first: nothing was sent there).
+            record = await self._mark(record, create_started_at=None)
+            await self._failover(record, up, exc)
         if isinstance(exc, gl.APIError):
             # Genlook refused the request: nothing was created. The marker goes with the
             # failure, so the record says "no credit spent" and an operator may retry it.
@@ -330,8 +405,7 @@ class TryOnRunner:
             "It is not retried so that no second credit is spent.",
         )
 
-    async def _create(self, request: TryOnRequest) -> Generation:
-        client = self._res.genlook
+    async def _create(self, client: GenlookClient, request: TryOnRequest) -> Generation:
         if self._res.settings.genlook.wait_strategy == "sync":
             return await client.create_try_on_sync(request)
         created = await client.create_try_on(request)
@@ -346,6 +420,7 @@ class TryOnRunner:
 
     async def _wait(self, record: TryOnRecord, job_started: float) -> TryOnRecord:
         assert record.generation_id is not None
+        client = (await self._sent_upstream(record)).client
         submitted = record.create_started_at or record.started_at or time.time()
         while True:
             elapsed = time.time() - submitted
@@ -356,7 +431,7 @@ class TryOnRunner:
                 delay = max(0.0, record.deadline_at - time.time())
             await asyncio.sleep(delay)
             try:
-                generation = await self._res.genlook.get_generation(record.generation_id)
+                generation = await client.get_generation(record.generation_id)
             except (gl.TransportError, gl.ServerError, gl.RateLimited) as exc:
                 log.info("status poll of %s failed: %s", record.id, type(exc).__name__)
                 if time.time() > record.deadline_at:
@@ -403,7 +478,8 @@ class TryOnRunner:
             except ResultGone:
                 log.info("try-on %s: Genlook's result URL expired; reading it again", record.id)
         assert record.generation_id is not None
-        generation = await self._res.genlook.get_generation(record.generation_id)
+        client = (await self._sent_upstream(record)).client
+        generation = await client.get_generation(record.generation_id)
         if generation.status != "COMPLETED" or not generation.result_image_url:
             raise ResultGone(f"the generation is {generation.status} without a result")
         return await fetch_result(
@@ -436,7 +512,7 @@ class TryOnRunner:
 
     # --- pieces -------------------------------------------------------------------------------
 
-    async def _person(self, record: TryOnRecord, job_try: int) -> Person:
+    async def _person(self, record: TryOnRecord, up: Upstream, job_try: int) -> Person:
         if record.person.url is not None:
             return Person(image=PersonImage(source=ImageSource(url=record.person.url)))
         assert record.person.image_id is not None
@@ -446,7 +522,7 @@ class TryOnRunner:
                 raise Finished(await self._fail(record, "IMAGE_EXPIRED", _EXPIRED))
             try:
                 upstream = await self._res.photos.upstream_id(
-                    self._account, image, make_uploader(self._res, image)
+                    up.digest, image, make_uploader(up.client, image)
                 )
             except PhotoGone:
                 raise Finished(await self._fail(record, "IMAGE_EXPIRED", _EXPIRED)) from None
@@ -455,13 +531,14 @@ class TryOnRunner:
             except (gl.TransportError, gl.RateLimited, gl.ServerError) as exc:
                 raise RetryLater(backoff(job_try), "photo upload") from exc
             except gl.APIError as exc:
+                await self._failover(record, up, exc)
                 failed = await self._fail(record, exc.code or "INVALID_IMAGE", exc.message)
                 raise Finished(failed) from None
             record = await self._mark(record, upstream_image_id=upstream)
         assert record.upstream_image_id is not None
         return Person(image=PersonImage(source=ImageSource(id=record.upstream_image_id)))
 
-    async def _plan_product(self, record: TryOnRecord) -> PlannedProduct:
+    async def _plan_product(self, record: TryOnRecord, up: Upstream) -> PlannedProduct:
         d = record.product
         fp = fingerprint(d)
         cache = self._res.products
@@ -477,7 +554,7 @@ class TryOnRunner:
         )
         if d.external_id is not None:
             upstream_id = upstream_product_id(record.app, d.external_id)
-            if await cache.known(self._account, upstream_id, fp):
+            if await cache.known(up.digest, upstream_id, fp):
                 await self._res.metrics.add("product_cache", result="hit")
                 return PlannedProduct(ProductInput(external_id=upstream_id), upstream_id, fp, True)
             await self._res.metrics.add("product_cache", result="miss")
@@ -488,34 +565,34 @@ class TryOnRunner:
                 images=full.images,
             )
             return PlannedProduct(inline, upstream_id, fp, False)
-        anon = await cache.oneshot_id(self._account, record.app, fp)
+        anon = await cache.oneshot_id(up.digest, record.app, fp)
         if anon is not None:
             return PlannedProduct(ProductInput(external_id=anon), None, fp, True)
         return PlannedProduct(full, None, fp, False)
 
-    async def _forget_photo(self, record: TryOnRecord) -> None:
+    async def _forget_photo(self, record: TryOnRecord, up: Upstream) -> None:
         assert record.person.image_id is not None
         image = await self._res.photos.get(record.app, record.person.image_id)
         if image is not None and record.upstream_image_id is not None:
             # Only the imageId this try-on sent: another try-on may have uploaded anew already.
-            await self._res.photos.forget_upstream(self._account, image, record.upstream_image_id)
+            await self._res.photos.forget_upstream(up.digest, image, record.upstream_image_id)
 
-    async def _forget_product(self, app: str, plan: PlannedProduct) -> None:
+    async def _forget_product(self, app: str, up: Upstream, plan: PlannedProduct) -> None:
         products = self._res.products
         if plan.cache_id is not None:
-            await products.forget(self._account, plan.cache_id)
+            await products.forget(up.digest, plan.cache_id)
         else:
-            await products.forget_oneshot(self._account, app, plan.fingerprint)
+            await products.forget_oneshot(up.digest, app, plan.fingerprint)
 
     async def _remember_product(
-        self, app: str, plan: PlannedProduct, generation: Generation
+        self, app: str, up: Upstream, plan: PlannedProduct, generation: Generation
     ) -> None:
         products = self._res.products
         if plan.cache_id is not None:
-            await products.remember(self._account, plan.cache_id, plan.fingerprint)
+            await products.remember(up.digest, plan.cache_id, plan.fingerprint)
         elif generation.product_external_id:
             await products.remember_oneshot(
-                self._account, app, plan.fingerprint, generation.product_external_id
+                up.digest, app, plan.fingerprint, generation.product_external_id
             )
 
     @staticmethod
@@ -604,9 +681,9 @@ async def _through_redis_outage(write: Callable[[], Awaitable[TryOnRecord]]) -> 
             await asyncio.sleep(0.5)
 
 
-def make_uploader(res: Resources, image: StoredImage) -> Callable[[bytes], Awaitable[str]]:
+def make_uploader(client: GenlookClient, image: StoredImage) -> Callable[[bytes], Awaitable[str]]:
     async def upload(data: bytes) -> str:
-        uploaded = await res.genlook.upload_image(
+        uploaded = await client.upload_image(
             data,
             filename=f"photo.{image.content_type.rsplit('/', 1)[-1]}",
             content_type=image.content_type,

@@ -1,4 +1,5 @@
-"""GDPR erase of one end user: upstream first, then every local trace.
+"""GDPR erase of one end user: upstream first (in every account the app used), then every
+local trace.
 
 Local traces of a user: try-on records (and their idempotency records, which name the try-on
 and, for a browser's key, the user), their place in the sweeper's and the ops API's lists,
@@ -17,13 +18,13 @@ from typing import Protocol
 from redis.asyncio import Redis
 
 from service.access.tokens import TokenVerifier
-from service.genlook.client import GenlookClient
+from service.accounts.directory import AccountDirectory
+from service.accounts.registry import UnknownAccount
 from service.keys import Keys
-from service.namespacing import upstream_account, upstream_user_id
+from service.namespacing import upstream_user_id
 from service.photos import PhotoStore
 from service.results.objects import ResultObjects
 from service.results.reuse import ResultReuse
-from service.settings import Settings
 from service.tryons.store import TryOnStore
 from service.webhooks.deliveries import DeliveryStore
 
@@ -32,11 +33,10 @@ class EraseParts(Protocol):
     """What an erase reaches (service.resources.Resources has it): the wiring is passed down,
     never imported from here."""
 
-    genlook: GenlookClient
+    accounts: AccountDirectory
     redis: Redis
     keys: Keys
     photos: PhotoStore
-    settings: Settings
     store: TryOnStore
     deliveries: DeliveryStore
     tokens: TokenVerifier
@@ -45,11 +45,21 @@ class EraseParts(Protocol):
 
 
 async def erase_customer(res: EraseParts, app: str, external_user_id: str) -> int:
-    """Returns how many local records were deleted. Raises GenlookError if upstream failed,
-    before anything local is touched, so a retry erases everything."""
+    """Returns how many local records were deleted. Raises GenlookError if upstream failed in
+    any account, before anything local is touched, so a retry erases everything (an erase
+    already done upstream is repeated harmlessly)."""
     upstream = upstream_user_id(app, external_user_id)
     assert upstream is not None
-    await res.genlook.delete_customer(upstream)
+    digests = []
+    # Every account the app's photos or try-ons went to, and its pool's: the user's photos
+    # and generations may live in any of them (a failover moves an app's traffic).
+    for account_id in await res.accounts.registry.used_by(app):
+        try:
+            up = await res.accounts.upstream(account_id)
+        except UnknownAccount:
+            continue  # deleted: the gateway can no longer reach it
+        await up.client.delete_customer(upstream)
+        digests.append(up.digest)
     k = res.keys
     members: set[bytes] = await res.redis.smembers(  # type: ignore[misc]
         k.customer_tryons(app, external_user_id)
@@ -74,7 +84,6 @@ async def erase_customer(res: EraseParts, app: str, external_user_id: str) -> in
         pipe.delete(k.customer_tryons(app, external_user_id))
         await pipe.execute()
     deliveries = await res.deliveries.erase_tryons(tryon_ids)
-    account = upstream_account(res.settings.genlook)
-    images = await res.photos.erase_customer(app, external_user_id, account)
+    images = await res.photos.erase_customer(app, external_user_id, digests)
     tokens = await res.tokens.revoke_user(app, external_user_id)
     return len(tryon_ids) + deliveries + images + tokens

@@ -143,6 +143,11 @@ class TryOnRecord(msgspec.Struct, kw_only=True, omit_defaults=True):
     idempotency_key: str | None = None
     # The accepting request's trace: carried into job logs and webhook attempts.
     trace_id: str | None = None
+    # The upstream account (service/accounts/) chosen for this try-on: its photo is uploaded
+    # there and its create sent there, so its generation lives there. Changed only while
+    # nothing was created (a failover); None: not chosen yet (or a record from before
+    # accounts existed, whose generation lives in the default account).
+    account: str | None = None
     # Upstream progress, each written as soon as it is known.
     upstream_image_id: str | None = None
     upstream_product_id: str | None = None

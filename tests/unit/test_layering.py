@@ -23,6 +23,7 @@ LAYERS: list[tuple[str, tuple[str, ...], bool]] = [
         "leaves",
         (
             "service",  # the package itself
+            "service.accounts.crypto",
             "service.admin_tokens",
             "service.byte_budget",
             "service.container",
@@ -45,6 +46,7 @@ LAYERS: list[tuple[str, tuple[str, ...], bool]] = [
         "domain",
         (
             "service.access",
+            "service.accounts",
             "service.auth",
             "service.autopipeline",
             "service.budget",
