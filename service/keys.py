@@ -16,6 +16,11 @@ from dataclasses import dataclass
 from service.namespacing import part
 
 
+def batch_event_topic(batch_id: str) -> str:
+    """What `EventHub.watch` is given to follow a batch (try-on ids never start `batch:`)."""
+    return f"batch:{batch_id}"
+
+
 @dataclass(frozen=True, slots=True)
 class Keys:
     prefix: str = "tryon:"
@@ -38,6 +43,30 @@ class Keys:
     def active_tryons(self) -> str:
         """Sorted set: non-terminal try-on ids scored by their deadline (the sweeper's list)."""
         return f"{self.prefix}active"
+
+    # --- batches (service/batches/) ---------------------------------------------------------
+    def batch(self, batch_id: str) -> str:
+        """Hash: `doc` (the batch as JSON), `total`, `accepted`, `finished`, `n:<status>` per
+        terminal status, `status`, `head` (the batch.completed event's data, unclosed),
+        `callback`, `completed_at`."""
+        return f"{self.prefix}batch:{batch_id}"
+
+    def batch_items(self, batch_id: str) -> str:
+        """List: the batch's try-on ids, in the order of its items."""
+        return f"{self.prefix}batch:{batch_id}:items"
+
+    def batch_finished(self, batch_id: str) -> str:
+        """Set: the batch's try-ons counted as finished (each once, even if retried)."""
+        return f"{self.prefix}batch:{batch_id}:finished"
+
+    def batch_idempotency(self, app: str, key: str) -> str:
+        """String: `<batch id> <request fingerprint>` for a batch's Idempotency-Key."""
+        return f"{self.prefix}batch-idem:{app}:{key}"
+
+    def batch_events(self, batch_id: str) -> str:
+        """Pub/sub channel of a batch's progress: under the try-on channels' pattern, so the
+        gateway's one subscription (service/events.py) carries it too."""
+        return self.tryon_events(batch_event_topic(batch_id))
 
     def customer_tryons(self, app: str, external_user_id: str) -> str:
         """Set: try-on ids of one end user, for GDPR erase."""
@@ -131,6 +160,20 @@ class Keys:
     def budget_pause(self) -> str:
         """String with a TTL: set while upstream told us to back off (429 Retry-After)."""
         return f"{self.prefix}budget:pause"
+
+    def budget_waiters(self, lane: str) -> str:
+        """Sorted set: starts waiting for a budget cell in `lane`, scored by fair-queuing tag."""
+        return f"{self.prefix}budget:waiters:{lane}"
+
+    @property
+    def budget_waiters_due(self) -> str:
+        """Sorted set: each lane waiter -> the time (ms) by which it asks again (else it left)."""
+        return f"{self.prefix}budget:waiters-due"
+
+    @property
+    def budget_fair_tags(self) -> str:
+        """Hash: each lane's virtual clock and each app's last fair-queuing tag in it."""
+        return f"{self.prefix}budget:fair-tags"
 
     @property
     def durations(self) -> str:

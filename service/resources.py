@@ -12,6 +12,8 @@ from service.access.quotas import Quotas
 from service.access.registry import AppRegistry
 from service.access.tokens import TokenVerifier
 from service.autopipeline import AutoPipeline
+from service.batches.intake import BatchIntake
+from service.batches.store import BatchStore
 from service.budget import UpstreamBudget
 from service.byte_budget import ByteBudget
 from service.genlook.client import GenlookClient
@@ -75,6 +77,7 @@ class Resources:
     quotas: Quotas
     tokens: TokenVerifier
     intake: TryOnIntake
+    batches: BatchIntake
     # Stored results: the objects, their links, and the client that copies them from Genlook.
     results: ResultObjects
     links: ResultLinks
@@ -124,6 +127,18 @@ class Resources:
             cleaning_threads=image_threads(settings),
         )
         policy = url_policy(settings)
+        intake = TryOnIntake(
+            store=store,
+            photos=photos,
+            quotas=quotas,
+            pipeline=pipeline,
+            keys=keys,
+            lookups=lookups,
+            url_policy=policy,
+            idempotency_ttl=settings.gateway.idempotency_ttl,
+            retention=settings.gateway.tryon_retention,
+            deadline=settings.worker.tryon_deadline,
+        )
         return cls(
             settings=settings,
             redis=redis,
@@ -151,17 +166,12 @@ class Resources:
             apps=apps,
             quotas=quotas,
             tokens=TokenVerifier(redis, keys, apps),
-            intake=TryOnIntake(
-                store=store,
-                photos=photos,
+            intake=intake,
+            batches=BatchIntake(
+                batches=BatchStore(redis, keys, store, settings.gateway.tryon_retention),
+                tryons=intake,
                 quotas=quotas,
-                pipeline=pipeline,
-                keys=keys,
-                lookups=lookups,
-                url_policy=policy,
                 idempotency_ttl=settings.gateway.idempotency_ttl,
-                retention=settings.gateway.tryon_retention,
-                deadline=settings.worker.tryon_deadline,
             ),
             results=ResultObjects(redis, keys, settings.results),
             links=links,

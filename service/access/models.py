@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import time
-from typing import Literal
+from typing import Annotated, Literal
 
 import msgspec
 
@@ -30,6 +30,9 @@ class Policy(msgspec.Struct, frozen=True, kw_only=True):
     # Seconds a browser's try-on may wait to be sent upstream when its request names no
     # `deadlineSeconds`: a shopper who left spends no credit. None: only the worker's bound.
     browser_deadline_seconds: float | None = None
+    # The app's share of the upstream budget within a lane, against the other apps' weights
+    # (docs/lanes.md): weight 3 beside weight 1 gets three cells in four while both wait.
+    lane_weight: Annotated[int, msgspec.Meta(ge=1, le=1000)] = 1
 
 
 class App(msgspec.Struct, frozen=True, kw_only=True):

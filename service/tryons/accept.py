@@ -22,6 +22,7 @@ from service.autopipeline import AutoPipeline
 from service.domain_errors import Conflict, InvalidInput, LimitReached
 from service.imaging import sniff
 from service.keys import Keys
+from service.lanes import INTERACTIVE, Lane
 from service.namespacing import end_user_idempotency_key
 from service.photos import PhotoStore
 from service.tryons.intake import build_record
@@ -42,6 +43,16 @@ class Accepted(NamedTuple):
     replayed: bool
 
 
+class BatchPart(NamedTuple):
+    """A try-on accepted as one of a batch's (service/batches/)."""
+
+    batch_id: str
+    # The batch's quota reservation, taken for all its try-ons at once: each holds one unit.
+    counters: list[str]
+    # Whether the try-on's own events go to webhooks (the batch's `batch.completed` does).
+    webhooks: bool
+
+
 def send_deadline(principal: Principal, requested: float | None, most: float) -> float | None:
     """Seconds after acceptance past which the try-on is not sent upstream, or None for the
     worker's bound alone: the request's `deadlineSeconds`, else for a browser its app's
@@ -53,9 +64,19 @@ def send_deadline(principal: Principal, requested: float | None, most: float) ->
     return None if seconds is None else min(seconds, most)
 
 
-def idempotency_scope(principal: Principal, key: str) -> str:
+def check_idempotency_key(key: str) -> None:
+    if not 0 < len(key) <= MAX_IDEMPOTENCY_KEY:
+        raise InvalidInput(
+            "VALIDATION_FAILED", f"Idempotency-Key must be 1-{MAX_IDEMPOTENCY_KEY} characters."
+        )
+
+
+def idempotency_scope(principal: Principal, key: str, batch: BatchPart | None = None) -> str:
     """The one place an Idempotency-Key becomes the key it is stored under: a browser's is
-    scoped to its end user, so one user's key never replays another's try-on."""
+    scoped to its end user, so one user's key never replays another's try-on; a batch item's
+    to its batch, behind a NUL no HTTP header can carry, so no caller's key meets it."""
+    if batch is not None:
+        return f"\x00batch:{batch.batch_id}:{key}"
     if principal.is_browser:
         return end_user_idempotency_key(principal.external_user_id, key)
     return key
@@ -96,21 +117,20 @@ class TryOnIntake:
         photo: bytes | None = None,
         photo_key: str | None = None,
         idempotency_key: str | None = None,
+        lane: Lane = INTERACTIVE,
+        batch: BatchPart | None = None,
     ) -> Accepted:
         """Record and enqueue the try-on `body` asks for, or replay the one `idempotency_key`
         already made with the same request.
 
         `raw` is the request as received (with `photo`, it tells a replay from a reuse of the
         key for another request); `photo` is a person photo sent inline, which `body` names as
-        `fileKey` `photo_key`.
+        `fileKey` `photo_key`. `lane`: which lane takes the upstream budget for it
+        (docs/lanes.md); `batch`: the batch it belongs to, whose reservation counts it.
         """
         if idempotency_key is not None:
-            if not 0 < len(idempotency_key) <= MAX_IDEMPOTENCY_KEY:
-                raise InvalidInput(
-                    "VALIDATION_FAILED",
-                    f"Idempotency-Key must be 1-{MAX_IDEMPOTENCY_KEY} characters.",
-                )
-            idempotency_key = idempotency_scope(principal, idempotency_key)
+            check_idempotency_key(idempotency_key)
+            idempotency_key = idempotency_scope(principal, idempotency_key, batch)
         if principal.is_browser:
             body = browser_tryon(principal, body)
             if photo is not None:
@@ -131,6 +151,19 @@ class TryOnIntake:
         if photo is not None:
             digest.update(hashlib.sha256(photo).digest())
         request_fingerprint = fingerprint(digest.digest())
+        record.lane = lane
+        if batch is not None:
+            record.batch_id = batch.batch_id
+            record.tryon_webhooks = batch.webhooks
+        if batch is not None:  # the batch counted all its try-ons before accepting the first
+            return await self._record_counted(
+                body,
+                record=record,
+                expected=expected,
+                idempotency_key=idempotency_key,
+                request_fingerprint=request_fingerprint,
+                counters=batch.counters,
+            )
         # Counted before anything is written: a full quota refuses with nothing stored. An
         # app without limits (every env-configured one) costs nothing here.
         try:
@@ -164,6 +197,41 @@ class TryOnIntake:
             raise
         if not created and counters:  # a replay spends nothing new
             await self._quotas.give_back(record.id, counters)
+        return Accepted(stored, replayed=not created)
+
+    async def check(self, principal: Principal, body: TryOnCreate) -> None:
+        """Everything that could refuse `body` for a secret-key caller, writing nothing: a
+        batch checks all its try-ons before it counts or accepts the first."""
+        if body.callback_url is not None:
+            await self.check_callback(body.callback_url)
+        await self._build(principal.app, body, {}, None, browser=False)
+
+    async def check_callback(self, url: str) -> None:
+        await check_callback_url(url, self._url_policy)
+
+    async def _record_counted(
+        self,
+        body: TryOnCreate,
+        *,
+        record: TryOnRecord,
+        expected: Expected,
+        idempotency_key: str | None,
+        request_fingerprint: str,
+        counters: list[str],
+    ) -> Accepted:
+        """Accept a try-on whose quota units its batch holds: nothing taken, nothing given
+        back here (a try-on ending without a credit gives its unit back as any other)."""
+        record.quota_counters = counters
+        stored, created = await self._record(
+            body,
+            browser=False,
+            photo=None,
+            record=record,
+            expected=expected,
+            uploaded={},
+            idempotency_key=idempotency_key,
+            request_fingerprint=request_fingerprint,
+        )
         return Accepted(stored, replayed=not created)
 
     async def _build(

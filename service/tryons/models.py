@@ -14,6 +14,7 @@ import msgspec
 
 from service.access.quotas import Payer
 from service.genlook.models import KeepForDays
+from service.lanes import INTERACTIVE, Lane
 
 TryOnStatus = Literal["queued", "submitting", "running", "completed", "failed", "canceled"]
 # The record's states: the public ones plus `storing` (Genlook finished; the result is being
@@ -168,6 +169,12 @@ class TryOnRecord(msgspec.Struct, kw_only=True, omit_defaults=True):
     quota_counters: list[str] = msgspec.field(default_factory=list)
     # Whose token or anonymous allowance they include, so a retry counts against it again.
     payer: Payer | None = None
+    # Which lane takes the upstream budget for it (docs/lanes.md); a batch's try-ons: `batch`.
+    lane: Lane = INTERACTIVE
+    # The batch it belongs to, and whether its own events go to webhooks (the batch's
+    # `batch.completed` always does; SSE and long-polls see every change either way).
+    batch_id: str | None = None
+    tryon_webhooks: bool = True
 
     @property
     def unsent(self) -> bool:
