@@ -23,6 +23,11 @@ from tryon_client.errors import (
     WaitTimeout,
 )
 from tryon_client.models import (
+    Batch,
+    BatchCounts,
+    BatchCreate,
+    BatchItem,
+    BatchTryOn,
     EndpointUpdate,
     ImageSource,
     Output,
@@ -47,6 +52,11 @@ __all__ = [
     "AsyncClient",
     "AuthenticationError",
     "BadRequest",
+    "Batch",
+    "BatchCounts",
+    "BatchCreate",
+    "BatchItem",
+    "BatchTryOn",
     "Client",
     "Conflict",
     "EndpointUpdate",
