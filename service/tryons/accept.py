@@ -155,21 +155,15 @@ class TryOnIntake:
         if batch is not None:
             record.batch_id = batch.batch_id
             record.tryon_webhooks = batch.webhooks
-        if batch is not None:  # the batch counted all its try-ons before accepting the first
-            return await self._record_counted(
-                body,
-                record=record,
-                expected=expected,
-                idempotency_key=idempotency_key,
-                request_fingerprint=request_fingerprint,
-                counters=batch.counters,
-            )
         # Counted before anything is written: a full quota refuses with nothing stored. An
         # app without limits (every env-configured one) costs nothing here.
+        # A batch counted all its try-ons before accepting the first: its try-ons hold a unit
+        # each of its reservation, and only their ending gives it back.
+        counted = batch is not None
         try:
             p = principal
             limits = self._quotas.tryon_limits(p.app, p.policy, p.payer, time.time())
-            counters = await self._quotas.take(limits)
+            counters = batch.counters if batch is not None else await self._quotas.take(limits)
         except LimitReached:
             # A full quota must not refuse the replay of a try-on it already counted.
             if idempotency_key is None or not await self._store.remembers(
@@ -192,10 +186,10 @@ class TryOnIntake:
                 request_fingerprint=request_fingerprint,
             )
         except BaseException:
-            if counters:
+            if counters and not counted:
                 await self._quotas.give_back(record.id, counters)
             raise
-        if not created and counters:  # a replay spends nothing new
+        if not created and counters and not counted:  # a replay spends nothing new
             await self._quotas.give_back(record.id, counters)
         return Accepted(stored, replayed=not created)
 
@@ -208,31 +202,6 @@ class TryOnIntake:
 
     async def check_callback(self, url: str) -> None:
         await check_callback_url(url, self._url_policy)
-
-    async def _record_counted(
-        self,
-        body: TryOnCreate,
-        *,
-        record: TryOnRecord,
-        expected: Expected,
-        idempotency_key: str | None,
-        request_fingerprint: str,
-        counters: list[str],
-    ) -> Accepted:
-        """Accept a try-on whose quota units its batch holds: nothing taken, nothing given
-        back here (a try-on ending without a credit gives its unit back as any other)."""
-        record.quota_counters = counters
-        stored, created = await self._record(
-            body,
-            browser=False,
-            photo=None,
-            record=record,
-            expected=expected,
-            uploaded={},
-            idempotency_key=idempotency_key,
-            request_fingerprint=request_fingerprint,
-        )
-        return Accepted(stored, replayed=not created)
 
     async def _build(
         self,
