@@ -172,6 +172,7 @@ class Resources:
                 tryons=intake,
                 quotas=quotas,
                 idempotency_ttl=settings.gateway.idempotency_ttl,
+                spacing=budget.shape.interval_ms / 1000 if settings.worker.lanes else 0.0,
             ),
             results=ResultObjects(redis, keys, settings.results),
             links=links,

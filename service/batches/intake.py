@@ -72,11 +72,15 @@ class BatchIntake:
         tryons: TryOnIntake,
         quotas: Quotas,
         idempotency_ttl: float,
+        spacing: float,
     ) -> None:
         self._batches = batches
         self._tryons = tryons
         self._quotas = quotas
         self._idempotency_ttl = idempotency_ttl
+        # Seconds between the due times of a batch's jobs: one budget cell each, so they come
+        # due at the pace the budget can send them instead of all at once (0: all at once).
+        self._spacing = spacing
 
     async def accept(
         self, principal: Principal, body: BatchCreate, *, raw: bytes, idempotency_key: str | None
@@ -143,7 +147,6 @@ class BatchIntake:
     async def _accept_tryons(
         self, principal: Principal, batch: BatchRecord, tryons: list[TryOnCreate]
     ) -> None:
-        part = BatchPart(batch.id, batch.quota_counters, batch.tryon_webhooks)
         ids: list[str] = []
         for start in range(0, len(tryons), _CONCURRENCY):
             chunk = list(enumerate(tryons))[start : start + _CONCURRENCY]
@@ -155,7 +158,12 @@ class BatchIntake:
                         raw=_encode(tryon),
                         idempotency_key=str(index),
                         lane=BATCH,
-                        batch=part,
+                        batch=BatchPart(
+                            batch.id,
+                            batch.quota_counters,
+                            batch.tryon_webhooks,
+                            defer=index * self._spacing,
+                        ),
                     )
                     for index, tryon in chunk
                 )

@@ -51,6 +51,9 @@ class BatchPart(NamedTuple):
     counters: list[str]
     # Whether the try-on's own events go to webhooks (the batch's `batch.completed` does).
     webhooks: bool
+    # Seconds before its job is due: a batch's jobs come due at about the budget's pace, not
+    # all at once (docs/lanes.md, "Worker slots").
+    defer: float = 0.0
 
 
 def send_deadline(principal: Principal, requested: float | None, most: float) -> float | None:
@@ -184,6 +187,7 @@ class TryOnIntake:
                 uploaded=uploaded,
                 idempotency_key=idempotency_key,
                 request_fingerprint=request_fingerprint,
+                defer=batch.defer if batch is not None else 0.0,
             )
         except BaseException:
             if counters and not counted:
@@ -232,6 +236,8 @@ class TryOnIntake:
         idempotency_key: str | None,
         request_fingerprint: str,
         expected: Expected | None = None,
+        *,
+        defer: float,
     ) -> tuple[TryOnRecord, bool]:
         return await self._store.accept(
             record,
@@ -240,6 +246,7 @@ class TryOnIntake:
             idempotency_ttl=self._idempotency_ttl,
             retention=self._retention,
             expected=expected,
+            defer=defer,
         )
 
     async def _record(
@@ -253,6 +260,7 @@ class TryOnIntake:
         uploaded: Mapping[str, str],
         idempotency_key: str | None,
         request_fingerprint: str,
+        defer: float,
     ) -> tuple[TryOnRecord, bool]:
         """Store the photo sent inline, then record and enqueue the try-on in one script;
         (the stored record, whether it is new)."""
@@ -267,7 +275,9 @@ class TryOnIntake:
             person = record.person = PersonDef(image_id=image.id)
         try:
             try:
-                return await self._write(record, idempotency_key, request_fingerprint, expected)
+                return await self._write(
+                    record, idempotency_key, request_fingerprint, expected, defer=defer
+                )
             except StaleLookup:
                 # The remembered product or photo changed: build again from what Redis holds.
                 self._lookups.forget(expected)
@@ -278,8 +288,11 @@ class TryOnIntake:
                 fresh.quota_counters = record.quota_counters
                 fresh.payer = record.payer
                 fresh.send_by = record.send_by
+                fresh.lane = record.lane
+                fresh.batch_id = record.batch_id
+                fresh.tryon_webhooks = record.tryon_webhooks
                 fresh.id = record.id  # the reservation is named after it
-                return await self._write(fresh, idempotency_key, request_fingerprint)
+                return await self._write(fresh, idempotency_key, request_fingerprint, defer=defer)
         except IdempotencyConflict as exc:
             raise Conflict(
                 "IDEMPOTENCY_KEY_REUSED",

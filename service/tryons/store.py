@@ -178,8 +178,10 @@ class TryOnStore:
         idempotency_ttl: float,
         retention: float,
         expected: Expected | None = None,
+        defer: float = 0.0,
     ) -> tuple[TryOnRecord, bool]:
         """Persist a new try-on and its job atomically; or return the one the key already made.
+        `defer`: seconds before its job is due (arq takes no job before its score).
 
         Returns (record, created). Raises IdempotencyConflict when the key was used with
         another body, and StaleLookup (nothing written) when a value in `expected` changed.
@@ -210,7 +212,7 @@ class TryOnStore:
                 record.deadline_at,
                 int(retention * 1000),
                 job,
-                score,
+                score + int(defer * 1000),
                 jobs.JOB_EXPIRY_MS,
                 job_id,
                 "1" if idempotency_key else "0",

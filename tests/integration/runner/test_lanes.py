@@ -34,13 +34,15 @@ async def _run_until_done(h: Harness, tryon_id: str) -> None:
             await asyncio.sleep(min(later.delay, 0.2))
 
 
-@pytest.mark.parametrize(("harness_env", "first"), [({}, True), ({"WORKER_LANES": "false"}, False)])
+@pytest.mark.parametrize(("harness_env", "lanes"), [({}, True), ({"WORKER_LANES": "false"}, False)])
 async def test_an_interactive_tryon_queued_behind_a_batch_is_sent_first(
-    harness: Harness, first: bool
+    harness: Harness, lanes: bool
 ) -> None:
     """Five batch try-ons and then one interactive one wait for budget cells (the budget is
-    paused); when cells come back, the interactive one's create goes first. With lanes off
-    (first come, first served) it goes after the batch's."""
+    paused); when cells come back, the interactive one's create goes first: at most one batch
+    create is sent beside it (the bucket's burst frees two cells at once, and both creates are
+    sent in the same instant). With lanes off (first come, first served) it goes after all
+    five."""
     h = harness
     warm = await h.tryon()
     await h.drive(warm)  # the photo is upstream: every try-on below waits only for the budget
@@ -54,12 +56,10 @@ async def test_an_interactive_tryon_queued_behind_a_batch_is_sent_first(
     await asyncio.sleep(0.1)  # the batch's creates are waiting before the interactive one's
     runs.append(asyncio.create_task(_run_until_done(h, interactive)))
     await asyncio.gather(*runs)
-    sent = {i: (await h.record(i)).create_started_at for i in [*batch_ids, interactive]}
-    assert all(s is not None for s in sent.values()), sent
-    batch_first = min(s for i, s in sent.items() if i != interactive and s is not None)
-    assert (
-        (sent[interactive] or 0) < batch_first if first else (sent[interactive] or 0) > batch_first
-    )
+    sent = {i: (await h.record(i)).create_started_at or 0.0 for i in [*batch_ids, interactive]}
+    assert all(sent.values()), sent
+    before = sum(1 for i in batch_ids if sent[i] < sent[interactive])
+    assert before <= 1 if lanes else before == 5, sent
     assert (await h.record(interactive)).lane == "interactive"
     assert {(await h.record(i)).lane for i in batch_ids} == {"batch"}
 
