@@ -4,7 +4,8 @@ emulator seconds. B's time to result (accepted to completed, from the records) w
 against the same workload first come, first served (`WORKER_LANES=false`).
 
 Target: B's p95 within the generation time plus two budget slots (first come, first served:
-minutes at real speed). The emulator runs `--speed` times faster than real time; its rate
+minutes at real speed), allowing arq's pickup delay (WORKER_POLL_DELAY, 0.1 s real, which the
+emulator's speed does not scale). The emulator runs `--speed` times faster than real time; its rate
 limit is `--limit` requests per emulator minute.
 
     uv run python -m bench.lanes [--speed 10] [--batch 1000] [--every 5] [--samples 20]
@@ -168,11 +169,19 @@ def report(outcomes: list[Outcome], args: argparse.Namespace) -> str:
         "",
     ]
     lanes = next(o for o in outcomes if o.name == "lanes")
-    bound = pct(lanes.b_generation, 0.95) + 2 * slot
+    # arq's pickup (WORKER_POLL_DELAY, 0.1 s real) is not scaled by the emulator's speed: at
+    # speed 10 it is nearly two budget slots, at real speed a sixth of one. It is allowed for.
+    pickup = 0.1
+    bound = pct(lanes.b_generation, 0.95) + 2 * slot + pickup
     p95 = pct(lanes.b_latencies, 0.95)
     out.append(
-        f"target B p95 <= generation p95 + 2 slots ({bound:.2f} s): "
+        f"target B p95 <= generation p95 + 2 slots + arq pickup ({bound:.2f} s): "
         f"{'PASS' if p95 <= bound else 'FAIL'} ({p95:.2f} s)"
+    )
+    queued = pct(lanes.b_queued, 0.95)
+    out.append(
+        f"target B accepted-to-create p95 <= 2 slots + arq pickup ({2 * slot + pickup:.2f} s): "
+        f"{'PASS' if queued <= 2 * slot + pickup else 'FAIL'} ({queued:.2f} s)"
     )
     return "\n".join(out)
 
