@@ -70,7 +70,8 @@ end
 -- progress, and when it is the last, the batch's one `batch.completed` event in the same step.
 if ARGV[15] ~= '' and ARGV[4] == '1' and redis.call('EXISTS', KEYS[8]) == 1
    and redis.call('SADD', KEYS[9], ARGV[5]) == 1 then
-  redis.call('PEXPIRE', KEYS[9], redis.call('PTTL', KEYS[8]))
+  local ttl = redis.call('PTTL', KEYS[8])
+  if ttl > 0 then redis.call('PEXPIRE', KEYS[9], ttl) end
   redis.call('HINCRBY', KEYS[8], 'n:' .. ARGV[2], 1)
   local finished = redis.call('HINCRBY', KEYS[8], 'finished', 1)
   if finished == tonumber(redis.call('HGET', KEYS[8], 'total')) then

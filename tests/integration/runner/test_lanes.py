@@ -6,6 +6,7 @@ from __future__ import annotations
 import asyncio
 from typing import Any
 
+import msgspec
 import pytest
 from redis.asyncio import Redis
 from workers.runner import RetryLater
@@ -174,3 +175,58 @@ async def test_progress_counts_and_completion(harness: Harness, redis: Redis) ->
     assert view["counts"] == {"pending": 0, "completed": 2, "failed": 0, "canceled": 1}
     assert [t["status"] for t in view["tryons"]] == ["completed", "completed"]
     assert view["nextOffset"] == 2
+
+
+async def _outbox_types(redis: Redis) -> list[str]:
+    entries = await redis.xrange("tryon:outbox")
+    return [fields[b"type"].decode() for _, fields in entries]
+
+
+@pytest.mark.parametrize("harness_env", [{"WEBHOOK_ALLOW_HTTP_HOSTS": "127.0.0.1"}])
+@pytest.mark.parametrize("per_tryon", [False, True])
+async def test_a_batch_sends_its_tryons_events_only_when_asked(
+    harness: Harness, redis: Redis, per_tryon: bool
+) -> None:
+    h = harness
+    warm = await h.tryon()
+    await h.drive(warm)
+    image_id = (await h.record(warm)).person.image_id
+    assert image_id is not None
+    await redis.delete("tryon:outbox")
+    batch = await _batch(
+        h, image_id, 2, callbackUrl="http://127.0.0.1:9/hooks", tryonWebhooks=per_tryon
+    )
+    for t in batch["tryons"]:
+        await h.drive(t["id"])
+    types = await _outbox_types(redis)
+    assert types.count("batch.completed") == 1
+    assert types.count("tryon.completed") == (2 if per_tryon else 0)
+    # A try-on finishing again (an operator's retry) neither counts nor completes it again.
+    again = batch["tryons"][0]["id"]
+    await h.res.store.update(again, lambda r: msgspec.structs.replace(r, status="queued"))
+    await h.res.store.update(again, lambda r: msgspec.structs.replace(r, status="failed"))
+    assert (await _outbox_types(redis)).count("batch.completed") == 1
+    view = (await h.gateway.get(f"/v1/batches/{batch['id']}")).json()
+    assert (view["counts"]["completed"], view["counts"]["failed"]) == (2, 0)
+
+
+@pytest.mark.parametrize("harness_env", [{"WORKER_BATCH_SLOTS": "1"}])
+async def test_a_worker_holds_at_most_its_batch_slots(harness: Harness) -> None:
+    """A second batch try-on finding the worker's batch slots taken is handed back to arq;
+    an interactive one is not."""
+    h = harness
+    warm = await h.tryon()
+    await h.drive(warm)
+    image_id = (await h.record(warm)).person.image_id
+    assert image_id is not None
+    batch = await _batch(h, image_id, 2)
+    interactive = await h.accept(image_id)
+    first, second = (t["id"] for t in batch["tryons"])
+    await h.res.budget.pause(1.0)  # the first holds its slot while it waits for a cell
+    holding = asyncio.create_task(h.run(first))
+    await h.wait_for(first, lambda r: r.status == "submitting")
+    with pytest.raises(RetryLater, match="batch slots"):
+        await h.run(second)
+    assert (await h.run(interactive)) == "completed"
+    await holding
+    assert (await h.run(second)) == "completed"
