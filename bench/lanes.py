@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import os
 import time
 from dataclasses import dataclass
 from typing import Any
@@ -68,6 +69,8 @@ async def measure(bs: BenchStack, lanes: bool, args: argparse.Namespace) -> Outc
     env = {
         "GATEWAY_SECRET_KEYS": f"{SECRET}={APP},{OTHER_SECRET}={OTHER_APP}",
         "WORKER_LANES": "true" if lanes else "false",
+        # Result images go to the run's temporary directory, removed with it.
+        "RESULTS_STORE_URL": os.path.join(bs.logdir, "results"),
     }
     bs.start_gateway(**env)
     bs.start_worker(**env)
