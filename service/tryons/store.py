@@ -312,8 +312,8 @@ class TryOnStore:
                     changed.updated_at,
                     changed.trace_id or "",
                     changed.batch_id or "",
-                    iso(changed.updated_at),
-                    event_id(batch, "batch.completed"),
+                    iso(changed.updated_at) if changed.batch_id else "",
+                    event_id(batch, "batch.completed") if changed.batch_id else "",
                 ],
             )
             if result == -1:
