@@ -50,15 +50,15 @@ async def test_a_batch_canceled_halfway_spends_only_what_was_sent(
             async with gw.client() as api:
                 await put_product(api, emulator)
                 image_id = await upload_photo(api)
-                r = await api.post(
-                    "/v1/batches",
-                    json={
+                request = {
+                    "json": {
                         "person": {"image": {"source": {"id": image_id}}},
                         "products": [{"externalId": "tee"}] * 20,
                         "callbackUrl": f"{receiver.url}/hooks",
                     },
-                    headers={"Idempotency-Key": "halfway"},
-                )
+                    "headers": {"Idempotency-Key": "halfway"},
+                }
+                r = await api.post("/v1/batches", **request)
                 assert r.status_code == 202, r.text
                 batch = r.json()
                 progress = asyncio.create_task(_progress(api, batch["id"]))
@@ -91,15 +91,7 @@ async def test_a_batch_canceled_halfway_spends_only_what_was_sent(
                 }
                 assert receiver.received[0].headers["webhook-id"]
                 # The same request again is the same batch, with nothing new accepted.
-                again = await api.post(
-                    "/v1/batches",
-                    json={
-                        "person": {"image": {"source": {"id": image_id}}},
-                        "products": [{"externalId": "tee"}] * 20,
-                        "callbackUrl": f"{receiver.url}/hooks",
-                    },
-                    headers={"Idempotency-Key": "halfway"},
-                )
+                again = await api.post("/v1/batches", **request)
                 assert again.status_code == 202
                 assert again.json()["id"] == batch["id"]
                 assert again.json()["status"] == "completed"

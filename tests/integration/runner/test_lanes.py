@@ -26,6 +26,16 @@ async def _batch(h: Harness, image_id: str, n: int, **extra: Any) -> dict[str, A
     return batch
 
 
+async def _photo_upstream(h: Harness) -> str:
+    """A photo already uploaded upstream (by a first try-on run to its end): the try-ons of a
+    test then wait only for the budget."""
+    warm = await h.tryon()
+    await h.drive(warm)
+    image_id = (await h.record(warm)).person.image_id
+    assert image_id is not None
+    return image_id
+
+
 async def _run_until_done(h: Harness, tryon_id: str) -> None:
     for job_try in range(1, 50):
         try:
@@ -45,10 +55,7 @@ async def test_an_interactive_tryon_queued_behind_a_batch_is_sent_first(
     sent in the same instant). With lanes off (first come, first served) it goes after all
     five."""
     h = harness
-    warm = await h.tryon()
-    await h.drive(warm)  # the photo is upstream: every try-on below waits only for the budget
-    image_id = (await h.record(warm)).person.image_id
-    assert image_id is not None
+    image_id = await _photo_upstream(h)
     batch = await _batch(h, image_id, 5)
     interactive = await h.accept(image_id)
     await h.res.budget.pause(0.5)
@@ -158,10 +165,7 @@ async def test_a_batch_accept_cut_short_is_finished_by_its_replay(
 
 async def test_progress_counts_and_completion(harness: Harness, redis: Redis) -> None:
     h = harness
-    warm = await h.tryon()
-    await h.drive(warm)
-    image_id = (await h.record(warm)).person.image_id
-    assert image_id is not None
+    image_id = await _photo_upstream(h)
     batch = await _batch(h, image_id, 3)
     assert batch["status"] == "running"
     assert batch["counts"] == {"pending": 3, "completed": 0, "failed": 0, "canceled": 0}
@@ -188,10 +192,7 @@ async def test_a_batch_sends_its_tryons_events_only_when_asked(
     harness: Harness, redis: Redis, per_tryon: bool
 ) -> None:
     h = harness
-    warm = await h.tryon()
-    await h.drive(warm)
-    image_id = (await h.record(warm)).person.image_id
-    assert image_id is not None
+    image_id = await _photo_upstream(h)
     await redis.delete("tryon:outbox")
     batch = await _batch(
         h, image_id, 2, callbackUrl="http://127.0.0.1:9/hooks", tryonWebhooks=per_tryon
@@ -215,10 +216,7 @@ async def test_a_worker_holds_at_most_its_batch_slots(harness: Harness) -> None:
     """A second batch try-on finding the worker's batch slots taken is handed back to arq;
     an interactive one is not."""
     h = harness
-    warm = await h.tryon()
-    await h.drive(warm)
-    image_id = (await h.record(warm)).person.image_id
-    assert image_id is not None
+    image_id = await _photo_upstream(h)
     batch = await _batch(h, image_id, 2)
     interactive = await h.accept(image_id)
     first, second = (t["id"] for t in batch["tryons"])
