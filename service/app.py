@@ -14,6 +14,7 @@ from redis.asyncio import Redis
 from service import logs
 from service.access.keyring import KeyRing
 from service.api.account import AccountController
+from service.api.batches import BatchController
 from service.api.browser import browser_routers
 from service.api.dashboard import dashboard_router
 from service.api.edge import edge
@@ -65,6 +66,7 @@ def create_app(settings: Settings | None = None, *, redis: Redis | None = None) 
     app = Litestar(
         route_handlers=[
             TryOnController,
+            BatchController,
             SessionController,
             WebhookEndpointController,
             CallbackSecretController,

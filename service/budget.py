@@ -14,20 +14,29 @@ N for s = ARRIVAL_SPREAD, taking r = margin*N per window or less (see `BudgetSha
 Calls that start work (uploads, creates) may use the whole burst; status polls must leave
 `poll_reserve` cells free, so when the budget is tight a start is always granted first.
 A 429 from upstream sets a pause that every process honours before the next grant.
+
+Lanes (docs/lanes.md): a start that names a `Claim` registers as a waiter of its lane and is
+granted only at its turn: the interactive lane's waiters before any batch waiter, and within a
+lane by weighted fair queuing across apps (each waiter is tagged with its app's virtual finish
+time, `max(lane clock, app's last tag) + 1/weight`; the lowest tag goes first). This module
+only chooses among waiters; the bucket itself (its rate, its keys) is unchanged.
 """
 
 from __future__ import annotations
 
 import asyncio
+import itertools
 import math
 import random
 import time
+import uuid
 from dataclasses import dataclass
 
 from redis.asyncio import Redis
 
 from service.genlook.client import Priority
 from service.keys import Keys
+from service.lanes import INTERACTIVE, Claim, Lane
 from service.namespacing import DEFAULT_ACCOUNT
 
 _ACQUIRE = """
@@ -43,6 +52,63 @@ local wait = tat - now - tolerance
 if wait > 0 then return math.ceil(wait) end
 redis.call('SET', KEYS[1], tat + interval, 'PX', math.ceil(tolerance + 2 * interval + 1000))
 redis.call('HINCRBYFLOAT', KEYS[3], 'upstream_budget_grants', 1)
+return 0
+"""
+
+# A laned start: the bucket's grant (as _ACQUIRE) only at the waiter's turn.
+# KEYS: tat, pause, metrics, interactive waiters, batch waiters (zsets: waiter -> tag),
+#       due (zset: waiter -> ms by which it asks again), tags (hash: lane clocks, apps' last tags)
+# ARGV: interval, tolerance, lane (1 interactive, 2 batch), waiter, app, weight, grace ms
+_ACQUIRE_LANED = """
+local t = redis.call('TIME')
+local now = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
+local interval = tonumber(ARGV[1])
+local tolerance = tonumber(ARGV[2])
+local lane = tonumber(ARGV[3])
+local waiter = ARGV[4]
+-- A waiter that stopped asking (its process died) leaves its place after a grace.
+local stale = redis.call('ZRANGEBYSCORE', KEYS[6], '-inf', now - tonumber(ARGV[7]))
+for _, w in ipairs(stale) do
+  redis.call('ZREM', KEYS[4], w)
+  redis.call('ZREM', KEYS[5], w)
+  redis.call('ZREM', KEYS[6], w)
+end
+local mine = KEYS[3 + lane]
+local tag = tonumber(redis.call('ZSCORE', mine, waiter))
+if not tag then
+  local clock = tonumber(redis.call('HGET', KEYS[7], 'clock:' .. lane) or '0')
+  local last = tonumber(redis.call('HGET', KEYS[7], lane .. ':' .. ARGV[5]) or '0')
+  tag = math.max(clock, last) + 1 / tonumber(ARGV[6])
+  redis.call('HSET', KEYS[7], lane .. ':' .. ARGV[5], tag)
+  redis.call('PEXPIRE', KEYS[7], 86400000)
+  redis.call('ZADD', mine, tag, waiter)
+end
+local wait = redis.call('PTTL', KEYS[2])
+if wait <= 0 then
+  local tat = tonumber(redis.call('GET', KEYS[1]) or '0')
+  if tat < now then tat = now end
+  wait = math.ceil(tat - now - tolerance)
+  if wait <= 0 then
+    local head = redis.call('ZRANGE', mine, 0, 0)[1]
+    if head ~= waiter or (lane == 2 and redis.call('ZCARD', KEYS[4]) > 0) then
+      -- Not this waiter's turn: ask again soon, the head is about to take the cell.
+      wait = math.max(2, math.ceil(interval / 4))
+    else
+      redis.call('SET', KEYS[1], tat + interval, 'PX', math.ceil(tolerance + 2 * interval + 1000))
+      redis.call('HINCRBYFLOAT', KEYS[3], 'upstream_budget_grants', 1)
+      redis.call('ZREM', mine, waiter)
+      redis.call('ZREM', KEYS[6], waiter)
+      redis.call('HSET', KEYS[7], 'clock:' .. lane, tag)
+      return 0
+    end
+  end
+end
+redis.call('ZADD', KEYS[6], now + wait, waiter)
+return wait
+"""
+
+_LEAVE = """
+for i = 1, #KEYS do redis.call('ZREM', KEYS[i], ARGV[1]) end
 return 0
 """
 
@@ -64,6 +130,10 @@ return ms
 ARRIVAL_SPREAD = 0.12
 # Starts may use one cell of the burst that polls may not (`tolerance_ms`).
 _MIN_BURST = 2
+# A laned waiter that has not asked again this long after it said it would has left (its
+# process died mid-wait): its place in the lane is given up.
+_WAITER_GRACE_MS = 2000
+_LANE_INDEX: dict[Lane, int] = {INTERACTIVE: 1, "batch": 2}
 
 
 @dataclass(frozen=True, slots=True)
@@ -101,11 +171,24 @@ class UpstreamBudget:
         # One bucket and one 429 pause per upstream account: Genlook limits each key apart.
         self._bucket = keys.account_budget(account)
         self._paused = keys.account_budget_pause(account)
+        # The lanes share out this account's cells: their waiters and clocks are its own.
+        self._lane_waiters = [
+            keys.budget_waiters(INTERACTIVE, account),
+            keys.budget_waiters("batch", account),
+            keys.budget_waiters_due(account),
+        ]
+        self._fair_tags = keys.budget_fair_tags(account)
         # One asker per priority per process: the others queue here instead of all polling
         # Redis and waking at the same instant (a saturated worker spent most of its CPU so).
-        self._askers = {p: asyncio.Lock() for p in Priority}
+        # A laned start has its own asker per lane and app, so every app waiting in this
+        # process has its place in the lanes (the fair share is decided in Redis, not here).
+        self._askers: dict[object, asyncio.Lock] = {p: asyncio.Lock() for p in Priority}
         self._acquire = redis.register_script(_ACQUIRE)
+        self._acquire_laned = redis.register_script(_ACQUIRE_LANED)
+        self._leave = redis.register_script(_LEAVE)
         self._pause = redis.register_script(_PAUSE)
+        self._waiter_prefix = f"{uuid.uuid4().hex[:12]}:"
+        self._waiters = itertools.count()
 
     @property
     def shape(self) -> BudgetShape:
@@ -122,15 +205,62 @@ class UpstreamBudget:
         )
         return float(wait_ms) / 1000.0
 
-    async def acquire(self, priority: Priority = Priority.OTHER) -> float:
-        """Wait until a cell is granted; returns the seconds spent waiting."""
+    async def try_acquire_laned(self, claim: Claim, waiter: str) -> float:
+        """`try_acquire` for a start of `claim`'s lane and app; `waiter` keeps its place in
+        the lane across asks (and `leave` gives it up)."""
+        wait_ms = await self._acquire_laned(
+            keys=[
+                self._bucket,
+                self._paused,
+                self._keys.metrics,
+                *self._lane_waiters,
+                self._fair_tags,
+            ],
+            args=[
+                round(self._shape.interval_ms, 3),
+                round(self._shape.tolerance_ms(Priority.START), 3),
+                _LANE_INDEX[claim.lane],
+                waiter,
+                claim.app,
+                max(1, claim.weight),
+                _WAITER_GRACE_MS,
+            ],
+        )
+        return float(wait_ms) / 1000.0
+
+    async def leave(self, waiter: str) -> None:
+        await self._leave(keys=self._lane_waiters, args=[waiter])
+
+    def new_waiter(self) -> str:
+        return f"{self._waiter_prefix}{next(self._waiters)}"
+
+    async def acquire(
+        self, priority: Priority = Priority.OTHER, claim: Claim | None = None
+    ) -> float:
+        """Wait until a cell is granted; returns the seconds spent waiting. A start with a
+        `claim` waits for its turn in its lane (see the module's docstring)."""
         started = time.monotonic()
-        async with self._askers[priority]:
-            # The bucket lives in Redis and frees cells with time: there is no event to await.
-            while (wait := await self.try_acquire(priority)) > 0:  # noqa: ASYNC110
-                # A little jitter so processes sharing the bucket do not ask in lockstep.
-                await asyncio.sleep(wait + random.uniform(0, self._shape.interval_ms / 4000))
+        if claim is None or priority is not Priority.START:
+            async with self._askers[priority]:
+                # The bucket lives in Redis and frees cells with time: no event to await.
+                while (wait := await self.try_acquire(priority)) > 0:
+                    await self._sleep(wait)
+            return time.monotonic() - started
+        async with self._askers.setdefault((claim.lane, claim.app), asyncio.Lock()):
+            waiter = self.new_waiter()
+            try:
+                while (wait := await self.try_acquire_laned(claim, waiter)) > 0:
+                    await self._sleep(wait)
+            except BaseException:
+                # Cancelled (a deadline, a cancel) or failed: give the place up at once rather
+                # than hold the lane's head until the grace passes.
+                await asyncio.shield(self.leave(waiter))
+                raise
         return time.monotonic() - started
+
+    async def _sleep(self, wait: float) -> None:
+        # A little jitter so processes sharing the bucket do not ask in lockstep.
+        await asyncio.sleep(wait + random.uniform(0, self._shape.interval_ms / 4000))
 
     async def pause(self, seconds: float) -> None:
         """Stop every process from calling upstream for `seconds` (a 429's Retry-After)."""

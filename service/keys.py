@@ -16,6 +16,11 @@ from dataclasses import dataclass
 from service.namespacing import DEFAULT_ACCOUNT, part
 
 
+def batch_event_topic(batch_id: str) -> str:
+    """What `EventHub.watch` is given to follow a batch (try-on ids never start `batch:`)."""
+    return f"batch:{batch_id}"
+
+
 @dataclass(frozen=True, slots=True)
 class Keys:
     prefix: str = "tryon:"
@@ -38,6 +43,30 @@ class Keys:
     def active_tryons(self) -> str:
         """Sorted set: non-terminal try-on ids scored by their deadline (the sweeper's list)."""
         return f"{self.prefix}active"
+
+    # --- batches (service/batches/) ---------------------------------------------------------
+    def batch(self, batch_id: str) -> str:
+        """Hash: `doc` (the batch as JSON), `total`, `accepted`, `finished`, `n:<status>` per
+        terminal status, `status`, `head` (the batch.completed event's data, unclosed),
+        `callback`, `completed_at`."""
+        return f"{self.prefix}batch:{batch_id}"
+
+    def batch_items(self, batch_id: str) -> str:
+        """List: the batch's try-on ids, in the order of its items."""
+        return f"{self.prefix}batch:{batch_id}:items"
+
+    def batch_finished(self, batch_id: str) -> str:
+        """Set: the batch's try-ons counted as finished (each once, even if retried)."""
+        return f"{self.prefix}batch:{batch_id}:finished"
+
+    def batch_idempotency(self, app: str, key: str) -> str:
+        """String: `<batch id> <request fingerprint>` for a batch's Idempotency-Key."""
+        return f"{self.prefix}batch-idem:{app}:{key}"
+
+    def batch_events(self, batch_id: str) -> str:
+        """Pub/sub channel of a batch's progress: under the try-on channels' pattern, so the
+        gateway's one subscription (service/events.py) carries it too."""
+        return self.tryon_events(batch_event_topic(batch_id))
 
     def customer_tryons(self, app: str, external_user_id: str) -> str:
         """Set: try-on ids of one end user, for GDPR erase."""
@@ -160,11 +189,11 @@ class Keys:
     # The default account keeps the names it had before accounts existed (upgrade in place).
     def account_budget(self, account: str) -> str:
         """String: the GCRA arrival time of one upstream account's budget."""
-        return self.budget if account == DEFAULT_ACCOUNT else f"{self.budget}:{account}"
+        return self._per_account(self.budget, account)
 
     def account_budget_pause(self, account: str) -> str:
         """String with a TTL: set while that account's upstream told us to back off (429)."""
-        return self.budget_pause if account == DEFAULT_ACCOUNT else f"{self.budget_pause}:{account}"
+        return self._per_account(self.budget_pause, account)
 
     # --- upstream accounts (service/accounts/) ---------------------------------------------
     @property
@@ -193,8 +222,26 @@ class Keys:
 
     def balance_refresh_lock(self, account: str) -> str:
         """String with a TTL: one process of the fleet reads this account's balance."""
-        lock = f"{self.credits_balance}:lock"
-        return lock if account == DEFAULT_ACCOUNT else f"{lock}:{account}"
+        return self._per_account(f"{self.credits_balance}:lock", account)
+
+    # Lanes (service/lanes.py) share out one account's budget: their waiters are per account.
+    def budget_waiters(self, lane: str, account: str = DEFAULT_ACCOUNT) -> str:
+        """Sorted set: starts waiting for a cell of the account's budget in `lane`, scored by
+        fair-queuing tag."""
+        return self._per_account(f"{self.prefix}budget:waiters:{lane}", account)
+
+    def budget_waiters_due(self, account: str = DEFAULT_ACCOUNT) -> str:
+        """Sorted set: each lane waiter -> the time (ms) by which it asks again (else it left)."""
+        return self._per_account(f"{self.prefix}budget:waiters-due", account)
+
+    def budget_fair_tags(self, account: str = DEFAULT_ACCOUNT) -> str:
+        """Hash: each lane's virtual clock and each app's last fair-queuing tag in it."""
+        return self._per_account(f"{self.prefix}budget:fair-tags", account)
+
+    @staticmethod
+    def _per_account(name: str, account: str) -> str:
+        # The default account keeps the names it had before accounts existed.
+        return name if account == DEFAULT_ACCOUNT else f"{name}:{account}"
 
     @property
     def durations(self) -> str:

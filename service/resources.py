@@ -16,6 +16,8 @@ from service.accounts.crypto import KeyBox
 from service.accounts.directory import AccountDirectory, Upstream
 from service.accounts.registry import AccountRegistry
 from service.autopipeline import AutoPipeline
+from service.batches.intake import BatchIntake
+from service.batches.store import BatchStore
 from service.budget import UpstreamBudget
 from service.byte_budget import ByteBudget
 from service.genlook.client import GenlookClient
@@ -85,6 +87,7 @@ class Resources:
     quotas: Quotas
     tokens: TokenVerifier
     intake: TryOnIntake
+    batches: BatchIntake
     # Stored results: the objects, their links, and the client that copies them from Genlook.
     results: ResultObjects
     links: ResultLinks
@@ -157,6 +160,19 @@ class Resources:
             lead_ttl=settings.worker.tryon_deadline + 60,
             retention=partial(retention_seconds, settings),
         )
+        intake = TryOnIntake(
+            store=store,
+            photos=photos,
+            quotas=quotas,
+            pipeline=pipeline,
+            keys=keys,
+            lookups=lookups,
+            url_policy=policy,
+            idempotency_ttl=settings.gateway.idempotency_ttl,
+            retention=settings.gateway.tryon_retention,
+            deadline=settings.worker.tryon_deadline,
+            reuse=reuse,
+        )
         return cls(
             settings=settings,
             redis=redis,
@@ -185,18 +201,13 @@ class Resources:
             apps=apps,
             quotas=quotas,
             tokens=TokenVerifier(redis, keys, apps),
-            intake=TryOnIntake(
-                store=store,
-                photos=photos,
+            intake=intake,
+            batches=BatchIntake(
+                batches=BatchStore(redis, keys, store, settings.gateway.tryon_retention),
+                tryons=intake,
                 quotas=quotas,
-                pipeline=pipeline,
-                keys=keys,
-                lookups=lookups,
-                url_policy=policy,
                 idempotency_ttl=settings.gateway.idempotency_ttl,
-                retention=settings.gateway.tryon_retention,
-                deadline=settings.worker.tryon_deadline,
-                reuse=reuse,
+                spacing=budget.shape.interval_ms / 1000 if settings.worker.lanes else 0.0,
             ),
             results=ResultObjects(redis, keys, settings.results),
             links=links,

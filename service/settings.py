@@ -149,6 +149,16 @@ class WorkerSettings(msgspec.Struct, frozen=True, kw_only=True):
     # A try-on not terminal after this is failed by the deadline logic (never stuck forever).
     tryon_deadline: float = 900.0
     sweep_interval: float = 30.0
+    # Priority lanes (docs/lanes.md): interactive creates before batch ones, apps sharing
+    # each lane by weight. False: first come, first served (the bench's baseline).
+    lanes: bool = True
+    # Batch try-ons one worker holds at a time; the rest of its `max_jobs` stay free for
+    # interactive ones. None: half of `max_jobs`.
+    batch_slots: int | None = None
+
+    @property
+    def batch_jobs(self) -> int:
+        return self.batch_slots if self.batch_slots is not None else max(1, self.max_jobs // 2)
 
 
 class WebhookSettings(msgspec.Struct, frozen=True, kw_only=True):

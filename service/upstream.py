@@ -13,6 +13,7 @@ from redis.exceptions import RedisError
 
 from service.budget import BudgetShape, UpstreamBudget
 from service.genlook.client import GenlookClient, Priority
+from service.lanes import Claim
 from service.metrics import MetricsWriter, status_class
 from service.settings import GenlookSettings
 
@@ -35,10 +36,11 @@ class BudgetHooks:
         self._metrics = metrics
 
     @contextlib.asynccontextmanager
-    async def reserved(self, priority: Priority) -> AsyncIterator[None]:
+    async def reserved(self, priority: Priority, claim: Claim | None = None) -> AsyncIterator[None]:
         """Take the cell for the next call now, so that whatever the caller records between
-        this and the call (the create marker) is not followed by an unbounded budget wait."""
-        await self._budget.acquire(priority)
+        this and the call (the create marker) is not followed by an unbounded budget wait.
+        `claim`: the lane and app the cell is asked for (docs/lanes.md)."""
+        await self._budget.acquire(priority, claim)
         token = _prepaid.set(True)
         try:
             yield

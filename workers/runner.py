@@ -46,6 +46,7 @@ from service.genlook.models import (
     ProductInput,
     TryOnRequest,
 )
+from service.lanes import BATCH, DEFAULT_WEIGHT, Claim
 from service.namespacing import DEFAULT_ACCOUNT, upstream_product_id, upstream_user_id
 from service.photos import PhotoBusy, PhotoGone, StoredImage
 from service.products import fingerprint
@@ -63,6 +64,9 @@ from workers.waiting import DurationModel
 log = logging.getLogger("workers.runner")
 
 _EXPIRED = "The photo expired; upload it again."
+# A batch try-on finding its worker's batch slots full comes back this much later (any
+# worker may take it then).
+_BATCH_SLOT_WAIT = 0.5
 _NOT_STORED = (
     "Genlook completed the try-on, but its result could not be copied into the gateway's "
     "store. An operator's retry resumes the copy without spending a credit."
@@ -120,6 +124,9 @@ class TryOnRunner:
         # Genlook's result URL from the answer that reported completion, handed to the copy
         # in the same attempt; never persisted (a resumed copy reads the generation again).
         self._result_urls: dict[str, str] = {}
+        # Batch try-ons this worker holds now: capped so its other job slots stay free for
+        # interactive ones (a batch of 1,000 would otherwise fill every slot).
+        self._batch_running = 0
 
     # --- entry point --------------------------------------------------------------------------
 
@@ -132,11 +139,21 @@ class TryOnRunner:
         logs.trace_id.set(record.trace_id)
         logs.app_id.set(record.app)
         started = time.monotonic()
-        with self._gate.resumable():
-            try:
-                status = await self._drive(record, started, job_try)
-            except Following:
-                return "following"
+        w = self._res.settings.worker
+        batch_slot = record.lane == BATCH and w.lanes and not record.is_terminal
+        if batch_slot:
+            if self._batch_running >= w.batch_jobs:
+                raise RetryLater(_BATCH_SLOT_WAIT, "this worker's batch slots are full")
+            self._batch_running += 1
+        try:
+            with self._gate.resumable():
+                try:
+                    status = await self._drive(record, started, job_try)
+                except Following:
+                    return "following"
+        finally:
+            if batch_slot:
+                self._batch_running -= 1
         if record.reuse_key is not None and status in TERMINAL:
             await self._hand_over(tryon_id)
         return status
@@ -253,8 +270,9 @@ class TryOnRunner:
         attempt_left = self._budget_s - (time.monotonic() - started)
         send_left = record.send_deadline - time.time()
         waiting = asyncio.timeout(max(0.0, min(attempt_left, send_left)))
+        claim = await self._lane_claim(record)
         try:
-            async with waiting, up.hooks.reserved(Priority.START):
+            async with waiting, up.hooks.reserved(Priority.START, claim):
                 waiting.reschedule(None)
                 if self._gate.closed:
                     raise RetryLater(0.0, "worker stopping: another worker sends the create")
@@ -391,6 +409,15 @@ class TryOnRunner:
             return await self._fail(record, code, exc.message, create_started_at=None)
         # InvalidResponse: a 2xx we could not read. A generation may exist; never resend.
         return await self._outcome_unknown(record)
+
+    async def _lane_claim(self, record: TryOnRecord) -> Claim | None:
+        """The create's place in the lanes: its lane, its app and the app's weight (read now,
+        so a weight changed by ops applies to queued try-ons); None with lanes off."""
+        if not self._res.settings.worker.lanes:
+            return None
+        app = await self._res.apps.get(record.app)
+        weight = app.policy.lane_weight if app is not None else DEFAULT_WEIGHT
+        return Claim(record.lane, record.app, weight)
 
     async def _deadline_exceeded(self, record: TryOnRecord) -> TryOnRecord:
         return await self._fail(

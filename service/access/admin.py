@@ -30,6 +30,7 @@ _POLICY_FIELDS = {
     "upload_rate": "uploads_per_minute",
     "anonymous_per_day": "anonymous_tryons_per_ip_per_day",
     "browser_deadline": "browser_deadline_seconds",
+    "lane_weight": "lane_weight",
 }
 
 
@@ -65,6 +66,14 @@ def add_policy_options(p: argparse.ArgumentParser) -> None:
         action=argparse.BooleanOptionalAction,
         default=None,
         help="complete identical try-ons from a stored result, spending no credit (default on)",
+    )
+    p.add_argument(
+        "--lane-weight",
+        type=int,
+        choices=range(1, 1001),
+        metavar="1-1000",
+        default=None,
+        help="the app's share of the upstream budget beside other apps in the same lane",
     )
 
 

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import time
-from typing import Literal
+from typing import Annotated, Literal
 
 import msgspec
 
@@ -33,6 +33,9 @@ class Policy(msgspec.Struct, frozen=True, kw_only=True):
     # Identical try-ons complete from a stored result instead of spending a credit
     # (service/results/reuse.py); False: every try-on of the app is generated afresh.
     result_cache: bool = True
+    # The app's share of the upstream budget within a lane, against the other apps' weights
+    # (docs/lanes.md): weight 3 beside weight 1 gets three cells in four while both wait.
+    lane_weight: Annotated[int, msgspec.Meta(ge=1, le=1000)] = 1
 
 
 class App(msgspec.Struct, frozen=True, kw_only=True):

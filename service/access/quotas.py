@@ -23,16 +23,20 @@ from service.access.models import Policy
 from service.domain_errors import LimitReached, QuotaExhausted, RateLimited
 from service.keys import Keys
 
-# KEYS: counters; ARGV: limit_1, ttl_ms_1, limit_2, ttl_ms_2, ...
-# Returns 0 when every counter was incremented, else the 1-based index of the first one full.
+# KEYS: counters; ARGV: limit_1, ttl_ms_1, limit_2, ttl_ms_2, ..., units
+# Returns 0 when every counter was incremented by `units`, else the 1-based index of the first
+# one without room for them all (a batch counts all its try-ons or none).
 _RESERVE = """
+local units = tonumber(ARGV[#ARGV])
 for i = 1, #KEYS do
-  if tonumber(redis.call('GET', KEYS[i]) or '0') >= tonumber(ARGV[2 * i - 1]) then
+  if tonumber(redis.call('GET', KEYS[i]) or '0') + units > tonumber(ARGV[2 * i - 1]) then
     return i
   end
 end
 for i = 1, #KEYS do
-  if redis.call('INCR', KEYS[i]) == 1 then redis.call('PEXPIRE', KEYS[i], ARGV[2 * i]) end
+  if redis.call('INCRBY', KEYS[i], units) == units then
+    redis.call('PEXPIRE', KEYS[i], ARGV[2 * i])
+  end
 end
 return 0
 """
@@ -171,14 +175,16 @@ class Quotas:
         return limits
 
     # --- counting -----------------------------------------------------------------------------
-    async def take(self, limits: Sequence[Limit]) -> list[str]:
-        """Count one against every limit, or none and raise the first full one's error.
-        Returns the counters taken (a reservation, for `give_back`)."""
+    async def take(self, limits: Sequence[Limit], units: int = 1) -> list[str]:
+        """Count `units` against every limit, or none and raise the first full one's error.
+        Returns the counters taken (a reservation of one unit each per try-on, for
+        `give_back`)."""
         if not limits:
             return []
         args: list[int] = []
         for limit in limits:
             args += [limit.limit, int(limit.ttl * 1000)]
+        args.append(units)
         full = await self._reserve(keys=[limit.key for limit in limits], args=args)
         if full:
             raise limits[int(full) - 1].error()

@@ -238,15 +238,7 @@ class TryOnController(Controller):
         cancel its own (the JS client does when its caller gives up waiting)."""
         principal, res = ctx.principal, ctx.res
         await owned(res, principal, tryon_id)
-
-        def to_canceled(record: TryOnRecord) -> TryOnRecord | None:
-            if not record.cancelable:
-                return None
-            record.status = "canceled"
-            record.completed_at = time.time()
-            return record
-
-        record = await res.store.update(tryon_id, to_canceled)
+        record = await res.store.cancel(tryon_id)
         if record.status != "canceled":
             raise Conflict(
                 "TRYON_NOT_CANCELABLE",

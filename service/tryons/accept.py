@@ -22,6 +22,7 @@ from service.autopipeline import AutoPipeline
 from service.domain_errors import Conflict, InvalidInput, LimitReached
 from service.imaging import sniff
 from service.keys import Keys
+from service.lanes import INTERACTIVE, Lane
 from service.namespacing import end_user_idempotency_key
 from service.photos import PhotoStore, StoredImage
 from service.results.reuse import ResultReuse, completed_from, reuse_key
@@ -43,6 +44,19 @@ class Accepted(NamedTuple):
     replayed: bool
 
 
+class BatchPart(NamedTuple):
+    """A try-on accepted as one of a batch's (service/batches/)."""
+
+    batch_id: str
+    # The batch's quota reservation, taken for all its try-ons at once: each holds one unit.
+    counters: list[str]
+    # Whether the try-on's own events go to webhooks (the batch's `batch.completed` does).
+    webhooks: bool
+    # Seconds before its job is due: a batch's jobs come due at about the budget's pace, not
+    # all at once (docs/lanes.md, "Worker slots").
+    defer: float = 0.0
+
+
 def send_deadline(principal: Principal, requested: float | None, most: float) -> float | None:
     """Seconds after acceptance past which the try-on is not sent upstream, or None for the
     worker's bound alone: the request's `deadlineSeconds`, else for a browser its app's
@@ -54,9 +68,19 @@ def send_deadline(principal: Principal, requested: float | None, most: float) ->
     return None if seconds is None else min(seconds, most)
 
 
-def idempotency_scope(principal: Principal, key: str) -> str:
+def check_idempotency_key(key: str) -> None:
+    if not 0 < len(key) <= MAX_IDEMPOTENCY_KEY:
+        raise InvalidInput(
+            "VALIDATION_FAILED", f"Idempotency-Key must be 1-{MAX_IDEMPOTENCY_KEY} characters."
+        )
+
+
+def idempotency_scope(principal: Principal, key: str, batch: BatchPart | None = None) -> str:
     """The one place an Idempotency-Key becomes the key it is stored under: a browser's is
-    scoped to its end user, so one user's key never replays another's try-on."""
+    scoped to its end user, so one user's key never replays another's try-on; a batch item's
+    to its batch, behind a NUL no HTTP header can carry, so no caller's key meets it."""
+    if batch is not None:
+        return f"\x00batch:{batch.batch_id}:{key}"
     if principal.is_browser:
         return end_user_idempotency_key(principal.external_user_id, key)
     return key
@@ -107,21 +131,20 @@ class TryOnIntake:
         photo: bytes | None = None,
         photo_key: str | None = None,
         idempotency_key: str | None = None,
+        lane: Lane = INTERACTIVE,
+        batch: BatchPart | None = None,
     ) -> Accepted:
         """Record and enqueue the try-on `body` asks for, or replay the one `idempotency_key`
         already made with the same request.
 
         `raw` is the request as received (with `photo`, it tells a replay from a reuse of the
         key for another request); `photo` is a person photo sent inline, which `body` names as
-        `fileKey` `photo_key`.
+        `fileKey` `photo_key`. `lane`: which lane takes the upstream budget for it
+        (docs/lanes.md); `batch`: the batch it belongs to, whose reservation counts it.
         """
         if idempotency_key is not None:
-            if not 0 < len(idempotency_key) <= MAX_IDEMPOTENCY_KEY:
-                raise InvalidInput(
-                    "VALIDATION_FAILED",
-                    f"Idempotency-Key must be 1-{MAX_IDEMPOTENCY_KEY} characters.",
-                )
-            idempotency_key = idempotency_scope(principal, idempotency_key)
+            check_idempotency_key(idempotency_key)
+            idempotency_key = idempotency_scope(principal, idempotency_key, batch)
         if principal.is_browser:
             body = browser_tryon(principal, body)
             if photo is not None:
@@ -142,12 +165,19 @@ class TryOnIntake:
         if photo is not None:
             digest.update(hashlib.sha256(photo).digest())
         request_fingerprint = fingerprint(digest.digest())
+        record.lane = lane
+        if batch is not None:
+            record.batch_id = batch.batch_id
+            record.tryon_webhooks = batch.webhooks
         # Counted before anything is written: a full quota refuses with nothing stored. An
         # app without limits (every env-configured one) costs nothing here.
+        # A batch counted all its try-ons before accepting the first: its try-ons hold a unit
+        # each of its reservation, and only their ending gives it back.
+        counted = batch is not None
         try:
             p = principal
             limits = self._quotas.tryon_limits(p.app, p.policy, p.payer, time.time())
-            counters = await self._quotas.take(limits)
+            counters = batch.counters if batch is not None else await self._quotas.take(limits)
         except LimitReached:
             # A full quota must not refuse the replay of a try-on it already counted.
             if idempotency_key is None or not await self._store.remembers(
@@ -169,12 +199,13 @@ class TryOnIntake:
                 idempotency_key=idempotency_key,
                 request_fingerprint=request_fingerprint,
                 reuse=self._reuse.enabled and reuse_allowed(principal, body),
+                defer=batch.defer if batch is not None else 0.0,
             )
         except BaseException:
-            if counters:
+            if counters and not counted:
                 await self._quotas.give_back(record.id, counters)
             raise
-        if not created and counters:  # a replay spends nothing new
+        if not created and counters and not counted:  # a replay spends nothing new
             await self._quotas.give_back(record.id, counters)
         if created and stored.reuse_key is not None:
             stored = await self._complete_if_stored(stored)
@@ -188,6 +219,16 @@ class TryOnIntake:
         if hit is None:
             return record
         return await self._store.update(record.id, completed_from(hit))
+
+    async def check(self, principal: Principal, body: TryOnCreate) -> None:
+        """Everything that could refuse `body` for a secret-key caller, writing nothing: a
+        batch checks all its try-ons before it counts or accepts the first."""
+        if body.callback_url is not None:
+            await self.check_callback(body.callback_url)
+        await self._build(principal.app, body, {}, None, browser=False)
+
+    async def check_callback(self, url: str) -> None:
+        await check_callback_url(url, self._url_policy)
 
     async def _build(
         self,
@@ -218,6 +259,8 @@ class TryOnIntake:
         idempotency_key: str | None,
         request_fingerprint: str,
         expected: Expected | None = None,
+        *,
+        defer: float,
     ) -> tuple[TryOnRecord, bool]:
         return await self._store.accept(
             record,
@@ -226,6 +269,7 @@ class TryOnIntake:
             idempotency_ttl=self._idempotency_ttl,
             retention=self._retention,
             expected=expected,
+            defer=defer,
         )
 
     async def _key_for_reuse(self, record: TryOnRecord, inline: StoredImage | None) -> None:
@@ -250,6 +294,7 @@ class TryOnIntake:
         idempotency_key: str | None,
         request_fingerprint: str,
         reuse: bool,
+        defer: float,
     ) -> tuple[TryOnRecord, bool]:
         """Store the photo sent inline, then record and enqueue the try-on in one script;
         (the stored record, whether it is new)."""
@@ -267,7 +312,9 @@ class TryOnIntake:
             await self._key_for_reuse(record, image)
         try:
             try:
-                return await self._write(record, idempotency_key, request_fingerprint, expected)
+                return await self._write(
+                    record, idempotency_key, request_fingerprint, expected, defer=defer
+                )
             except StaleLookup:
                 # The remembered product or photo changed: build again from what Redis holds.
                 self._lookups.forget(expected)
@@ -280,8 +327,11 @@ class TryOnIntake:
                 fresh.send_by = record.send_by
                 if reuse:
                     await self._key_for_reuse(fresh, image)
+                fresh.lane = record.lane
+                fresh.batch_id = record.batch_id
+                fresh.tryon_webhooks = record.tryon_webhooks
                 fresh.id = record.id  # the reservation is named after it
-                return await self._write(fresh, idempotency_key, request_fingerprint)
+                return await self._write(fresh, idempotency_key, request_fingerprint, defer=defer)
         except IdempotencyConflict as exc:
             raise Conflict(
                 "IDEMPOTENCY_KEY_REUSED",

@@ -14,6 +14,7 @@ import msgspec
 
 from service.access.quotas import Payer
 from service.genlook.models import KeepForDays
+from service.lanes import INTERACTIVE, Lane
 
 TryOnStatus = Literal["queued", "submitting", "running", "completed", "failed", "canceled"]
 # The record's states: the public ones plus `storing` (Genlook finished; the result is being
@@ -181,6 +182,12 @@ class TryOnRecord(msgspec.Struct, kw_only=True, omit_defaults=True):
     reuse_key: str | None = None
     # The try-on whose stored result this one completed with, spending no credit.
     reused_from: str | None = None
+    # Which lane takes the upstream budget for it (docs/lanes.md); a batch's try-ons: `batch`.
+    lane: Lane = INTERACTIVE
+    # The batch it belongs to, and whether its own events go to webhooks (the batch's
+    # `batch.completed` always does; SSE and long-polls see every change either way).
+    batch_id: str | None = None
+    tryon_webhooks: bool = True
 
     @property
     def unsent(self) -> bool:

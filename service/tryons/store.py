@@ -21,7 +21,7 @@ from service.autopipeline import AutoPipeline, Script
 from service.keys import Keys
 from service.metrics import LUA_APPLY, encode_increments, field, observations
 from service.tryons.lookups import Expected, StaleLookup
-from service.tryons.models import TERMINAL, TryOnOut, TryOnRecord, public_view
+from service.tryons.models import TERMINAL, TryOnOut, TryOnRecord, iso, public_view
 from service.webhooks.events import EVENT_FOR_STATUS, event_body, event_id
 
 _ACCEPT = """
@@ -65,6 +65,30 @@ if ARGV[6] ~= '' then redis.call('PUBLISH', KEYS[3], ARGV[6]) end
 if ARGV[7] ~= '' and (ARGV[10] ~= '' or redis.call('ZCARD', KEYS[5]) > 0) then
   redis.call('XADD', KEYS[4], '*', 'id', ARGV[11], 'type', ARGV[7], 'app', ARGV[9],
              'tryon', ARGV[5], 'callback', ARGV[10], 'body', ARGV[8], 'trace', ARGV[14])
+end
+-- A batch's try-on finishing (counted once, even if an operator retries it): the batch's
+-- progress, and when it is the last, the batch's one `batch.completed` event in the same step.
+if ARGV[15] ~= '' and ARGV[4] == '1' and redis.call('EXISTS', KEYS[8]) == 1
+   and redis.call('SADD', KEYS[9], ARGV[5]) == 1 then
+  local ttl = redis.call('PTTL', KEYS[8])
+  if ttl > 0 then redis.call('PEXPIRE', KEYS[9], ttl) end
+  redis.call('HINCRBY', KEYS[8], 'n:' .. ARGV[2], 1)
+  local finished = redis.call('HINCRBY', KEYS[8], 'finished', 1)
+  if finished == tonumber(redis.call('HGET', KEYS[8], 'total')) then
+    redis.call('HSET', KEYS[8], 'status', 'completed', 'completed_at', ARGV[13])
+    local n = redis.call('HMGET', KEYS[8], 'n:completed', 'n:failed', 'n:canceled', 'callback')
+    local data = redis.call('HGET', KEYS[8], 'head') .. ',"status":"completed","counts":{' ..
+      '"completed":' .. (n[1] or '0') .. ',"failed":' .. (n[2] or '0') ..
+      ',"canceled":' .. (n[3] or '0') .. '},"completedAt":"' .. ARGV[16] .. '"}'
+    local callback = n[4] or ''
+    if callback ~= '' or redis.call('ZCARD', KEYS[5]) > 0 then
+      redis.call('XADD', KEYS[4], '*', 'id', ARGV[17], 'type', 'batch.completed',
+                 'app', ARGV[9], 'tryon', '', 'callback', callback,
+                 'body', '{"type":"batch.completed","timestamp":"' .. ARGV[16] ..
+                 '","data":' .. data .. '}', 'trace', '')
+    end
+  end
+  redis.call('PUBLISH', KEYS[10], ARGV[2])
 end
 apply_metrics(KEYS[6], ARGV[12])
 return next
@@ -158,8 +182,10 @@ class TryOnStore:
         idempotency_ttl: float,
         retention: float,
         expected: Expected | None = None,
+        defer: float = 0.0,
     ) -> tuple[TryOnRecord, bool]:
         """Persist a new try-on and its job atomically; or return the one the key already made.
+        `defer`: seconds before its job is due (arq takes no job before its score).
 
         Returns (record, created). Raises IdempotencyConflict when the key was used with
         another body, and StaleLookup (nothing written) when a value in `expected` changed.
@@ -190,7 +216,7 @@ class TryOnStore:
                 record.deadline_at,
                 int(retention * 1000),
                 job,
-                score,
+                score + int(defer * 1000),
                 jobs.JOB_EXPIRY_MS,
                 job_id,
                 "1" if idempotency_key else "0",
@@ -248,13 +274,16 @@ class TryOnStore:
             if changed is None:
                 return current
             changed.updated_at = time.time()
+            batch = changed.batch_id or "-"
             event = b""
             webhook_type = ""
             webhook_body = b""
             if changed.status != before:
                 view = await self._view(changed)
                 event = self._encoder.encode(view)
-                webhook_type = EVENT_FOR_STATUS.get(changed.status, "")
+                # A batch's try-on sends its own events to webhooks only if the batch asked.
+                if changed.tryon_webhooks:
+                    webhook_type = EVENT_FOR_STATUS.get(changed.status, "")
                 if webhook_type:
                     webhook_body = event_body(webhook_type, view)
             result = await self._update(
@@ -266,6 +295,9 @@ class TryOnStore:
                     self._keys.webhook_endpoints(changed.app),
                     self._keys.metrics,
                     self._keys.ops_failed_tryons,
+                    self._keys.batch(batch),
+                    self._keys.batch_finished(batch),
+                    self._keys.batch_events(batch),
                 ],
                 args=[
                     rev,
@@ -282,6 +314,9 @@ class TryOnStore:
                     encode_increments(transition_metrics(before, changed)) if event else "",
                     changed.updated_at,
                     changed.trace_id or "",
+                    changed.batch_id or "",
+                    iso(changed.updated_at) if changed.batch_id else "",
+                    event_id(batch, "batch.completed") if changed.batch_id else "",
                 ],
             )
             if result == -1:
@@ -290,6 +325,19 @@ class TryOnStore:
                 if changed.quota_counters and before not in TERMINAL and changed.spent_nothing:
                     await self._quotas.give_back(changed.id, changed.quota_counters)
                 return changed
+
+    async def cancel(self, tryon_id: str) -> TryOnRecord:
+        """Cancel the try-on if it has not been sent upstream (nothing is spent); the record
+        as it is after: `canceled`, or the state that made it not cancelable."""
+
+        def to_canceled(record: TryOnRecord) -> TryOnRecord | None:
+            if not record.cancelable:
+                return None
+            record.status = "canceled"
+            record.completed_at = time.time()
+            return record
+
+        return await self.update(tryon_id, to_canceled)
 
     async def enqueue(self, tryon_id: str, *, defer: float = 0.0) -> bool:
         """(Re-)enqueue the try-on's job unless one is queued or running; True if enqueued."""

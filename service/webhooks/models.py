@@ -15,17 +15,20 @@ import msgspec
 
 from service.tryons.models import iso
 
-EventType = Literal["tryon.completed", "tryon.failed", "tryon.canceled", "tryon.processing"]
+EventType = Literal[
+    "tryon.completed", "tryon.failed", "tryon.canceled", "tryon.processing", "batch.completed"
+]
 EVENT_TYPES: tuple[str, ...] = (
     "tryon.completed",
     "tryon.failed",
     "tryon.canceled",
     "tryon.processing",
+    "batch.completed",
 )
 # What an endpoint with no filter receives. `tryon.processing` doubles the deliveries of every
 # try-on for a state few backends act on, so an endpoint gets it only by listing it.
 DEFAULT_EVENT_TYPES: frozenset[str] = frozenset(
-    {"tryon.completed", "tryon.failed", "tryon.canceled"}
+    {"tryon.completed", "tryon.failed", "tryon.canceled", "batch.completed"}
 )
 
 MAX_URL_LENGTH = 2048

@@ -203,7 +203,16 @@ def test_answers_about_real_resources(target: Target) -> None:
         tryon_id = r.json()["id"]
         _terminal(client, tryon_id)
         delivery = _first_delivery(client, tryon_id)
-    ids = {"tryon_id": tryon_id, "endpoint_id": endpoint, "delivery_id": delivery}
+        r = client.post("/v1/batches", json={"person": person, "products": [{"externalId": "tee"}]})
+        assert r.status_code == 202, r.text
+        batch_id = r.json()["id"]
+        _terminal(client, r.json()["tryons"][0]["id"])  # the batch is completed with it
+    ids = {
+        "tryon_id": tryon_id,
+        "endpoint_id": endpoint,
+        "delivery_id": delivery,
+        "batch_id": batch_id,
+    }
     product = {"images": [{"source": {"url": product_url(target.gateway.emulator)}}]}
     calls: list[tuple[str, str, dict[str, Any]]] = [
         ("GET", "/v1/try-ons/{tryon_id}", {}),
@@ -211,6 +220,9 @@ def test_answers_about_real_resources(target: Target) -> None:
         ("GET", "/v1/try-ons/{tryon_id}/events", {}),
         ("GET", "/v1/try-ons/{tryon_id}/deliveries", {}),
         ("DELETE", "/v1/try-ons/{tryon_id}", {}),
+        ("GET", "/v1/batches/{batch_id}", {}),
+        ("GET", "/v1/batches/{batch_id}/events", {}),
+        ("DELETE", "/v1/batches/{batch_id}", {}),
         ("PUT", "/v1/products/{external_id}", {"body": product}),
         ("GET", "/v1/products/{external_id}", {}),
         ("DELETE", "/v1/products/{external_id}", {}),

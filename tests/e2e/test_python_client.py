@@ -21,9 +21,14 @@ from tryon_client import (
     AsyncClient,
     AuthenticationError,
     BadRequest,
+    BatchCreate,
     Client,
     Conflict,
+    ImageSource,
     NotFound,
+    Person,
+    PersonImage,
+    ProductRef,
     RateLimited,
     RetryPolicy,
     TryOnCompleted,
@@ -309,3 +314,25 @@ async def test_catalog_sessions_and_account(client: AsyncClient, emulator: Emula
     callback = await client.get_callback_secret()
     assert callback.secret.startswith("whsec_")
     assert (await client.webhook_schedule()).max_attempts > 1
+
+
+async def test_batches(client: AsyncClient, emulator: Emulator) -> None:
+    await client.put_product("tee", [product_url(emulator)])
+    image = await client.upload_photo(photo_bytes())
+    body = BatchCreate(
+        person=Person(image=PersonImage(source=ImageSource(id=image.id))),
+        products=[ProductRef(external_id="tee")] * 3,
+        metadata={"lookbook": "spring"},
+    )
+    batch = await client.create_batch(body, idempotency_key="spring")
+    assert (batch.total, len(batch.tryons)) == (3, 3)
+    assert (await client.create_batch(body, idempotency_key="spring")).id == batch.id
+    for t in batch.tryons:
+        await client.wait(t.id, timeout=30)
+    done = await client.get_batch(batch.id, limit=2)
+    assert done.status == "completed"
+    assert done.counts.completed == 3
+    assert done.next_offset == 2
+    assert (await client.cancel_batch(batch.id)).counts.canceled == 0
+    with pytest.raises(NotFound):
+        await client.get_batch("ba_nope")

@@ -138,6 +138,7 @@ def test_every_body_a_route_reads_is_documented(document: dict[str, Any]) -> Non
     }
     assert {key: media for key, (media, _) in bodies.items()} == {
         ("POST", "/v1/try-ons"): "application/json",
+        ("POST", "/v1/batches"): "application/json",
         ("POST", "/v1/images"): "multipart/form-data",
         ("POST", "/v1/sessions"): "application/json",
         ("PUT", "/v1/products/{external_id}"): "application/json",

@@ -25,6 +25,8 @@ from tryon_client._core import (
 from tryon_client.calls import Call, PhotoInput
 from tryon_client.errors import ApiError, TryonError, WaitTimeout, api_error
 from tryon_client.models import (
+    Batch,
+    BatchCreate,
     CallbackSecret,
     Credits,
     Delivery,
@@ -206,6 +208,19 @@ class AsyncClient:
 
     async def cancel_tryon(self, tryon_id: str) -> TryOn:
         return await self._run(calls.cancel_tryon(tryon_id))
+
+    async def create_batch(self, body: BatchCreate, *, idempotency_key: str | None = None) -> Batch:
+        """Start up to 1,000 try-ons in the batch lane, all or none; answers at once. Sent with
+        an `Idempotency-Key` (yours, or one generated for this call) every retry reuses."""
+        return await self._run(calls.create_batch(body, idempotency_key=idempotency_key))
+
+    async def get_batch(self, batch_id: str, *, offset: int = 0, limit: int = 100) -> Batch:
+        """The batch's progress and a page of its try-ons (`next_offset`: the next page)."""
+        return await self._run(calls.get_batch(batch_id, offset=offset, limit=limit))
+
+    async def cancel_batch(self, batch_id: str) -> Batch:
+        """Cancel every try-on of the batch not yet sent upstream (they spend nothing)."""
+        return await self._run(calls.cancel_batch(batch_id))
 
     async def tryon_deliveries(self, tryon_id: str) -> list[Delivery]:
         return await self._run(calls.tryon_deliveries(tryon_id))

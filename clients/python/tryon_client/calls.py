@@ -18,6 +18,8 @@ from urllib.parse import quote
 import msgspec
 
 from tryon_client.models import (
+    Batch,
+    BatchCreate,
     CallbackSecret,
     Credits,
     Delivery,
@@ -197,6 +199,28 @@ def cancel_tryon(tryon_id: str) -> Call[TryOn]:
 def tryon_deliveries(tryon_id: str) -> Call[list[Delivery]]:
     path = f"/v1/try-ons/{_seg(tryon_id)}/deliveries"
     return Call("GET", path, list[Delivery], repeatable=True)
+
+
+# --- batches ---------------------------------------------------------------------------------
+
+
+def create_batch(body: BatchCreate, *, idempotency_key: str | None) -> Call[Batch]:
+    # As for a try-on: one key per logical create, so a retry replays the batch (and finishes
+    # accepting it, if the first attempt was cut short) instead of making a second one.
+    key = idempotency_key or str(uuid.uuid4())
+    return Call(
+        "POST", "/v1/batches", Batch, json=body, headers={"Idempotency-Key": key}, repeatable=True
+    )
+
+
+def get_batch(batch_id: str, *, offset: int, limit: int) -> Call[Batch]:
+    params: dict[str, str | int | float] = {"offset": offset, "limit": limit}
+    return Call("GET", f"/v1/batches/{_seg(batch_id)}", Batch, params=params, repeatable=True)
+
+
+def cancel_batch(batch_id: str) -> Call[Batch]:
+    # Canceling again cancels nothing more.
+    return Call("DELETE", f"/v1/batches/{_seg(batch_id)}", Batch, repeatable=True)
 
 
 # --- products --------------------------------------------------------------------------------

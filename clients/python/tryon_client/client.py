@@ -24,6 +24,8 @@ from tryon_client._core import (
 from tryon_client.calls import Call, PhotoInput
 from tryon_client.errors import ApiError, TryonError, WaitTimeout, api_error
 from tryon_client.models import (
+    Batch,
+    BatchCreate,
     CallbackSecret,
     Credits,
     Delivery,
@@ -211,6 +213,19 @@ class Client:
     def cancel_tryon(self, tryon_id: str) -> TryOn:
         """Cancel a try-on not yet sent upstream; Conflict (TRYON_NOT_CANCELABLE) once it was."""
         return self._run(calls.cancel_tryon(tryon_id))
+
+    def create_batch(self, body: BatchCreate, *, idempotency_key: str | None = None) -> Batch:
+        """Start up to 1,000 try-ons in the batch lane, all or none; answers at once. Sent with
+        an `Idempotency-Key` (yours, or one generated for this call) every retry reuses."""
+        return self._run(calls.create_batch(body, idempotency_key=idempotency_key))
+
+    def get_batch(self, batch_id: str, *, offset: int = 0, limit: int = 100) -> Batch:
+        """The batch's progress and a page of its try-ons (`next_offset`: the next page)."""
+        return self._run(calls.get_batch(batch_id, offset=offset, limit=limit))
+
+    def cancel_batch(self, batch_id: str) -> Batch:
+        """Cancel every try-on of the batch not yet sent upstream (they spend nothing)."""
+        return self._run(calls.cancel_batch(batch_id))
 
     def tryon_deliveries(self, tryon_id: str) -> list[Delivery]:
         """Webhook deliveries of this try-on's events, with every attempt."""

@@ -17,7 +17,9 @@ import msgspec
 
 TryOnStatus = Literal["queued", "submitting", "running", "completed", "failed", "canceled"]
 TERMINAL_STATUSES: frozenset[str] = frozenset({"completed", "failed", "canceled"})
-EventType = Literal["tryon.completed", "tryon.failed", "tryon.canceled", "tryon.processing"]
+EventType = Literal[
+    "tryon.completed", "tryon.failed", "tryon.canceled", "tryon.processing", "batch.completed"
+]
 KeepForDays = Literal[1, 3, 7]
 Metadata = dict[str, str | int | float | bool | None]
 
@@ -147,6 +149,57 @@ class TryOn(_Out, frozen=True):
     @property
     def is_terminal(self) -> bool:
         return self.status in TERMINAL_STATUSES
+
+
+# --- batches ---------------------------------------------------------------------------------
+
+
+class BatchItem(_In, frozen=True):
+    person: Person
+    product: ProductRef
+
+
+class BatchCreate(_In, frozen=True):
+    """Body of `POST /v1/batches`: `person` and `products` (one photo, many products), or
+    `items`; up to 1,000 try-ons, run in the batch lane."""
+
+    person: Person | None = None
+    products: list[ProductRef] | None = None
+    items: list[BatchItem] | None = None
+    external_user_id: str | None = None
+    output: Output | None = None
+    metadata: Metadata | None = None
+    # Receives `batch.completed`; each try-on's own events too when `tryon_webhooks`.
+    callback_url: str | None = None
+    tryon_webhooks: bool = False
+    deadline_seconds: Annotated[float, msgspec.Meta(ge=1)] | None = None
+
+
+class BatchCounts(_Out, frozen=True):
+    pending: int
+    completed: int
+    failed: int
+    canceled: int
+
+
+class BatchTryOn(_Out, frozen=True):
+    id: str
+    status: TryOnStatus
+
+
+class Batch(_Out, frozen=True):
+    """A batch's progress and one page of its try-ons (`next_offset`: the next page)."""
+
+    id: str
+    status: Literal["accepting", "running", "completed"]
+    total: int
+    counts: BatchCounts
+    created_at: str
+    tryons: list[BatchTryOn]
+    canceled: bool = False
+    completed_at: str | None = None
+    metadata: Metadata | None = None
+    next_offset: int | None = None
 
 
 # --- products --------------------------------------------------------------------------------
@@ -338,6 +391,11 @@ SCHEMA_NAMES: dict[type[msgspec.Struct], str] = {
     Result: "ResultOut",
     ErrorInfo: "ErrorInfo",
     TryOn: "TryOnOut",
+    BatchItem: "BatchItemIn",
+    BatchCreate: "BatchCreate",
+    BatchCounts: "BatchCounts",
+    BatchTryOn: "BatchTryOn",
+    Batch: "BatchOut",
     ProductPut: "ProductPut",
     ProductImageInfo: "ProductImageOut",
     Product: "ProductOut",

@@ -174,7 +174,9 @@ def harness_env() -> dict[str, str]:
 
 
 def settings_for(emulator: Emulator, overrides: dict[str, str]) -> Settings:
-    return emulator_settings(emulator, **overrides)
+    # These tests repeat one photo and product on purpose, each try-on to be generated: the
+    # result cache is off unless a test turns it on (test_result_cache.py).
+    return emulator_settings(emulator, **{"RESULTS_REUSE_TTL": "0", **overrides})
 
 
 @pytest.fixture

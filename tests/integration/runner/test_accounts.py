@@ -48,13 +48,9 @@ def second(second_emulator_process: Emulator) -> Emulator:
     return second_emulator_process
 
 
-# Repeated try-ons of one photo and product here test accounts, not the result cache: off.
-NO_REUSE = {"RESULTS_REUSE_TTL": "0"}
-
-
 @pytest.fixture
 def harness_env() -> dict[str, str]:
-    return {"GATEWAY_MASTER_KEY": MASTER_KEY, "OPS_ADMIN_TOKENS": ADMIN, **NO_REUSE}
+    return {"GATEWAY_MASTER_KEY": MASTER_KEY, "OPS_ADMIN_TOKENS": ADMIN}
 
 
 @pytest.fixture
@@ -226,7 +222,6 @@ async def test_each_account_has_its_own_budget_and_pause(pooled: Harness) -> Non
             "GATEWAY_MASTER_KEY": MASTER_KEY,
             "OPS_ADMIN_TOKENS": ADMIN,
             "GENLOOK_WAIT_STRATEGY": "poll",
-            **NO_REUSE,
         }
     ],
 )

@@ -21,8 +21,13 @@ CALLBACK = "http://127.0.0.1:9/hook"
 
 @pytest.fixture
 def harness_env() -> dict[str, str]:
-    # Callback URLs on loopback; an app's policy change seen at once.
-    return {"WEBHOOK_ALLOW_HTTP_HOSTS": "127.0.0.1", "GATEWAY_KEY_CACHE_SECONDS": "0"}
+    # The cache on (the harness has it off); callback URLs on loopback; an app's policy change
+    # seen at once.
+    return {
+        "RESULTS_REUSE_TTL": "86400",
+        "WEBHOOK_ALLOW_HTTP_HOSTS": "127.0.0.1",
+        "GATEWAY_KEY_CACHE_SECONDS": "0",
+    }
 
 
 @pytest.fixture
