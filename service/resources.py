@@ -17,6 +17,7 @@ from service.byte_budget import ByteBudget
 from service.genlook.client import GenlookClient
 from service.keys import Keys
 from service.metrics import MetricsWriter
+from service.namespacing import upstream_account
 from service.photos import PhotoStore
 from service.products import Catalog, ProductCache
 from service.redis_client import connect_redis
@@ -27,6 +28,9 @@ from service.tryons.accept import TryOnIntake
 from service.tryons.lookups import LookupCache
 from service.tryons.store import TryOnStore
 from service.upstream import BudgetHooks, CreditsReader, budget_shape, make_client
+from service.usage.alerts import BudgetAlerts
+from service.usage.counting import UsageCounter
+from service.usage.report import UsageReader
 from service.webhooks.callback_secrets import CallbackSecrets
 from service.webhooks.deliveries import DeliveryStore
 from service.webhooks.registry import EndpointRegistry
@@ -79,6 +83,9 @@ class Resources:
     results: ResultObjects
     links: ResultLinks
     result_http: httpx.AsyncClient
+    # Usage figures (counted by the store's scripts) and the budget alerts.
+    usage: UsageReader
+    alerts: BudgetAlerts
 
     @classmethod
     def build(
@@ -109,6 +116,11 @@ class Resources:
             pipeline if autopipeline else None,
             quotas=quotas,
             view=links.view,
+            usage=UsageCounter(
+                keys,
+                account=upstream_account(g),
+                retention_days=settings.usage.retention_days,
+            ),
         )
         photos = PhotoStore(
             redis,
@@ -169,6 +181,8 @@ class Resources:
             result_http=httpx.AsyncClient(
                 timeout=httpx.Timeout(settings.results.fetch_timeout, connect=5.0)
             ),
+            usage=UsageReader(redis, keys, retention_days=settings.usage.retention_days),
+            alerts=BudgetAlerts(redis, keys, apps=apps, quotas=quotas, settings=settings.alerts),
         )
 
     async def aclose(self) -> None:

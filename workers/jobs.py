@@ -77,6 +77,7 @@ async def refresh_credits(res: Resources) -> None:
         log.info("credit balance not refreshed: %s", type(exc).__name__)
         return
     await res.redis.set(res.keys.credits_balance, balance)
+    await res.alerts.check_balance(upstream_account(res.settings.genlook), balance)
 
 
 async def sweep(ctx: dict[str, Any]) -> int:
@@ -84,6 +85,7 @@ async def sweep(ctx: dict[str, Any]) -> int:
     and deadlines passed while no job was running. Returns how many were enqueued."""
     res: Resources = ctx["res"]
     await refresh_credits(res)
+    await res.alerts.check_daily_caps()
     enqueued = await sweep_deliveries(res, ctx["deliverer"])
     swept = await res.results.sweep(time.time())
     if swept:

@@ -5,7 +5,8 @@ and, for a browser's key, the user), their place in the sweeper's and the ops AP
 webhook deliveries of those try-ons (the event body carries the user id, metadata and result
 URL) with their attempts and events still in the outbox, and photos with the cached references
 to their upstream copies, and the user's session tokens (revoked: the app mints a new one).
-Rate counters name no one (their keys carry a digest). Offline tokens are not stored.
+Rate counters name no one (their keys carry a digest). The user's usage figures (their fields in
+the app's per-user usage hashes) are deleted. Offline tokens are not stored.
 """
 
 from __future__ import annotations
@@ -22,6 +23,7 @@ from service.photos import PhotoStore
 from service.results.objects import ResultObjects
 from service.settings import Settings
 from service.tryons.store import TryOnStore
+from service.usage.report import UsageReader
 from service.webhooks.deliveries import DeliveryStore
 
 
@@ -38,6 +40,7 @@ class EraseParts(Protocol):
     deliveries: DeliveryStore
     tokens: TokenVerifier
     results: ResultObjects
+    usage: UsageReader
 
 
 async def erase_customer(res: EraseParts, app: str, external_user_id: str) -> int:
@@ -71,4 +74,5 @@ async def erase_customer(res: EraseParts, app: str, external_user_id: str) -> in
     account = upstream_account(res.settings.genlook)
     images = await res.photos.erase_customer(app, external_user_id, account)
     tokens = await res.tokens.revoke_user(app, external_user_id)
-    return len(tryon_ids) + deliveries + images + tokens
+    figures = await res.usage.erase_user(app, external_user_id)
+    return len(tryon_ids) + deliveries + images + tokens + figures

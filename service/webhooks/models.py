@@ -15,17 +15,33 @@ import msgspec
 
 from service.tryons.models import iso
 
-EventType = Literal["tryon.completed", "tryon.failed", "tryon.canceled", "tryon.processing"]
+EventType = Literal[
+    "tryon.completed",
+    "tryon.failed",
+    "tryon.canceled",
+    "tryon.processing",
+    "account.balance_low",
+    "app.daily_cap_near",
+]
 EVENT_TYPES: tuple[str, ...] = (
     "tryon.completed",
     "tryon.failed",
     "tryon.canceled",
     "tryon.processing",
+    "account.balance_low",
+    "app.daily_cap_near",
 )
 # What an endpoint with no filter receives. `tryon.processing` doubles the deliveries of every
-# try-on for a state few backends act on, so an endpoint gets it only by listing it.
+# try-on for a state few backends act on, so an endpoint gets it only by listing it. Budget
+# alerts are rare and meant to be heard.
 DEFAULT_EVENT_TYPES: frozenset[str] = frozenset(
-    {"tryon.completed", "tryon.failed", "tryon.canceled"}
+    {
+        "tryon.completed",
+        "tryon.failed",
+        "tryon.canceled",
+        "account.balance_low",
+        "app.daily_cap_near",
+    }
 )
 
 MAX_URL_LENGTH = 2048
