@@ -183,9 +183,17 @@ async def take_snapshot(redis: Redis, keys: Keys, queue: QueueFigures) -> Snapsh
         pipe.zcard(keys.results_expiry)
         pipe.get(keys.results_bytes)
         pipe.hkeys(keys.alerts)
-        stored, active, backlog, live, disabled, credits, objects, size, alerts = (
-            await pipe.execute()
-        )
+        (
+            stored,
+            active,
+            backlog,
+            live,
+            disabled,
+            credits,
+            objects,
+            size,
+            alerts,
+        ) = await pipe.execute()
     # Budget alerts that fired and are not re-armed (service/usage/alerts.py), by kind.
     fired = [a.decode().split(":", 1)[0] for a in alerts]
     gauges = {
