@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import re
 from collections.abc import Mapping
-from typing import Literal
+from typing import Literal, get_args
 
 import msgspec
 
@@ -23,14 +23,7 @@ EventType = Literal[
     "account.balance_low",
     "app.daily_cap_near",
 ]
-EVENT_TYPES: tuple[str, ...] = (
-    "tryon.completed",
-    "tryon.failed",
-    "tryon.canceled",
-    "tryon.processing",
-    "account.balance_low",
-    "app.daily_cap_near",
-)
+EVENT_TYPES: tuple[str, ...] = get_args(EventType)
 # What an endpoint with no filter receives. `tryon.processing` doubles the deliveries of every
 # try-on for a state few backends act on, so an endpoint gets it only by listing it. Budget
 # alerts are rare and meant to be heard.
