@@ -240,7 +240,9 @@ class AlertSettings(msgspec.Struct, frozen=True, kw_only=True):
 
     # Credit balances (comma separated) at or under which `account.balance_low` is sent; a
     # balance back above one (a top-up) re-arms it. Empty: no balance alerts.
-    balance_thresholds: str = "1000,100,0"
+    # The highest default stays under the emulator's starting 1,000 credits (a dev stack starts
+    # quiet) and matches the GenlookCreditsLow Prometheus rule.
+    balance_thresholds: str = "500,100,0"
     # Shares (percent, comma separated) of an app's daily cap at which `app.daily_cap_near` is
     # sent, once per UTC day. Empty: no cap alerts.
     daily_cap_percents: str = "80,100"

@@ -26,15 +26,10 @@ EventType = Literal[
 EVENT_TYPES: tuple[str, ...] = get_args(EventType)
 # What an endpoint with no filter receives. `tryon.processing` doubles the deliveries of every
 # try-on for a state few backends act on, so an endpoint gets it only by listing it. Budget
-# alerts are rare and meant to be heard.
+# alerts carry no try-on (their `data` is their own): a receiver written for try-on events
+# would not expect them, so they too are sent only to endpoints that list them.
 DEFAULT_EVENT_TYPES: frozenset[str] = frozenset(
-    {
-        "tryon.completed",
-        "tryon.failed",
-        "tryon.canceled",
-        "account.balance_low",
-        "app.daily_cap_near",
-    }
+    {"tryon.completed", "tryon.failed", "tryon.canceled"}
 )
 
 MAX_URL_LENGTH = 2048

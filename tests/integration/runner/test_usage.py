@@ -200,18 +200,18 @@ def _thresholds(entries: list[dict[str, str]], event_type: str) -> list[int]:
 async def test_a_balance_alert_fires_once_per_crossing_and_rearms_after_a_top_up(
     harness: Harness,
 ) -> None:
-    # ALERTS_BALANCE_THRESHOLDS defaults to 1000,100,0.
-    for credits in (1500, 500, 400, 50, 40, 5000, 900, 800):
+    # ALERTS_BALANCE_THRESHOLDS defaults to 500,100,0.
+    for credits in (1500, 500, 400, 50, 40, 5000, 450, 300):
         await _set_balance(harness, credits)
     entries = await _alert_entries(harness)
-    # 500 crosses 1000; 50 crosses 100; the top-up to 5000 re-arms both; 900 crosses 1000 again.
-    assert _thresholds(entries, "account.balance_low") == [1000, 100, 1000]
+    # 500 reaches 500; 50 crosses 100; the top-up to 5000 re-arms both; 450 crosses 500 again.
+    assert _thresholds(entries, "account.balance_low") == [500, 100, 500]
     # Each alert also went to the app's endpoints (the dispatcher finds whoever subscribes).
     assert [e["app"] for e in entries if e["type"] == "account.balance_low"] == [
         APP, "", APP, "", APP, "",
     ]  # fmt: skip
     assert await harness.res.alerts.firing() == [
-        f"balance:{upstream_account(harness.res.settings.genlook)}:1000"
+        f"balance:{upstream_account(harness.res.settings.genlook)}:500"
     ]
 
 
@@ -242,15 +242,22 @@ async def test_a_daily_cap_alert_fires_once_per_share_and_again_the_next_day(
 async def test_an_alert_reaches_the_apps_endpoint_and_the_ops_endpoint_signed(
     harness: Harness, receiver: Receiver
 ) -> None:
-    r = await harness.gateway.post("/v1/webhook-endpoints", json={"url": f"{receiver.url}/app"})
+    alerts = ["account.balance_low", "app.daily_cap_near"]
+    r = await harness.gateway.post(
+        "/v1/webhook-endpoints", json={"url": f"{receiver.url}/app", "eventTypes": alerts}
+    )
     assert r.status_code == 201, r.text
     app_secret = r.json()["secret"]
+    # An endpoint with the default subscription is not sent alerts: they are not try-on events.
+    r = await harness.gateway.post("/v1/webhook-endpoints", json={"url": f"{receiver.url}/plain"})
+    assert r.status_code == 201, r.text
     deliverer, client = make_deliverer(harness.res)
     dispatcher = Dispatcher(harness.res, deliverer, harness.res.redis, name="test")
     task = asyncio.create_task(dispatcher.run())
     try:
-        await _set_balance(harness, 50)  # under 1000 and 100: two alerts, each to both
+        await _set_balance(harness, 50)  # under 500 and 100: two alerts, each to both
         received = await receiver.wait_for(4)
+        await asyncio.sleep(0.5)  # nothing more comes (to /plain)
     finally:
         task.cancel()
         await asyncio.gather(task, return_exceptions=True)
@@ -263,6 +270,6 @@ async def test_an_alert_reaches_the_apps_endpoint_and_the_ops_endpoint_signed(
         assert event["data"]["balance"] == 50
         by_path.setdefault(got.path, []).append(event["data"]["threshold"])
     assert {path: sorted(t) for path, t in by_path.items()} == {
-        "/app": [100, 1000],
-        "/ops-alerts": [100, 1000],
+        "/app": [100, 500],
+        "/ops-alerts": [100, 500],
     }
