@@ -11,6 +11,7 @@ from service import container
 from service.access.quotas import Quotas
 from service.access.registry import AppRegistry
 from service.access.tokens import TokenVerifier
+from service.auth import parse_secret_keys
 from service.autopipeline import AutoPipeline
 from service.budget import UpstreamBudget
 from service.byte_budget import ByteBudget
@@ -182,7 +183,14 @@ class Resources:
                 timeout=httpx.Timeout(settings.results.fetch_timeout, connect=5.0)
             ),
             usage=UsageReader(redis, keys, retention_days=settings.usage.retention_days),
-            alerts=BudgetAlerts(redis, keys, apps=apps, quotas=quotas, settings=settings.alerts),
+            alerts=BudgetAlerts(
+                redis,
+                keys,
+                apps=apps,
+                quotas=quotas,
+                settings=settings.alerts,
+                static_apps=frozenset(parse_secret_keys(settings.gateway.secret_keys).values()),
+            ),
         )
 
     async def aclose(self) -> None:

@@ -91,8 +91,11 @@ class BudgetAlerts:
         apps: AppRegistry,
         quotas: Quotas,
         settings: AlertSettings,
+        static_apps: frozenset[str] = frozenset(),
     ) -> None:
         self._redis = redis
+        # Apps of GATEWAY_SECRET_KEYS: not in the registry, yet they spend the account too.
+        self._static_apps = static_apps
         self._keys = keys
         self._apps = apps
         self._quotas = quotas
@@ -112,7 +115,7 @@ class BudgetAlerts:
         reached = [t for t in thresholds if balance <= t]
         if not reached:
             return 0
-        apps = [a.id for a in await self._apps.all_apps()]
+        apps = sorted({a.id for a in await self._apps.all_apps()} | self._static_apps)
         sent = 0
         for threshold in reached:
             data = AlertData(account=account, balance=balance, threshold=threshold)

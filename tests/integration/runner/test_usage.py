@@ -50,6 +50,8 @@ def harness_env(receiver: Receiver, tmp_path: Path) -> dict[str, str]:
         "ALERTS_OPS_URL": f"{receiver.url}/ops-alerts",
         "ALERTS_OPS_SECRET": OPS_SECRET,
         "WEBHOOK_ALLOW_HTTP_HOSTS": "127.0.0.1",
+        # An app of the environment's keys, not in the registry: it spends the account too.
+        "GATEWAY_SECRET_KEYS": "sk_usage_static_app_key_0123456789=static",
     }
 
 
@@ -206,9 +208,10 @@ async def test_a_balance_alert_fires_once_per_crossing_and_rearms_after_a_top_up
     entries = await _alert_entries(harness)
     # 500 reaches 500; 50 crosses 100; the top-up to 5000 re-arms both; 450 crosses 500 again.
     assert _thresholds(entries, "account.balance_low") == [500, 100, 500]
-    # Each alert also went to the app's endpoints (the dispatcher finds whoever subscribes).
+    # Each alert also went to every app's endpoints (the dispatcher finds whoever subscribes),
+    # the environment's apps included.
     assert [e["app"] for e in entries if e["type"] == "account.balance_low"] == [
-        APP, "", APP, "", APP, "",
+        APP, "static", "", APP, "static", "", APP, "static", "",
     ]  # fmt: skip
     assert await harness.res.alerts.firing() == [
         f"balance:{upstream_account(harness.res.settings.genlook)}:500"
