@@ -77,7 +77,11 @@ async def refresh_credits(res: Resources) -> None:
         log.info("credit balance not refreshed: %s", type(exc).__name__)
         return
     await res.redis.set(res.keys.credits_balance, balance)
-    await res.alerts.check_balance(upstream_account(res.settings.genlook), balance)
+    try:
+        await res.alerts.check_balance(upstream_account(res.settings.genlook), balance)
+    except (RedisError, OSError) as exc:
+        # Checked again at the next read; the sweep's own work goes on.
+        log.warning("balance alerts not checked: %s", exc)
 
 
 async def sweep(ctx: dict[str, Any]) -> int:
@@ -85,7 +89,6 @@ async def sweep(ctx: dict[str, Any]) -> int:
     and deadlines passed while no job was running. Returns how many were enqueued."""
     res: Resources = ctx["res"]
     await refresh_credits(res)
-    await res.alerts.check_daily_caps()
     enqueued = await sweep_deliveries(res, ctx["deliverer"])
     swept = await res.results.sweep(time.time())
     if swept:
@@ -100,4 +103,9 @@ async def sweep(ctx: dict[str, Any]) -> int:
     except (RedisError, OSError) as exc:
         # A missed sample costs the dashboard's charts a point, never the sweep.
         log.warning("ops history sample not recorded: %s", exc)
+    try:
+        await res.alerts.check_daily_caps()
+    except (RedisError, OSError) as exc:
+        # Checked again at the next sweep.
+        log.warning("daily cap alerts not checked: %s", exc)
     return enqueued
