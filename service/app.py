@@ -29,6 +29,7 @@ from service.api.products import ProductController
 from service.api.results import result
 from service.api.sessions import SessionController
 from service.api.tryons import TryOnController
+from service.api.usage import OpsUsageController, UsageController
 from service.api.webhooks import CallbackSecretController, WebhookEndpointController
 from service.auth import Authenticator, parse_secret_keys
 from service.errors import EXCEPTION_HANDLERS
@@ -77,6 +78,8 @@ def create_app(settings: Settings | None = None, *, redis: Redis | None = None) 
             genlook_router,
             OpsController,
             OpsAccountsController,
+            UsageController,
+            OpsUsageController,
             dashboard_router,
             healthz,
             readyz,

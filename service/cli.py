@@ -185,6 +185,16 @@ def _add_ops(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     command("resend", "send a delivery's event again, with the same webhook-id").add_argument(
         "delivery_id"
     )
+    report = command("usage", "try-ons and credits per day, app, account, user or product")
+    report.add_argument(
+        "--from", dest="from", help="first UTC day, YYYY-MM-DD (default: 6 days ago)"
+    )
+    report.add_argument("--to", help="last UTC day, YYYY-MM-DD (default: today)")
+    report.add_argument(
+        "--group-by", dest="groupBy", choices=["day", "app", "account", "user", "product"]
+    )
+    report.add_argument("--app", help="one app only (needed to group by user or product)")
+    report.add_argument("--format", choices=["json", "csv"], help="csv: the rows as CSV")
 
 
 def _add_keys(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:

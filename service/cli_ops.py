@@ -171,6 +171,20 @@ def render_resent(data: Any) -> str:
     return f"{data['id']}: {data['status']}, sent again with the same webhook-id"
 
 
+def render_usage(data: Any) -> str:
+    """`ops usage`: one line per row, the grouping's fields then the figures."""
+    keys = ("day", "account", "app", "userId", "productId")
+    figures = ("accepted", "completed", "failed", "canceled", "credits")
+    rows = [tuple(k for k in keys if any(k in r for r in data["rows"])) + figures]
+    for r in data["rows"]:
+        rows.append(tuple(str(r.get(k, "-")) for k in rows[0]))
+    total = data["total"]
+    rows.append(tuple("total" if i == 0 else "" for i in range(len(rows[0]) - len(figures)))
+                + tuple(str(total[f]) for f in figures))  # fmt: skip
+    head = f"usage {data['from']} .. {data['to']} by {data['groupBy']}"
+    return "\n".join([head, *_table(rows)])
+
+
 def _path(template: str, args: dict[str, Any]) -> str:
     # Ids come from the operator: quoted, so none can reach another route.
     return template.format(**{k: quote(str(v), safe="") for k, v in args.items()})
@@ -205,6 +219,7 @@ COMMANDS: dict[str, OpsCommand] = {
     "deliveries": OpsCommand("GET", "/deliveries", render_failed_deliveries, ("status", "limit")),
     "delivery": OpsCommand("GET", "/deliveries/{delivery_id}", render_json),
     "resend": OpsCommand("POST", "/deliveries/{delivery_id}/resend", render_resent),
+    "usage": OpsCommand("GET", "/usage", render_usage, ("from", "to", "groupBy", "app", "format")),
 }
 
 
@@ -229,5 +244,8 @@ def run_ops_command(url: str, token: str, command: str, args: dict[str, Any]) ->
         except (ValueError, KeyError, TypeError):
             print(f"{r.status_code}: {r.text[:500]}", file=sys.stderr)
         return 1
-    print(spec.render(r.json()))
+    if r.headers.get("content-type", "").startswith("text/csv"):
+        print(r.text, end="")  # `ops usage --format csv`: the file as the API sends it
+    else:
+        print(spec.render(r.json()))
     return 0

@@ -175,6 +175,27 @@ class Keys:
         """Set: ids of disabled webhook endpoints (a gauge for /metrics)."""
         return f"{self.prefix}whe-disabled"
 
+    # --- usage (service/usage/) -------------------------------------------------------------
+    def usage_totals(self, day: str) -> str:
+        """Hash, expiring after USAGE_RETENTION_DAYS: `<account>:<app>:<figure>` -> count, for
+        one UTC day (`YYYY-MM-DD`)."""
+        return f"{self.prefix}usage:{day}"
+
+    def usage_users(self, app: str, day: str) -> str:
+        """Hash, expiring with the day's totals: `<figure>:<externalUserId>` -> count, of one
+        app on one day (an erase deletes the user's fields)."""
+        return f"{self.prefix}usage:{day}:u:{part(app)}"
+
+    def usage_products(self, app: str, day: str) -> str:
+        """Hash, expiring with the day's totals: `<figure>:<product externalId>` -> count."""
+        return f"{self.prefix}usage:{day}:p:{part(app)}"
+
+    @property
+    def alerts(self) -> str:
+        """Hash: alert id (`<kind>:<subject>:<level>`) -> when it fired; a field is removed when
+        the condition clears (a top-up, a new day), which re-arms the alert."""
+        return f"{self.prefix}alerts"
+
     # --- upstream budget (one per upstream account) ------------------------------------------
     @property
     def budget(self) -> str:

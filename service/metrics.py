@@ -44,7 +44,10 @@ _COUNTERS: dict[str, tuple[str, tuple[str, ...]]] = {
         ("reason",),
     ),
     "upstream_budget_grants": ("Cells taken from the shared upstream budget.", ()),
-    "credits_spent": ("Credits spent: completed generations.", ()),
+    "credits_spent": (
+        "Credits spent: completed generations, and creates whose outcome is unknown.",
+        (),
+    ),
     "product_cache": ("Product cache lookups, by result.", ("result",)),
     "result_cache": (
         "Exact result cache: try-ons completed from a stored identical result (hit), and "
@@ -189,7 +192,20 @@ async def take_snapshot(redis: Redis, keys: Keys, queue: QueueFigures) -> Snapsh
         pipe.get(keys.credits_balance)
         pipe.zcard(keys.results_expiry)
         pipe.get(keys.results_bytes)
-        stored, active, backlog, live, disabled, credits, objects, size = await pipe.execute()
+        pipe.hkeys(keys.alerts)
+        (
+            stored,
+            active,
+            backlog,
+            live,
+            disabled,
+            credits,
+            objects,
+            size,
+            alerts,
+        ) = await pipe.execute()
+    # Budget alerts that fired and are not re-armed (service/usage/alerts.py), by kind.
+    fired = [a.decode().split(":", 1)[0] for a in alerts]
     gauges = {
         "queue_ready_jobs": ("Jobs waiting for a worker now.", float(queue.ready)),
         "queue_in_progress_jobs": ("Jobs a worker is running now.", float(queue.in_progress)),
@@ -210,6 +226,14 @@ async def take_snapshot(redis: Redis, keys: Keys, queue: QueueFigures) -> Snapsh
         "workers_live": ("Workers whose heartbeat is recent.", float(live)),
         "results_stored_objects": ("Result images in the gateway's store.", float(objects)),
         "results_stored_bytes": ("Bytes of result images in the store.", float(size or 0)),
+        "alerts_balance_low": (
+            "Balance thresholds (ALERTS_BALANCE_THRESHOLDS) the account is at or under.",
+            float(fired.count("balance")),
+        ),
+        "alerts_daily_cap_near": (
+            "Shares of apps' daily caps (ALERTS_DAILY_CAP_PERCENTS) reached today.",
+            float(fired.count("cap")),
+        ),
     }
     if credits is not None:
         gauges["credits_balance"] = ("Genlook credit balance (last read).", float(credits))

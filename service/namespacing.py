@@ -60,6 +60,14 @@ def part(value: str) -> str:
     return _ENCODED + base64.urlsafe_b64encode(value.encode()).decode().rstrip("=")
 
 
+def unpart(value: str) -> str:
+    """The value `part` was given (for showing a stored name)."""
+    if not value.startswith(_ENCODED):
+        return value
+    encoded = value[len(_ENCODED) :]
+    return base64.urlsafe_b64decode(encoded + "=" * (-len(encoded) % 4)).decode()
+
+
 def upstream_product_id(app: str, external_id: str) -> str:
     return f"{part(app)}:{external_id}"
 

@@ -15,6 +15,7 @@ from service.access.tokens import TokenVerifier
 from service.accounts.crypto import KeyBox
 from service.accounts.directory import AccountDirectory, Upstream
 from service.accounts.registry import AccountRegistry
+from service.auth import parse_secret_keys
 from service.autopipeline import AutoPipeline
 from service.batches.intake import BatchIntake
 from service.batches.store import BatchStore
@@ -36,6 +37,9 @@ from service.tryons.accept import TryOnIntake
 from service.tryons.lookups import LookupCache
 from service.tryons.store import TryOnStore
 from service.upstream import BudgetHooks, CreditsReader, budget_shape, make_client
+from service.usage.alerts import BudgetAlerts
+from service.usage.counting import UsageCounter
+from service.usage.report import UsageReader
 from service.webhooks.callback_secrets import CallbackSecrets
 from service.webhooks.deliveries import DeliveryStore
 from service.webhooks.registry import EndpointRegistry
@@ -94,6 +98,9 @@ class Resources:
     result_http: httpx.AsyncClient
     # The exact result cache and its single flight (service/results/reuse.py).
     reuse: ResultReuse
+    # Usage figures (counted by the store's scripts) and the budget alerts.
+    usage: UsageReader
+    alerts: BudgetAlerts
 
     @classmethod
     def build(
@@ -138,6 +145,7 @@ class Resources:
             pipeline if autopipeline else None,
             quotas=quotas,
             view=links.view,
+            usage=UsageCounter(keys, retention_days=settings.usage.retention_days),
         )
         photos = PhotoStore(
             redis,
@@ -216,6 +224,15 @@ class Resources:
                 timeout=httpx.Timeout(settings.results.fetch_timeout, connect=5.0)
             ),
             reuse=reuse,
+            usage=UsageReader(redis, keys, retention_days=settings.usage.retention_days),
+            alerts=BudgetAlerts(
+                redis,
+                keys,
+                apps=apps,
+                quotas=quotas,
+                settings=settings.alerts,
+                static_apps=frozenset(parse_secret_keys(settings.gateway.secret_keys).values()),
+            ),
         )
 
     async def aclose(self) -> None:

@@ -237,6 +237,61 @@ class OpsSettings(msgspec.Struct, frozen=True, kw_only=True):
         parse_admin_tokens(self.admin_tokens)  # a bad token fails at start-up, named
 
 
+class UsageSettings(msgspec.Struct, frozen=True, kw_only=True):
+    """Usage figures per account, app, end user, product and UTC day (service/usage/)."""
+
+    # How long a day's figures are kept, and the longest span a report may ask for.
+    retention_days: int = 90
+
+    def __post_init__(self) -> None:
+        if not 1 <= self.retention_days <= 3660:
+            raise ValueError("invalid USAGE_RETENTION_DAYS: 1 to 3660")
+
+
+def _numbers(text: str, name: str) -> tuple[int, ...]:
+    """Whole numbers, comma separated, highest first."""
+    try:
+        return tuple(sorted({int(v) for v in text.split(",") if v.strip()}, reverse=True))
+    except ValueError:
+        raise ValueError(f"invalid {name}: comma-separated whole numbers") from None
+
+
+class AlertSettings(msgspec.Struct, frozen=True, kw_only=True):
+    """Budget alerts (service/usage/alerts.py): webhook events to the apps' endpoints and to
+    an ops endpoint, each once per crossing."""
+
+    # Credit balances (comma separated) at or under which `account.balance_low` is sent; a
+    # balance back above one (a top-up) re-arms it. Empty: no balance alerts.
+    # The highest default stays under the emulator's starting 1,000 credits (a dev stack starts
+    # quiet) and matches the GenlookCreditsLow Prometheus rule.
+    balance_thresholds: str = "500,100,0"
+    # Shares (percent, comma separated) of an app's daily cap at which `app.daily_cap_near` is
+    # sent, once per UTC day. Empty: no cap alerts.
+    daily_cap_percents: str = "80,100"
+    # Where the same events also go, signed with `ops_secret` like any webhook (a `whsec_...`
+    # secret); the SSRF guard applies as to any endpoint. Empty: apps' endpoints only.
+    ops_url: str = ""
+    ops_secret: str = ""
+
+    @property
+    def balances(self) -> tuple[int, ...]:
+        """The thresholds, highest first."""
+        return _numbers(self.balance_thresholds, "ALERTS_BALANCE_THRESHOLDS")
+
+    @property
+    def cap_percents(self) -> tuple[int, ...]:
+        return _numbers(self.daily_cap_percents, "ALERTS_DAILY_CAP_PERCENTS")
+
+    def __post_init__(self) -> None:
+        self.balances  # noqa: B018 (a malformed list fails at start-up, named)
+        if any(p <= 0 for p in self.cap_percents):
+            raise ValueError("invalid ALERTS_DAILY_CAP_PERCENTS: percentages above 0")
+        if self.ops_url and not self.ops_secret:
+            # The secret's format is checked where it signs (service/usage/alerts.py), when
+            # the process builds its resources at start-up.
+            raise ValueError("ALERTS_OPS_URL needs ALERTS_OPS_SECRET (a whsec_... secret)")
+
+
 class Settings(msgspec.Struct, frozen=True, kw_only=True):
     redis: RedisSettings = msgspec.field(default_factory=RedisSettings)
     genlook: GenlookSettings = msgspec.field(default_factory=GenlookSettings)
@@ -245,6 +300,8 @@ class Settings(msgspec.Struct, frozen=True, kw_only=True):
     webhooks: WebhookSettings = msgspec.field(default_factory=WebhookSettings)
     ops: OpsSettings = msgspec.field(default_factory=OpsSettings)
     results: ResultSettings = msgspec.field(default_factory=ResultSettings)
+    usage: UsageSettings = msgspec.field(default_factory=UsageSettings)
+    alerts: AlertSettings = msgspec.field(default_factory=AlertSettings)
 
     @classmethod
     def from_env(cls, env: Mapping[str, str] | None = None) -> Settings:
@@ -257,6 +314,8 @@ class Settings(msgspec.Struct, frozen=True, kw_only=True):
             webhooks=_load(WebhookSettings, "WEBHOOK_", env),
             ops=_load(OpsSettings, "OPS_", env),
             results=_load(ResultSettings, "RESULTS_", env),
+            usage=_load(UsageSettings, "USAGE_", env),
+            alerts=_load(AlertSettings, "ALERTS_", env),
         )
 
 

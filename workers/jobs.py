@@ -81,9 +81,11 @@ _CREDITS_EVERY = 60
 
 async def refresh_credits(res: Resources) -> None:
     """Read every enabled account's balance once a minute, fleet-wide (one budget cell each):
-    /metrics' credit balance gauge (the default account's), and an account out of its pools
-    for want of credits comes back once it has some (service/accounts/directory.py)."""
+    /metrics' credit balance gauge (the default account's), an account out of its pools for
+    want of credits comes back once it has some (service/accounts/directory.py), and its
+    balance alerts are checked (service/usage/alerts.py)."""
     registry = res.accounts.registry
+    pools = await registry.pools()
     for config in await registry.all():
         if (await registry.status(config.id)).disabled:
             continue
@@ -96,8 +98,15 @@ async def refresh_credits(res: Resources) -> None:
             # Deleted meanwhile, or a key no master key opens: the sweep goes on regardless.
             log.warning("balance of account %s not read: %s", config.id, exc.code)
             continue
-        if config.id == DEFAULT_ACCOUNT and balance is not None:
+        if balance is None:
+            continue
+        if config.id == DEFAULT_ACCOUNT:
             await res.redis.set(res.keys.credits_balance, balance)
+        try:
+            await res.alerts.check_balance(config.id, balance, pools=pools)
+        except (RedisError, OSError) as exc:
+            # Checked again at the next read; the sweep's own work goes on.
+            log.warning("balance alerts of account %s not checked: %s", config.id, exc)
 
 
 async def sweep(ctx: dict[str, Any]) -> int:
@@ -119,4 +128,9 @@ async def sweep(ctx: dict[str, Any]) -> int:
     except (RedisError, OSError) as exc:
         # A missed sample costs the dashboard's charts a point, never the sweep.
         log.warning("ops history sample not recorded: %s", exc)
+    try:
+        await res.alerts.check_daily_caps()
+    except (RedisError, OSError) as exc:
+        # Checked again at the next sweep.
+        log.warning("daily cap alerts not checked: %s", exc)
     return enqueued

@@ -20,7 +20,7 @@ from redis.asyncio import Redis
 from redis.exceptions import RedisError, ResponseError
 from service.resources import Resources
 from service.webhooks.deliverer import Deliverer
-from service.webhooks.deliveries import Delivery, callback_target, delivery_id
+from service.webhooks.deliveries import OPS_TARGET, Delivery, callback_target, delivery_id
 from service.webhooks.models import DEFAULT_EVENT_TYPES, WebhookEndpoint
 from service.webhooks.ssrf import guarded_client
 
@@ -51,6 +51,7 @@ def make_deliverer(res: Resources) -> tuple[Deliverer, httpx.AsyncClient]:
         client=client,
         queue=res.store.queue,
         settings=w,
+        ops_secret=res.settings.alerts.ops_secret or None,
     )
     return deliverer, client
 
@@ -140,6 +141,10 @@ class Dispatcher:
         # default subscription (terminal events), never `tryon.processing`.
         if event.get("callback") and event["type"] in DEFAULT_EVENT_TYPES:
             targets.append((callback_target(event["app"]), event["callback"], None))
+        # A budget alert's copy for the ops endpoint (service/usage/alerts.py).
+        ops_url = self._res.settings.alerts.ops_url
+        if event.get("ops") and ops_url:
+            targets.append((OPS_TARGET, ops_url, None))
         for target, url, endpoint in targets:
             delivery = Delivery(
                 id=delivery_id(event["id"], target),

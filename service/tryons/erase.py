@@ -7,7 +7,8 @@ webhook deliveries of those try-ons (the event body carries the user id, metadat
 URL) with their attempts and events still in the outbox, and photos with the cached references
 to their upstream copies, the user's session tokens (revoked: the app mints a new one), and
 the result cache's entries of their try-ons (keyed by user: no other user's entry names the
-user's objects, service/results/reuse.py).
+user's objects, service/results/reuse.py). The user's usage figures (their fields in the
+app's per-user usage hashes) are deleted.
 Rate counters name no one (their keys carry a digest). Offline tokens are not stored.
 """
 
@@ -26,6 +27,7 @@ from service.photos import PhotoStore
 from service.results.objects import ResultObjects
 from service.results.reuse import ResultReuse
 from service.tryons.store import TryOnStore
+from service.usage.report import UsageReader
 from service.webhooks.deliveries import DeliveryStore
 
 
@@ -42,6 +44,7 @@ class EraseParts(Protocol):
     tokens: TokenVerifier
     results: ResultObjects
     reuse: ResultReuse
+    usage: UsageReader
 
 
 async def erase_customer(res: EraseParts, app: str, external_user_id: str) -> int:
@@ -86,4 +89,5 @@ async def erase_customer(res: EraseParts, app: str, external_user_id: str) -> in
     deliveries = await res.deliveries.erase_tryons(tryon_ids)
     images = await res.photos.erase_customer(app, external_user_id, digests)
     tokens = await res.tokens.revoke_user(app, external_user_id)
-    return len(tryon_ids) + deliveries + images + tokens
+    figures = await res.usage.erase_user(app, external_user_id)
+    return len(tryon_ids) + deliveries + images + tokens + figures

@@ -222,6 +222,21 @@ class TryOnRecord(msgspec.Struct, kw_only=True, omit_defaults=True):
         return self.status in TERMINAL
 
 
+def spends_credit(before: str, after: TryOnRecord) -> bool:
+    """Whether the change from status `before` to `after` is the one where the try-on's credit
+    counts as spent: the one rule the metrics and the usage figures both count by. Genlook
+    completed the generation (`storing`; an operator's retry of a failed copy spends nothing
+    more), or the try-on ended failed with a create sent and no refund known (an unknown
+    outcome, a deadline passed while Genlook worked): Genlook may have charged it, so it is
+    counted as spent, as its quota unit stays taken."""
+    if before in TERMINAL or before == after.status:
+        return False
+    if after.status == "storing":
+        return True
+    # From `storing`, the credit was counted when the generation completed.
+    return after.status == "failed" and before != "storing" and not after.spent_nothing
+
+
 # --- the public view -------------------------------------------------------------------------
 
 

@@ -21,10 +21,13 @@ from service.autopipeline import AutoPipeline, Script
 from service.keys import Keys
 from service.metrics import LUA_APPLY, encode_increments, field, observations
 from service.tryons.lookups import Expected, StaleLookup
-from service.tryons.models import TERMINAL, TryOnOut, TryOnRecord, iso, public_view
+from service.tryons.models import TERMINAL, TryOnOut, TryOnRecord, iso, public_view, spends_credit
+from service.usage.counting import LUA_USAGE, NOTHING, UsageCounter
 from service.webhooks.events import EVENT_FOR_STATUS, event_body, event_id
 
-_ACCEPT = """
+_ACCEPT = (
+    LUA_USAGE
+    + """
 if ARGV[14] ~= '' and redis.call('HGET', KEYS[7], ARGV[15]) ~= ARGV[14] then return 0 end
 if ARGV[16] ~= '' and redis.call('GET', KEYS[8]) ~= ARGV[16] then return 0 end
 if ARGV[11] == '1' then
@@ -42,11 +45,14 @@ end
 redis.call('SET', KEYS[5], ARGV[7], 'PX', ARGV[9])
 redis.call('ZADD', KEYS[6], ARGV[8], ARGV[10])
 redis.call('HINCRBYFLOAT', KEYS[9], 'tryon_accepted', 1)
+apply_usage(10, 17)
 return false
 """
+)
 
 _UPDATE = (
     LUA_APPLY
+    + LUA_USAGE
     + """
 local rev = redis.call('HGET', KEYS[1], 'rev')
 if not rev then return -1 end
@@ -91,6 +97,7 @@ if ARGV[15] ~= '' and ARGV[4] == '1' and redis.call('EXISTS', KEYS[8]) == 1
   redis.call('PUBLISH', KEYS[10], ARGV[2])
 end
 apply_metrics(KEYS[6], ARGV[12])
+apply_usage(11, 18)  -- after the batch's keys and arguments
 return next
 """
 )
@@ -115,9 +122,7 @@ def transition_metrics(before: str, after: TryOnRecord) -> list[tuple[str, float
         out += observations("end_to_end", after.completed_at - after.created_at)
         if after.create_started_at is not None and after.generation_id is not None:
             out += observations("upstream", after.completed_at - after.create_started_at)
-    if after.status == "storing" and before not in TERMINAL:
-        # Genlook completed the generation: the credit is spent, whether or not the copy of
-        # its result succeeds (an operator's retry of a failed copy spends nothing more).
+    if spends_credit(before, after):
         out.append(("credits_spent", 1.0))
     if after.status == "completed" and after.reused_from is not None and before not in TERMINAL:
         # Completed from an identical try-on's stored result: the credit it would have cost.
@@ -154,8 +159,12 @@ class TryOnStore:
         *,
         quotas: Quotas,
         view: View = _plain_view,
+        usage: UsageCounter | None = None,
     ) -> None:
         self._redis = redis
+        # Usage figures, counted in the accept and update scripts (None: a store built for a
+        # test of something else counts none).
+        self._usage = usage
         self._view = view
         # Reservations given back when a try-on ends without spending a credit.
         self._quotas = quotas
@@ -195,6 +204,7 @@ class TryOnStore:
         job_id = jobs.tryon_job_id(record.id)
         job, score = jobs.encode_job(jobs.RUN_TRYON, record.id)
         customer = record.external_user_id
+        counted = self._usage.accepted(record) if self._usage else NOTHING
         run = self._accept_pipelined or self._accept
         existing = await run(
             keys=[
@@ -207,6 +217,7 @@ class TryOnStore:
                 e.catalog_key or k.tryon(record.id),
                 e.image_key or k.tryon(record.id),
                 k.metrics,
+                *counted.keys,
             ],
             args=[
                 f"{record.id} {request_fingerprint}",
@@ -225,6 +236,7 @@ class TryOnStore:
                 e.product_raw,
                 e.external_id,
                 e.image_raw,
+                *counted.args,
             ],
         )
         if existing is None:
@@ -278,7 +290,10 @@ class TryOnStore:
             event = b""
             webhook_type = ""
             webhook_body = b""
+            counted = NOTHING
             if changed.status != before:
+                if self._usage is not None:
+                    counted = self._usage.transition(before, changed)
                 view = await self._view(changed)
                 event = self._encoder.encode(view)
                 # A batch's try-on sends its own events to webhooks only if the batch asked.
@@ -298,6 +313,7 @@ class TryOnStore:
                     self._keys.batch(batch),
                     self._keys.batch_finished(batch),
                     self._keys.batch_events(batch),
+                    *counted.keys,
                 ],
                 args=[
                     rev,
@@ -317,6 +333,7 @@ class TryOnStore:
                     changed.batch_id or "",
                     iso(changed.updated_at) if changed.batch_id else "",
                     event_id(batch, "batch.completed") if changed.batch_id else "",
+                    *counted.args,
                 ],
             )
             if result == -1:

@@ -28,6 +28,7 @@ from service.webhooks.deliveries import (
     ADMITTED,
     IN_FLIGHT,
     NO_SLOT,
+    OPS_TARGET,
     Attempt,
     Delivery,
     DeliveryStore,
@@ -64,6 +65,7 @@ class Deliverer:
         client: httpx.AsyncClient,
         queue: jobs.JobQueue,
         settings: WebhookSettings,
+        ops_secret: str | None = None,
     ) -> None:
         self._store = store
         self._registry = registry
@@ -71,6 +73,8 @@ class Deliverer:
         self._client = client
         self._queue = queue
         self._settings = settings
+        # Signs deliveries to the ops endpoint (ALERTS_OPS_SECRET); None: there is none.
+        self._ops_secret = ops_secret
         self._rng = random.Random()
 
     async def schedule(self, delivery: Delivery, delay: float) -> None:
@@ -146,6 +150,10 @@ class Deliverer:
         self, delivery: Delivery, endpoint: WebhookEndpoint | None
     ) -> tuple[str, list[str], dict[str, str]] | str:
         """(url, signing secrets, extra headers), or why there is nowhere to deliver."""
+        if delivery.target == OPS_TARGET:
+            if self._ops_secret is None:
+                return "no ops endpoint secret (ALERTS_OPS_SECRET) is set"
+            return delivery.url, [self._ops_secret], {}
         if not delivery.to_endpoint:
             return delivery.url, await self._callbacks.active(delivery.app), {}
         if endpoint is None or endpoint.id != delivery.target:

@@ -143,6 +143,10 @@ class Delivery(msgspec.Struct, kw_only=True, rename="camel", omit_defaults=True)
         return self.target.startswith("we_")
 
 
+# The target of budget alerts' copies to the ops endpoint (ALERTS_OPS_URL; service/usage/).
+OPS_TARGET = "ops:alerts"
+
+
 def callback_target(app: str) -> str:
     """The target of every per-request callback URL of an app (they share its secret)."""
     return f"cb:{app}"

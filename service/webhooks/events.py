@@ -22,6 +22,9 @@ EVENT_FOR_STATUS: dict[str, str] = {
     "canceled": "tryon.canceled",
 }
 TEST_EVENT = "webhook.test"
+# Budget alerts (service/usage/alerts.py): not about one try-on, so their `data` is their own.
+BALANCE_LOW = "account.balance_low"
+DAILY_CAP_NEAR = "app.daily_cap_near"
 
 
 class Event(msgspec.Struct, frozen=True):

@@ -9,24 +9,26 @@ from __future__ import annotations
 
 import re
 from collections.abc import Mapping
-from typing import Literal
+from typing import Literal, get_args
 
 import msgspec
 
 from service.tryons.models import iso
 
 EventType = Literal[
-    "tryon.completed", "tryon.failed", "tryon.canceled", "tryon.processing", "batch.completed"
-]
-EVENT_TYPES: tuple[str, ...] = (
     "tryon.completed",
     "tryon.failed",
     "tryon.canceled",
     "tryon.processing",
     "batch.completed",
-)
+    "account.balance_low",
+    "app.daily_cap_near",
+]
+EVENT_TYPES: tuple[str, ...] = get_args(EventType)
 # What an endpoint with no filter receives. `tryon.processing` doubles the deliveries of every
-# try-on for a state few backends act on, so an endpoint gets it only by listing it.
+# try-on for a state few backends act on, so an endpoint gets it only by listing it. Budget
+# alerts carry no try-on (their `data` is their own): a receiver written for try-on events
+# would not expect them, so they too are sent only to endpoints that list them.
 DEFAULT_EVENT_TYPES: frozenset[str] = frozenset(
     {"tryon.completed", "tryon.failed", "tryon.canceled", "batch.completed"}
 )

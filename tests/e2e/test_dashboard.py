@@ -139,6 +139,8 @@ async def test_dashboard_shows_the_fleet_and_steers_it(
     # Spend and outcomes from the fleet counters: 3 completed (3 credits), 1 failed.
     await expect(at("#s-finished")).to_have_text("3 / 1", timeout=WAIT_MS)
     await expect(at("#s-credits")).to_have_text("3 / 3")
+    # Usage over the last seven days, by app: the same workload, counted by the same rule.
+    await expect(at("#usage tbody tr td")).to_have_text(["shop", "4", "3", "1", "0", "3"])
     # What fails and why: the refused try-on with Genlook's code, marked safe to retry.
     row = at(f"#failed tbody tr[data-id='{refused['id']}']")
     await expect(row).to_contain_text("INSUFFICIENT_CREDITS", timeout=WAIT_MS)

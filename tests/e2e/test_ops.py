@@ -294,3 +294,23 @@ async def test_a_failed_tryon_is_listed_shown_and_discarded_through_the_cli(
     missing = ops_cli(gateway, "tryon", "to_missing")
     assert missing.returncode == 1
     assert "404 TRYON_NOT_FOUND" in missing.stderr
+
+
+async def test_usage_through_the_cli(
+    gateway: Gateway, api: httpx.AsyncClient, emulator: Emulator
+) -> None:
+    image_id = await ready_tryon(api, emulator)
+    tryon = (await start_tryon(api, image_id))["id"]
+    assert (await wait_terminal(api, tryon))["status"] == "completed"
+
+    by_app = ops_cli(gateway, "usage", "--group-by", "app")
+    assert by_app.returncode == 0, by_app.stderr
+    lines = by_app.stdout.splitlines()
+    assert lines[1].split() == ["app", "accepted", "completed", "failed", "canceled", "credits"]
+    assert lines[2].split() == ["shop", "1", "1", "0", "0", "1"]
+    as_csv = ops_cli(gateway, "usage", "--format", "csv")
+    assert as_csv.returncode == 0, as_csv.stderr
+    assert as_csv.stdout.splitlines()[0].startswith("day,account,app,userId,productId,")
+    refused = ops_cli(gateway, "usage", "--group-by", "user")
+    assert refused.returncode == 1
+    assert "400 VALIDATION_FAILED" in refused.stderr

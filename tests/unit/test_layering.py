@@ -63,6 +63,7 @@ LAYERS: list[tuple[str, tuple[str, ...], bool]] = [
             "service.results",
             "service.tryons",
             "service.upstream",
+            "service.usage",
             "service.webhooks",
         ),
         True,

@@ -46,6 +46,8 @@ from tryon_client.models import (
     SecretRotated,
     Session,
     TryOn,
+    UsageGroupBy,
+    UsageReport,
     WebhookEndpoint,
     WebhookEndpointCreated,
 )
@@ -337,6 +339,15 @@ class AsyncClient:
 
     async def get_credits(self) -> Credits:
         return await self._run(calls.get_credits())
+
+    async def usage(
+        self,
+        *,
+        from_day: str | None = None,
+        to_day: str | None = None,
+        group_by: UsageGroupBy = "day",
+    ) -> UsageReport:
+        return await self._run(calls.get_usage(from_day, to_day, group_by))
 
     async def erase_customer(self, external_user_id: str) -> None:
         await self._run(calls.erase_customer(external_user_id))

@@ -48,6 +48,8 @@ from tryon_client.models import (
     SessionCreate,
     TryOn,
     TryOnCreate,
+    UsageGroupBy,
+    UsageReport,
     WebhookEndpoint,
     WebhookEndpointCreated,
 )
@@ -371,6 +373,17 @@ def rotate_callback_secret(overlap_seconds: int | None) -> Call[CallbackSecret]:
 
 def get_credits() -> Call[Credits]:
     return Call("GET", "/v1/account/credits", Credits, repeatable=True)
+
+
+def get_usage(
+    from_day: str | None, to_day: str | None, group_by: UsageGroupBy
+) -> Call[UsageReport]:
+    params: dict[str, str | int | float] = {"groupBy": group_by}
+    if from_day is not None:
+        params["from"] = from_day
+    if to_day is not None:
+        params["to"] = to_day
+    return Call("GET", "/v1/usage", UsageReport, params=params, repeatable=True)
 
 
 def erase_customer(external_user_id: str) -> Call[None]:

@@ -45,6 +45,8 @@ from tryon_client.models import (
     SecretRotated,
     Session,
     TryOn,
+    UsageGroupBy,
+    UsageReport,
     WebhookEndpoint,
     WebhookEndpointCreated,
 )
@@ -351,6 +353,17 @@ class Client:
     def get_credits(self) -> Credits:
         """The Genlook account's credit balance."""
         return self._run(calls.get_credits())
+
+    def usage(
+        self,
+        *,
+        from_day: str | None = None,
+        to_day: str | None = None,
+        group_by: UsageGroupBy = "day",
+    ) -> UsageReport:
+        """The app's try-ons and credits per UTC day, end user or product (days as
+        `YYYY-MM-DD`; default: the last seven days)."""
+        return self._run(calls.get_usage(from_day, to_day, group_by))
 
     def erase_customer(self, external_user_id: str) -> None:
         """GDPR erase of an end user, upstream and in the gateway. Idempotent."""

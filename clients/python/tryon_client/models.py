@@ -18,8 +18,15 @@ import msgspec
 TryOnStatus = Literal["queued", "submitting", "running", "completed", "failed", "canceled"]
 TERMINAL_STATUSES: frozenset[str] = frozenset({"completed", "failed", "canceled"})
 EventType = Literal[
-    "tryon.completed", "tryon.failed", "tryon.canceled", "tryon.processing", "batch.completed"
+    "tryon.completed",
+    "tryon.failed",
+    "tryon.canceled",
+    "tryon.processing",
+    "batch.completed",
+    "account.balance_low",
+    "app.daily_cap_near",
 ]
+UsageGroupBy = Literal["day", "user", "product"]
 KeepForDays = Literal[1, 3, 7]
 Metadata = dict[str, str | int | float | bool | None]
 
@@ -376,6 +383,44 @@ class Credits(_Out, frozen=True):
     as_of: float
 
 
+# --- usage -----------------------------------------------------------------------------------
+
+
+class UsageFigures(_Out, frozen=True):
+    accepted: int = 0
+    completed: int = 0
+    failed: int = 0
+    canceled: int = 0
+    # Completed generations, and creates whose outcome is unknown (counted as spent).
+    credits: int = 0
+
+
+class UsageRow(_Out, frozen=True):
+    """One group's figures; only its grouping's field is set (`user_id` None in a user
+    grouping: try-ons without an externalUserId)."""
+
+    accepted: int
+    completed: int
+    failed: int
+    canceled: int
+    credits: int
+    day: str | None = None
+    account: str | None = None
+    app: str | None = None
+    user_id: str | None = None
+    product_id: str | None = None
+
+
+class UsageReport(_Out, frozen=True):
+    """`GET /v1/usage`: the app's figures over UTC days `from_`..`to`."""
+
+    from_: str = msgspec.field(name="from")
+    to: str
+    group_by: str
+    rows: list[UsageRow]
+    total: UsageFigures
+
+
 # The gateway's OpenAPI schema each model mirrors (checked by the client's contract test).
 SCHEMA_NAMES: dict[type[msgspec.Struct], str] = {
     FieldError: "FieldError",
@@ -416,4 +461,7 @@ SCHEMA_NAMES: dict[type[msgspec.Struct], str] = {
     Recovered: "Recovered",
     Schedule: "Schedule",
     Credits: "CreditsOut",
+    UsageFigures: "UsageFigures",
+    UsageRow: "UsageRow",
+    UsageReport: "UsageReport",
 }

@@ -184,6 +184,29 @@ function renderDead(list) {
     : [el("tr", {}, el("td", { colspan: "7", class: "empty", text: "no dead delivery" }))]));
 }
 
+function renderUsage(report) {
+  const rows = report.rows.map((u) => el("tr", { "data-app": u.app },
+    el("td", { class: "id", text: u.app }),
+    ...["accepted", "completed", "failed", "canceled", "credits"].map(
+      (k) => el("td", { text: String(u[k]) }))));
+  $("usage").tBodies[0].replaceChildren(...(rows.length ? rows
+    : [el("tr", {}, el("td", { colspan: "6", class: "empty", text: "no try-on in these days" }))]));
+}
+
+// The CSV needs the bearer header, so it is fetched and handed to the browser as a file.
+async function exportUsage() {
+  try {
+    const r = await fetch("/ops/api/usage?format=csv", {
+      headers: { Authorization: `Bearer ${token()}` }, cache: "no-store" });
+    if (!r.ok) throw new ApiFailure(r.status, `HTTP_${r.status}`, r.statusText);
+    const link = el("a", { href: URL.createObjectURL(await r.blob()), download: "usage.csv" });
+    link.click();
+    setTimeout(() => URL.revokeObjectURL(link.href), 10_000);
+  } catch (err) {
+    flashFailure("Usage export", err);
+  }
+}
+
 // --- charts (inline SVG) -------------------------------------------------------------------
 
 const SVG = "http://www.w3.org/2000/svg";
@@ -281,17 +304,19 @@ async function refresh() {
   if (busy || !token()) return;
   busy = true;
   try {
-    const [status, history, failed, dead] = await Promise.all([
+    const [status, history, failed, dead, usage] = await Promise.all([
       api("GET", "/status"),
       api("GET", "/history"),
       api("GET", "/tryons?status=failed&limit=50"),
       api("GET", "/deliveries?status=failed&limit=50"),
+      api("GET", "/usage?groupBy=app"),
     ]);
     renderStatus(status);
     renderSpend(history);
     renderCharts(history);
     renderFailed(failed);
     renderDead(dead);
+    renderUsage(usage);
     setText("refreshed", `updated ${new Date().toLocaleTimeString()}`);
     document.body.dataset.loaded = "1";
   } catch (err) {
@@ -416,6 +441,7 @@ document.addEventListener("DOMContentLoaded", () => {
     }
   });
   $("logout").addEventListener("click", () => logout(""));
+  $("usage-csv").addEventListener("click", exportUsage);
   for (const what of ["intake", "processing"]) {
     $(`${what}-toggle`).addEventListener("click", () => togglePause(what));
   }
