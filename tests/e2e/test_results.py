@@ -20,11 +20,12 @@ from PIL import Image
 from redis.asyncio import Redis
 from service.results.links import _digest
 
-from tests.conftest import Emulator, assert_error
+from tests.conftest import Emulator, assert_error, s3_env
 from tests.e2e.conftest import (
     Gateway,
     fetch,
     put_product,
+    running_stack,
     start_gateway,
     start_tryon,
     upload_photo,
@@ -220,3 +221,23 @@ async def test_a_worker_killed_between_genlooks_completion_and_the_copy_resumes_
             assert got.status_code == 200
     finally:
         gw.stack.stop_all()
+
+
+async def test_results_in_an_s3_bucket_are_served_end_to_end(
+    emulator: Emulator, redis: Redis, s3_server: str
+) -> None:
+    """The S3 backend over real HTTP: a gateway and a worker (processes) storing in a bucket of
+    a real S3 API server on loopback; the link loads through the gateway."""
+    bucket = f"e2e-{time.time_ns()}"
+    async with httpx.AsyncClient(base_url=s3_server) as s3:
+        assert (await s3.put(f"/{bucket}")).status_code == 200
+        store = {"RESULTS_STORE_URL": f"s3://{bucket}", **s3_env(s3_server)}
+        with running_stack(emulator, **store) as gw:
+            async with gw.client() as api:
+                done = await completed(api, emulator)
+                got = await fetch(done["result"]["imageUrl"])
+        assert got.status_code == 200
+        assert got.headers["content-type"] == "image/jpeg"
+        # The bytes served are the object in the bucket (not a local file).
+        listed = (await s3.get(f"/{bucket}", params={"list-type": "2"})).text
+    assert done["id"] in listed

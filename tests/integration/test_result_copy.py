@@ -10,9 +10,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import io
-import subprocess
-import sys
-from collections.abc import AsyncIterator, Iterator
+from collections.abc import AsyncIterator
 from pathlib import Path
 from typing import Any
 
@@ -23,7 +21,6 @@ from litestar.testing import AsyncTestClient
 from PIL import Image
 from redis.asyncio import Redis
 from service.app import create_app
-from service.devstack import free_port, wait_http
 from service.ops.failed import FailedLists
 from service.ops.retry import retry_tryon
 from service.resources import Resources
@@ -33,7 +30,7 @@ from service.tryons.models import TryOnRecord
 from workers.runner import RetryLater, TryOnRunner
 from workers.waiting import DurationModel
 
-from tests.conftest import EMULATOR_SPEED, Emulator, emulator_settings
+from tests.conftest import EMULATOR_SPEED, Emulator, emulator_settings, s3_env
 
 SECRET = "sk_test_result_copy_key_0123456789"
 
@@ -167,14 +164,7 @@ async def test_a_copy_that_keeps_failing_ends_result_not_stored_then_an_ops_retr
 
 
 def use_s3(monkeypatch: pytest.MonkeyPatch, endpoint: str) -> None:
-    """The standard variables obstore reads: an endpoint on loopback, dummy credentials."""
-    for name, value in {
-        "AWS_ENDPOINT_URL": endpoint,
-        "AWS_ACCESS_KEY_ID": "test",
-        "AWS_SECRET_ACCESS_KEY": "test",
-        "AWS_REGION": "us-east-1",
-        "AWS_ALLOW_HTTP": "true",
-    }.items():
+    for name, value in s3_env(endpoint).items():
         monkeypatch.setenv(name, value)
 
 
@@ -192,23 +182,6 @@ async def test_a_store_that_is_down_ends_result_not_stored(
 
 
 # --- the S3 backend, against a real S3 API server on loopback (moto's server mode) ---------
-
-
-@pytest.fixture(scope="module")
-def s3_server() -> Iterator[str]:
-    port = free_port()
-    proc = subprocess.Popen(
-        [sys.executable, "-m", "moto.server", "-p", str(port)],
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.DEVNULL,
-    )
-    endpoint = f"http://127.0.0.1:{port}"
-    try:
-        wait_http(f"{endpoint}/moto-api/", proc=proc)
-        yield endpoint
-    finally:
-        proc.terminate()
-        proc.wait(timeout=10)
 
 
 async def test_results_live_in_an_s3_bucket(

@@ -213,9 +213,7 @@ async def test_a_balance_alert_fires_once_per_crossing_and_rearms_after_a_top_up
     assert [e["app"] for e in entries if e["type"] == "account.balance_low"] == [
         APP, "static", "", APP, "static", "", APP, "static", "",
     ]  # fmt: skip
-    assert await harness.res.alerts.firing() == [
-        f"balance:{DEFAULT_ACCOUNT}:500"
-    ]
+    assert await harness.res.alerts.firing() == [f"balance:{DEFAULT_ACCOUNT}:500"]
 
 
 async def test_a_daily_cap_alert_fires_once_per_share_and_again_the_next_day(
