@@ -16,11 +16,13 @@ from tests.e2e.conftest import put_product, running_stack, upload_photo
 from tests.e2e.receiver import Receiver
 
 # 20 requests per 6 s window: about three creates a second, so a batch of 20 is still being
-# sent when the test cancels it.
+# sent when the test cancels it. The result cache off: the batch's 20 try-ons are identical and
+# would otherwise make one generation between them (tests/e2e/test_result_cache.py).
 _SLOW_BUDGET = {
     "GENLOOK_RATE_LIMIT": "20",
     "GENLOOK_RATE_WINDOW": "6",
     "WEBHOOK_ALLOW_HTTP_HOSTS": "127.0.0.1",
+    "RESULTS_REUSE_TTL": "0",
 }
 
 
@@ -63,8 +65,9 @@ async def test_a_batch_canceled_halfway_spends_only_what_was_sent(
                 batch = r.json()
                 progress = asyncio.create_task(_progress(api, batch["id"]))
                 # The emulator's counters are polled over HTTP: there is no event to await.
-                while await asyncio.to_thread(_creates, emulator) < 4:  # noqa: ASYNC110
-                    await asyncio.sleep(0.05)
+                async with asyncio.timeout(30):
+                    while await asyncio.to_thread(_creates, emulator) < 4:  # noqa: ASYNC110
+                        await asyncio.sleep(0.05)
                 r = await api.delete(f"/v1/batches/{batch['id']}")
                 assert r.status_code == 200, r.text
                 assert r.json()["canceled"] is True
