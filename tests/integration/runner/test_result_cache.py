@@ -13,6 +13,7 @@ import msgspec
 import pytest
 from PIL import Image
 from service.access.models import Policy
+from service.tryons.store import TryOnNotFound
 
 from tests.integration.runner.conftest import APP, Harness, error_code
 
@@ -265,3 +266,32 @@ async def test_identical_try_ons_in_flight_wait_for_one_leader_and_survive_its_f
     assert h.counters()["generationsCreated"] == 1
     # Every unit of the app's daily cap is back but the one generation's.
     assert await h.quota_held() == 1
+
+
+async def test_an_erase_during_the_result_copy_leaves_no_object(h: Harness) -> None:
+    """The user is erased after the worker stored the result but before it completed the
+    try-on: the erase found no object yet, so the worker deletes the one it stored."""
+    await h.put_product()
+    tryon_id = (await post(h, await upload(h, externalUserId="ann"), externalUserId="ann"))["id"]
+    results = h.res.results
+    stored_keys: list[str] = []
+    put = results.put
+
+    async def put_then_erase(key: str, data: bytes, **kw: Any) -> Any:
+        stored = await put(key, data, **kw)
+        stored_keys.append(stored.key)
+        r = await h.gateway.delete("/v1/customers/ann")
+        assert r.status_code in (200, 202, 204), r.text
+        return stored
+
+    results.put = put_then_erase  # type: ignore[method-assign]
+    try:
+        with pytest.raises(TryOnNotFound):
+            await h.run(tryon_id)
+    finally:
+        results.put = put  # type: ignore[method-assign]
+
+    assert await h.res.store.get(tryon_id) is None
+    [key] = stored_keys
+    assert await results.read(key) is None
+    assert await h.res.redis.zscore(h.res.keys.results_expiry, key) is None
