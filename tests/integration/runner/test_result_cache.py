@@ -13,6 +13,7 @@ import msgspec
 import pytest
 from PIL import Image
 from service.access.models import Policy
+from service.results.reuse import Lead
 from service.tryons.store import TryOnNotFound
 
 from tests.integration.runner.conftest import APP, Harness, error_code
@@ -295,3 +296,63 @@ async def test_an_erase_during_the_result_copy_leaves_no_object(h: Harness) -> N
     [key] = stored_keys
     assert await results.read(key) is None
     assert await h.res.redis.zscore(h.res.keys.results_expiry, key) is None
+
+
+async def test_an_interactive_try_on_takes_the_lead_from_an_unsent_batch_leader(
+    h: Harness,
+) -> None:
+    """A batch try-on for user U leads its key but waits, unsent, behind the interactive
+    lane; U's browser tries the same product with the same photo: it does not wait on it
+    (up to the worker's bound), it generates, and the batch one completes from its result."""
+    await h.put_product()
+    image_id = await upload(h, externalUserId="u")
+    r = await h.gateway.post(
+        "/v1/batches",
+        json={
+            "person": {"image": {"source": {"id": image_id}}},
+            "products": [{"externalId": "tee"}],
+            "externalUserId": "u",
+        },
+    )
+    assert r.status_code == 202, r.text
+    [batch_id] = [t["id"] for t in r.json()["tryons"]]
+    batch = await h.record(batch_id)
+    assert batch.lane == "batch"
+    # Its worker took it up and claimed the lead; the budget holds it back (not sent).
+    assert isinstance(await h.res.reuse.claim(batch), Lead)
+
+    interactive = (await post(h, image_id, externalUserId="u"))["id"]
+    assert (await h.record(interactive)).reuse_key == batch.reuse_key
+
+    done = await h.drive(interactive)
+    assert done.status == "completed"
+    assert done.reused_from is None
+    follower = await h.drive(batch_id)
+    assert follower.status == "completed"
+    assert follower.reused_from == interactive
+    assert h.counters()["generationsCreated"] == 1
+
+
+async def test_an_interactive_try_on_follows_a_batch_leader_already_sent(h: Harness) -> None:
+    await h.put_product()
+    image_id = await upload(h, externalUserId="u")
+    r = await h.gateway.post(
+        "/v1/batches",
+        json={
+            "person": {"image": {"source": {"id": image_id}}},
+            "products": [{"externalId": "tee"}],
+            "externalUserId": "u",
+        },
+    )
+    assert r.status_code == 202, r.text
+    [batch_id] = [t["id"] for t in r.json()["tryons"]]
+    h.fault(count=1, latency=1.0)
+    leading = asyncio.create_task(h.drive(batch_id))
+    await h.wait_requests("create_try_on_sync")
+
+    interactive = (await post(h, image_id, externalUserId="u"))["id"]
+    assert await h.run(interactive) == "following"
+    assert (await leading).status == "completed"
+    follower = await h.record(interactive)
+    assert follower.status == "completed"
+    assert follower.reused_from == batch_id
