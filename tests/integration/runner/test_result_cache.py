@@ -298,12 +298,8 @@ async def test_an_erase_during_the_result_copy_leaves_no_object(h: Harness) -> N
     assert await h.res.redis.zscore(h.res.keys.results_expiry, key) is None
 
 
-async def test_an_interactive_try_on_takes_the_lead_from_an_unsent_batch_leader(
-    h: Harness,
-) -> None:
-    """A batch try-on for user U leads its key but waits, unsent, behind the interactive
-    lane; U's browser tries the same product with the same photo: it does not wait on it
-    (up to the worker's bound), it generates, and the batch one completes from its result."""
+async def batch_of_one(h: Harness) -> tuple[str, str]:
+    """User u's photo and a batch of one try-on of it (the batch lane): (image id, try-on id)."""
     await h.put_product()
     image_id = await upload(h, externalUserId="u")
     r = await h.gateway.post(
@@ -316,6 +312,16 @@ async def test_an_interactive_try_on_takes_the_lead_from_an_unsent_batch_leader(
     )
     assert r.status_code == 202, r.text
     [batch_id] = [t["id"] for t in r.json()["tryons"]]
+    return image_id, batch_id
+
+
+async def test_an_interactive_try_on_takes_the_lead_from_an_unsent_batch_leader(
+    h: Harness,
+) -> None:
+    """A batch try-on for user U leads its key but waits, unsent, behind the interactive
+    lane; U's browser tries the same product with the same photo: it does not wait on it
+    (up to the worker's bound), it generates, and the batch one completes from its result."""
+    image_id, batch_id = await batch_of_one(h)
     batch = await h.record(batch_id)
     assert batch.lane == "batch"
     # Its worker took it up and claimed the lead; the budget holds it back (not sent).
@@ -334,18 +340,7 @@ async def test_an_interactive_try_on_takes_the_lead_from_an_unsent_batch_leader(
 
 
 async def test_an_interactive_try_on_follows_a_batch_leader_already_sent(h: Harness) -> None:
-    await h.put_product()
-    image_id = await upload(h, externalUserId="u")
-    r = await h.gateway.post(
-        "/v1/batches",
-        json={
-            "person": {"image": {"source": {"id": image_id}}},
-            "products": [{"externalId": "tee"}],
-            "externalUserId": "u",
-        },
-    )
-    assert r.status_code == 202, r.text
-    [batch_id] = [t["id"] for t in r.json()["tryons"]]
+    image_id, batch_id = await batch_of_one(h)
     h.fault(count=1, latency=1.0)
     leading = asyncio.create_task(h.drive(batch_id))
     await h.wait_requests("create_try_on_sync")
