@@ -57,6 +57,7 @@ from service.results.retention import retention_seconds
 from service.results.reuse import Ended, Follow, Hit, completed_from
 from service.retrying import backoff
 from service.tryons.models import TERMINAL, ErrorInfo, StoredResult, TryOnRecord
+from service.tryons.store import TryOnNotFound
 
 from workers.shutdown import CreateGate
 from workers.waiting import DurationModel
@@ -490,7 +491,13 @@ class TryOnRunner:
             raise RetryLater(exc.retry_after or backoff(1), "result copy: rate limited") from exc
         except (ResultGone, FetchFailed, StoreUnavailable, gl.GenlookError) as exc:
             return await self._copy_failed(record, f"{type(exc).__name__}: {exc}")
-        return await self._complete(record, stored)
+        try:
+            return await self._complete(record, stored)
+        except TryOnNotFound:
+            # Erased while the copy ran: the erase found no object to delete yet, so the
+            # copy takes its own back rather than leave the user's image until the sweep.
+            await self._res.results.delete([stored.key])
+            raise
 
     async def _fetch_result(self, record: TryOnRecord, url: str | None) -> tuple[bytes, str]:
         """The image from the URL the completion gave; if there is none (a resumed copy) or it

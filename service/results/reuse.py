@@ -17,7 +17,8 @@ Three Redis keys per cache key (service/keys.py):
   results index the sweeper reads).
 - the lead (`reuse-lead:<key>`): the one try-on generating that result now. A worker taking
   up a queued try-on claims it; if another live try-on holds it, this one waits instead
-  (joins the waiters, its job ends; the record stays `queued`).
+  (joins the waiters, its job ends; the record stays `queued`). Except an interactive try-on
+  behind a batch leader not yet sent (no create started): it takes the lead over (docs/results.md).
 - the waiters (`reuse-wait:<key>`): when the leader completes, its worker records the entry
   and completes every waiter from it; when it fails or is canceled, the lead is released and
   every waiter's job is enqueued again: they claim afresh, one leads, the others wait on it.
@@ -46,7 +47,8 @@ if TYPE_CHECKING:
     from service.tryons.store import Mutation
 
 # KEYS: entry, results index, lead, waiters. ARGV: now, the new try-on's end of retention, its
-# id, the lead's lifetime (ms), the prefix of try-on record keys, '1' to claim (else only look).
+# id, the lead's lifetime (ms), the prefix of try-on record keys, '1' to claim (else only look),
+# its lane.
 _CLAIM = """
 local e = redis.call('HMGET', KEYS[1], 'from', 'object', 'doc')
 if e[1] then
@@ -63,9 +65,19 @@ if lead and lead ~= ARGV[3] then
   local status = redis.call('HGET', ARGV[5] .. lead, 'status')
   if status == 'completed' then return {'ended', lead} end
   if status and status ~= 'failed' and status ~= 'canceled' then
-    redis.call('SADD', KEYS[4], ARGV[3])
-    redis.call('PEXPIRE', KEYS[4], ARGV[4])
-    return {'follow', lead}
+    -- An interactive try-on does not wait behind a batch leader not yet sent (starved by
+    -- design behind the interactive lane): it takes the lead (records omit default fields).
+    local overtake = false
+    if ARGV[7] == 'interactive' then
+      local doc = cjson.decode(redis.call('HGET', ARGV[5] .. lead, 'doc'))
+      overtake = doc['lane'] == 'batch' and doc['create_started_at'] == nil
+        and doc['generation_id'] == nil
+    end
+    if not overtake then
+      redis.call('SADD', KEYS[4], ARGV[3])
+      redis.call('PEXPIRE', KEYS[4], ARGV[4])
+      return {'follow', lead}
+    end
   end
 end
 redis.call('SET', KEYS[3], ARGV[3], 'PX', ARGV[4])
@@ -203,6 +215,7 @@ class ResultReuse:
                 self._lead_ms,
                 k.tryon(""),
                 "1" if claim else "0",
+                record.lane,
             ],
         )
         return reply, need_until

@@ -122,6 +122,9 @@ def transition_metrics(before: str, after: TryOnRecord) -> list[tuple[str, float
         out += observations("end_to_end", after.completed_at - after.created_at)
         if after.create_started_at is not None and after.generation_id is not None:
             out += observations("upstream", after.completed_at - after.create_started_at)
+    if before in TERMINAL and after.status not in TERMINAL:
+        # An ops retry reopens it: it finishes once, with its last outcome.
+        out.append((field("tryon_finished", status=before), -1.0))
     if spends_credit(before, after):
         out.append(("credits_spent", 1.0))
     if after.status == "completed" and after.reused_from is not None and before not in TERMINAL:

@@ -84,18 +84,24 @@ class UsageCounter:
         return record.account or DEFAULT_ACCOUNT
 
     def accepted(self, record: TryOnRecord) -> Increments:
-        return self._count(record, ["accepted"], record.created_at)
+        return self._count(record, [("accepted", 1)], record.created_at)
 
     def transition(self, before: str, after: TryOnRecord) -> Increments:
         """What the change from status `before` to `after` adds (nothing if no figure moves)."""
-        figures: list[str] = []
+        figures: list[tuple[str, int]] = []
         if after.status in TERMINAL and before not in TERMINAL:
-            figures.append(after.status)
+            figures.append((after.status, 1))
+        if before in TERMINAL and after.status not in TERMINAL:
+            # An ops retry reopens it: its earlier end no longer counts (one try-on, one
+            # end figure), taken back on the retry's day.
+            figures.append((before, -1))
         if spends_credit(before, after):
-            figures.append("credits")
+            figures.append(("credits", 1))
         return self._count(after, figures, after.updated_at) if figures else NOTHING
 
-    def _count(self, record: TryOnRecord, figures: Sequence[str], at: float) -> Increments:
+    def _count(
+        self, record: TryOnRecord, figures: Sequence[tuple[str, int]], at: float
+    ) -> Increments:
         day = utc_date(at)
         k = self._keys
         keys = [
@@ -108,8 +114,8 @@ class UsageCounter:
         account = self.account_of(record)
         # The day's end plus the retention: every write of a day's hash sets the same instant.
         args: list[str | int] = [(int(at) // DAY + 1) * DAY + self._retention]
-        for figure in figures:
-            args += [0, totals_field(account, record.app, figure), 1]
-            args += [1, f"{figure}:{user}", 1]
-            args += [2, f"{figure}:{product}", 1]
+        for figure, by in figures:
+            args += [0, totals_field(account, record.app, figure), by]
+            args += [1, f"{figure}:{user}", by]
+            args += [2, f"{figure}:{product}", by]
         return Increments(keys=keys, args=args)

@@ -13,6 +13,8 @@ import msgspec
 import pytest
 from PIL import Image
 from service.access.models import Policy
+from service.results.reuse import Lead
+from service.tryons.store import TryOnNotFound
 
 from tests.integration.runner.conftest import APP, Harness, error_code
 
@@ -265,3 +267,87 @@ async def test_identical_try_ons_in_flight_wait_for_one_leader_and_survive_its_f
     assert h.counters()["generationsCreated"] == 1
     # Every unit of the app's daily cap is back but the one generation's.
     assert await h.quota_held() == 1
+
+
+async def test_an_erase_during_the_result_copy_leaves_no_object(h: Harness) -> None:
+    """The user is erased after the worker stored the result but before it completed the
+    try-on: the erase found no object yet, so the worker deletes the one it stored."""
+    await h.put_product()
+    tryon_id = (await post(h, await upload(h, externalUserId="ann"), externalUserId="ann"))["id"]
+    results = h.res.results
+    stored_keys: list[str] = []
+    put = results.put
+
+    async def put_then_erase(key: str, data: bytes, **kw: Any) -> Any:
+        stored = await put(key, data, **kw)
+        stored_keys.append(stored.key)
+        r = await h.gateway.delete("/v1/customers/ann")
+        assert r.status_code in (200, 202, 204), r.text
+        return stored
+
+    results.put = put_then_erase  # type: ignore[method-assign]
+    try:
+        with pytest.raises(TryOnNotFound):
+            await h.run(tryon_id)
+    finally:
+        results.put = put  # type: ignore[method-assign]
+
+    assert await h.res.store.get(tryon_id) is None
+    [key] = stored_keys
+    assert await results.read(key) is None
+    assert await h.res.redis.zscore(h.res.keys.results_expiry, key) is None
+
+
+async def batch_of_one(h: Harness) -> tuple[str, str]:
+    """User u's photo and a batch of one try-on of it (the batch lane): (image id, try-on id)."""
+    await h.put_product()
+    image_id = await upload(h, externalUserId="u")
+    r = await h.gateway.post(
+        "/v1/batches",
+        json={
+            "person": {"image": {"source": {"id": image_id}}},
+            "products": [{"externalId": "tee"}],
+            "externalUserId": "u",
+        },
+    )
+    assert r.status_code == 202, r.text
+    [batch_id] = [t["id"] for t in r.json()["tryons"]]
+    return image_id, batch_id
+
+
+async def test_an_interactive_try_on_takes_the_lead_from_an_unsent_batch_leader(
+    h: Harness,
+) -> None:
+    """A batch try-on for user U leads its key but waits, unsent, behind the interactive
+    lane; U's browser tries the same product with the same photo: it does not wait on it
+    (up to the worker's bound), it generates, and the batch one completes from its result."""
+    image_id, batch_id = await batch_of_one(h)
+    batch = await h.record(batch_id)
+    assert batch.lane == "batch"
+    # Its worker took it up and claimed the lead; the budget holds it back (not sent).
+    assert isinstance(await h.res.reuse.claim(batch), Lead)
+
+    interactive = (await post(h, image_id, externalUserId="u"))["id"]
+    assert (await h.record(interactive)).reuse_key == batch.reuse_key
+
+    done = await h.drive(interactive)
+    assert done.status == "completed"
+    assert done.reused_from is None
+    follower = await h.drive(batch_id)
+    assert follower.status == "completed"
+    assert follower.reused_from == interactive
+    assert h.counters()["generationsCreated"] == 1
+
+
+async def test_an_interactive_try_on_follows_a_batch_leader_already_sent(h: Harness) -> None:
+    image_id, batch_id = await batch_of_one(h)
+    h.fault(count=1, latency=1.0)
+    leading = asyncio.create_task(h.drive(batch_id))
+    await h.wait_requests("create_try_on_sync")
+
+    interactive = (await post(h, image_id, externalUserId="u"))["id"]
+    assert await h.run(interactive) == "following"
+    assert (await leading).status == "completed"
+    follower = await h.record(interactive)
+    assert follower.status == "completed"
+    assert follower.reused_from == batch_id

@@ -144,6 +144,28 @@ async def test_an_unknown_outcome_counts_as_spent_in_usage_and_metrics(harness: 
     assert float(metrics) == 1
 
 
+async def test_a_retried_failure_that_completes_counts_once_as_completed(
+    harness: Harness,
+) -> None:
+    """An ops retry reopens a failed try-on: its earlier failure is taken back from the usage
+    figures and the finished metric, so one try-on ends once, as its last outcome."""
+    tryon_id = await harness.tryon(externalUserId="u1")
+    harness.fault(status=422, code="INVALID_REQUEST", count=1)
+    assert error_code(await harness.drive(tryon_id)) == "INVALID_REQUEST"
+    admin = {"Authorization": f"Bearer {ADMIN}"}
+    r = await harness.gateway.post(f"/ops/api/tryons/{tryon_id}/retry", headers=admin)
+    assert r.status_code == 202, r.text
+    assert (await harness.drive(tryon_id)).status == "completed"
+
+    total = (await harness.gateway.get("/v1/usage")).json()["total"]
+    assert _figures(total) == (1, 1, 0, 0, 1)
+    by_user = (await harness.gateway.get("/v1/usage", params={"groupBy": "user"})).json()
+    assert [_figures(row) for row in by_user["rows"]] == [(1, 1, 0, 0, 1)]
+    finished = await harness.res.redis.hgetall(harness.res.keys.metrics)  # type: ignore[misc]
+    counts = {k.decode(): float(v) for k, v in finished.items() if b"tryon_finished" in k}
+    assert {k: v for k, v in counts.items() if v} == {"tryon_finished|status=completed": 1.0}
+
+
 async def test_bad_spans_and_groupings_are_refused(harness: Harness) -> None:
     for params in (
         {"from": "2026-13-01"},
