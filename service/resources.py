@@ -81,7 +81,6 @@ class Resources:
     genlook: GenlookClient
     # Every upstream account: its client and budget, pools, failover (service/accounts/).
     accounts: AccountDirectory
-    credits: CreditsReader
     endpoints: EndpointRegistry
     deliveries: DeliveryStore
     callback_secrets: CallbackSecrets
@@ -133,6 +132,7 @@ class Resources:
                 budget=budget,
                 hooks=hooks,
             ),
+            default_credits=CreditsReader(genlook),
         )
         apps = AppRegistry(redis, keys)
         quotas = Quotas(redis, keys)
@@ -200,7 +200,6 @@ class Resources:
             hooks=hooks,
             genlook=genlook,
             accounts=accounts,
-            credits=CreditsReader(genlook),
             endpoints=EndpointRegistry(redis, keys),
             deliveries=DeliveryStore(redis, keys),
             callback_secrets=CallbackSecrets(redis, keys),

@@ -16,7 +16,6 @@ from redis.exceptions import RedisError
 from service.accounts.directory import NoAccount, refusal_reason
 from service.domain_errors import DomainError
 from service.genlook import errors as gl
-from service.namespacing import DEFAULT_ACCOUNT
 from service.ops.history import record_sample
 from service.photos import PhotoBusy, PhotoGone, PhotoStore
 from service.resources import Resources
@@ -100,8 +99,6 @@ async def refresh_credits(res: Resources) -> None:
             continue
         if balance is None:
             continue
-        if config.id == DEFAULT_ACCOUNT:
-            await res.redis.set(res.keys.credits_balance, balance)
         try:
             await res.alerts.check_balance(config.id, balance, pools=pools)
         except (RedisError, OSError) as exc:

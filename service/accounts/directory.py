@@ -30,7 +30,7 @@ from service.genlook.client import GenlookClient
 from service.keys import Keys
 from service.metrics import MetricsWriter
 from service.settings import GenlookSettings
-from service.upstream import BudgetHooks, budget_shape, make_client
+from service.upstream import BudgetHooks, CreditsReader, budget_shape, make_client
 
 log = logging.getLogger("service.accounts")
 
@@ -80,6 +80,7 @@ class AccountDirectory:
         genlook: GenlookSettings,
         metrics: MetricsWriter,
         default: Upstream,
+        default_credits: CreditsReader,
     ) -> None:
         self.registry = registry
         self._redis = redis
@@ -87,6 +88,7 @@ class AccountDirectory:
         self._genlook = genlook
         self._metrics = metrics
         self._default = default
+        self._default_credits = default_credits
         # Built on first use; rebuilt when the account's config changed (a new key or limit).
         self._built: dict[str, tuple[AccountConfig, Upstream]] = {}
         self._retired: list[GenlookClient] = []
@@ -177,12 +179,12 @@ class AccountDirectory:
         log.warning("upstream account %s out of its pools: %s", account_id, status.unavailable)
         await self._metrics.add("upstream_account_failovers", reason=reason)
 
-    async def refresh_balance(self, account_id: str) -> int | None:
+    async def refresh_balance(self, account_id: str, *, recent: bool = False) -> int | None:
         """Read the account's balance; an account out of credits with credits again, or whose
-        key works again, goes back into its pools. Returns the balance (None: not read)."""
+        key works again, goes back into its pools. Returns the balance (None: not read).
+        `recent`: the default account's may be a read at most 5 s old (its reader's)."""
         try:
-            up = await self.upstream(account_id)
-            balance = (await up.client.get_credits()).credit_balance
+            balance, read_at = await self._read_balance(account_id, recent)
         except gl.AuthenticationError:
             await self.take_out(account_id, KEY_REFUSED)
             return None
@@ -197,13 +199,65 @@ class AccountDirectory:
             return msgspec.structs.replace(
                 s,
                 balance=balance,
-                balance_at=time.time(),
+                balance_at=read_at,
                 unavailable=None if back else s.unavailable,
                 unavailable_since=None if back else s.unavailable_since,
             )
 
         await self.registry.set_status(account_id, seen)
+        if account_id == DEFAULT_ACCOUNT:
+            # The default account's balance as /metrics and the one-account gate have always
+            # read it (tests and operators may set this key directly).
+            await self._redis.set(self._keys.credits_balance, balance)
         return balance
+
+    async def _read_balance(self, account_id: str, recent: bool) -> tuple[int, float]:
+        """The balance upstream and when it was read. The credits endpoints, called freely,
+        read the default account's through its reader (at most once per 5 s), as before
+        accounts existed."""
+        if recent and account_id == DEFAULT_ACCOUNT:
+            return await self._default_credits.read()
+        up = await self.upstream(account_id)
+        return (await up.client.get_credits()).credit_balance, time.time()
+
+    async def pool_balance(self, app: str) -> int | None:
+        """The credits the app's pool can spend, by the last balances read: the sum over its
+        usable accounts (one taken out of the pool for want of credits or a refused key counts
+        for nothing). 0 when none is usable; None when a usable account's balance was never
+        read, or every account is disabled (the intake then answers NO_UPSTREAM_ACCOUNT)."""
+        pool = await self.registry.pool(app)
+        statuses = await self.registry.statuses(pool)
+        if all(s.disabled for s in statuses):
+            return None
+        total = 0
+        for account_id, status in zip(pool, statuses, strict=True):
+            if not status.usable:
+                continue
+            balance = status.balance
+            if account_id == DEFAULT_ACCOUNT:
+                raw: bytes | None = await self._redis.get(self._keys.credits_balance)
+                balance = None if raw is None else int(raw)
+            if balance is None:
+                return None
+            total += balance
+        return total
+
+    async def read_pool_balance(self, app: str) -> tuple[int, float] | None:
+        """Read the balance of every enabled account of the app's pool now (an account with
+        credits again goes back into the pool), then `pool_balance` and the oldest read's time.
+        None when an account's balance could not be read."""
+        pool = await self.registry.pool(app)
+        enabled = [
+            a
+            for a, s in zip(pool, await self.registry.statuses(pool), strict=True)
+            if not s.disabled
+        ]
+        for account_id in enabled:
+            if await self.refresh_balance(account_id, recent=True) is None:
+                return None
+        read = [s.balance_at for s in await self.registry.statuses(enabled) if s.balance_at]
+        balance = await self.pool_balance(app)
+        return None if balance is None else (balance, min(read, default=time.time()))
 
     async def aclose(self) -> None:
         for _, up in self._built.values():

@@ -27,12 +27,13 @@ class AccountController(Controller):
 
     @get("/v1/account/credits", responses=errors(*AUTHENTICATED, 502))
     async def credits(self, ctx: NamedDependency[Ctx]) -> CreditsOut:
-        """The Genlook account's credit balance (shared by every app of this gateway)."""
-        res = ctx.res
-        try:
-            balance, as_of = await res.credits.read()
-        except GenlookError as exc:
-            raise ApiError(502, "UPSTREAM_UNAVAILABLE", "Genlook did not answer.") from exc
+        """The credits the caller's app can spend: the balances of the usable accounts of its
+        pool (the default account alone unless an operator gave it one), read now; `asOf` is
+        the oldest read's time."""
+        read = await ctx.res.accounts.read_pool_balance(ctx.principal.app)
+        if read is None:
+            raise ApiError(502, "UPSTREAM_UNAVAILABLE", "Genlook did not answer.")
+        balance, as_of = read
         return CreditsOut(credit_balance=balance, as_of=as_of)
 
     @delete("/v1/customers/{external_user_id:str}", responses=errors(*AUTHENTICATED, 502))

@@ -3,7 +3,8 @@ person as the gateway's intake takes it, then `TryOnIntake.accept`, the one acce
 
 Genlook answers some refusals at once that the gateway would otherwise learn only in a worker;
 they stay synchronous here: an unknown product reference (404 PRODUCT_NOT_FOUND, from the
-catalog), no credits (402 INSUFFICIENT_CREDITS, from the last balance the gateway read).
+catalog), no credits (402 INSUFFICIENT_CREDITS: no usable account of the app's pool has
+credits, by the last balances the gateway read).
 Inline products are upserted into the catalog once the try-on is accepted, so the next
 reference finds them, as Genlook's do; a one-shot product is registered under the `_anon_` id
 returned as `productExternalId`.
@@ -11,6 +12,7 @@ returned as `productExternalId`.
 
 from __future__ import annotations
 
+import asyncio
 import time
 from dataclasses import dataclass
 from typing import cast
@@ -19,8 +21,8 @@ import msgspec
 from genlook_wire.ids import ANON_PREFIX
 from genlook_wire.normalize import ProductInput, TryOnInput
 from msgspec import UnsetType
-from redis.asyncio import Redis
 
+from service.accounts.directory import AccountDirectory
 from service.auth import Principal
 from service.autopipeline import AutoPipeline
 from service.domain_errors import QuotaExhausted
@@ -89,25 +91,16 @@ class GenlookTryOns:
         intake: TryOnIntake,
         catalog: GenlookCatalog,
         images: ProductImages,
-        redis: Redis,
         keys: Keys,
         pipeline: AutoPipeline,
+        accounts: AccountDirectory,
     ) -> None:
         self._intake = intake
         self._catalog = catalog
         self._images = images
-        self._redis = redis
         self._keys = keys
         self._pipeline = pipeline
-
-    async def known_balance(self) -> int | None:
-        """The credit balance the gateway last read (workers refresh it; so does
-        `GET /tryon/v1/account/credits`), or None when never read."""
-        raw: bytes | None = await self._redis.get(self._keys.credits_balance)
-        return None if raw is None else int(raw)
-
-    async def remember_balance(self, balance: int) -> None:
-        await self._redis.set(self._keys.credits_balance, balance)
+        self._accounts = accounts
 
     async def _product(
         self, app: str, item: ProductInput, files: dict[str, bytes], now: float
@@ -140,17 +133,15 @@ class GenlookTryOns:
         return made, True, stored
 
     async def _reference(self, app: str, external_id: str, now: float) -> tuple[Extras, int | None]:
-        """A catalog product's extras and the known balance, read in one round trip (the
-        intake reads the definition itself, and answers PRODUCT_NOT_FOUND without one)."""
-        k = self._keys
-        extras_read = self._pipeline.execute("HGET", k.compat_products(app), external_id)
-        balance_read = self._pipeline.execute("GET", k.credits_balance)
-        extras = GenlookCatalog.decode_extras(await extras_read)
-        balance = await balance_read
-        days = extras.valid_for_days
-        if days is not None and extras.anchor + days * DAY <= now:
+        """A catalog product's extras and the app's pool's known balance, read concurrently
+        (the intake reads the definition itself, and answers PRODUCT_NOT_FOUND without one)."""
+        extras_read = self._pipeline.execute("HGET", self._keys.compat_products(app), external_id)
+        extras, balance = await asyncio.gather(extras_read, self._accounts.pool_balance(app))
+        decoded = GenlookCatalog.decode_extras(extras)
+        days = decoded.valid_for_days
+        if days is not None and decoded.anchor + days * DAY <= now:
             raise product_not_found(external_id)
-        return extras, None if balance is None else int(balance)
+        return decoded, balance
 
     async def start(
         self, principal: Principal, req: TryOnInput, files: dict[str, bytes], raw: bytes
@@ -175,7 +166,7 @@ class GenlookTryOns:
             product_id = found.external_id
         try:
             if found is not None and found.product.definition.title != MOCK_TITLE:
-                balance = await self.known_balance()
+                balance = await self._accounts.pool_balance(app)
                 if balance is not None and balance < 1:
                     raise insufficient_credits()
             photo = _photo(req, files)

@@ -24,19 +24,18 @@ class GenlookAccountController(Controller):
 
     @get(
         "/account/credits",
-        responses=documented(CreditsView, 200, "The Genlook account's balance.")
+        responses=documented(CreditsView, 200, "The balance of the app's upstream accounts.")
         | errors(401, 429, 502, 503),
     )
     async def credits(self, request: Request[Any, Any, Any]) -> ASGIResponse:
-        """The balance of the gateway's Genlook account (shared by its apps). The gateway
-        keeps it as the balance it refuses try-ons by (402 INSUFFICIENT_CREDITS)."""
+        """The credits the caller's app can spend: the balances of the usable accounts of its
+        pool (the default account alone unless an operator gave it one), read now. The
+        gateway refuses try-ons by it (402 INSUFFICIENT_CREDITS)."""
         ctx = await genlook_caller(request)
-        s = ctx.surface
-        try:
-            balance, _ = await s.res.credits.read()
-        except GenlookError as exc:
-            raise ApiError(502, "UPSTREAM_UNAVAILABLE", "Genlook did not answer.") from exc
-        await s.tryons.remember_balance(balance)
+        read = await ctx.surface.res.accounts.read_pool_balance(ctx.principal.app)
+        if read is None:
+            raise ApiError(502, "UPSTREAM_UNAVAILABLE", "Genlook did not answer.")
+        balance, _ = read
         return json_answer(CreditsView(credit_balance=balance))
 
     @delete(

@@ -46,9 +46,9 @@ def surface(request: Request[Any, Any, Any]) -> Surface:
             intake=res.intake,
             catalog=catalog,
             images=images,
-            redis=res.redis,
             keys=res.keys,
             pipeline=res.pipeline,
+            accounts=res.accounts,
         )
         made = state.genlook_surface = Surface(res, state.hub, catalog, images, tryons)
     return made

@@ -9,6 +9,7 @@ generations each made, how many credits each spent."""
 from __future__ import annotations
 
 import asyncio
+import io
 import json
 import subprocess
 import sys
@@ -16,6 +17,7 @@ from collections.abc import Iterator
 from typing import Any
 
 import pytest
+from PIL import Image
 from redis.asyncio import Redis
 from service.accounts.crypto import KeyBox, new_master_key
 from service.accounts.models import KEY_REFUSED, OUT_OF_CREDITS
@@ -468,3 +470,60 @@ def _plain(config: Any) -> dict[str, Any]:
 
     plain: dict[str, Any] = msgspec.to_builtins(config)
     return plain
+
+
+# --- an app's credits: its pool's -----------------------------------------------------------
+
+
+async def test_tryon_v1_gates_and_reports_the_credits_of_the_apps_pool(
+    pooled: Harness, second: Emulator
+) -> None:
+    """The default account empty, `b` with credits: `shop` (pool [default, b]) may still try
+    on through /tryon/v1, and both credits endpoints show it `b`'s balance, not the default's."""
+    h = pooled
+    h.emulator.reset(credits=0)
+    second.reset(credits=7)
+    secret = h.gateway.headers["Authorization"].removeprefix("Bearer ")
+    genlook = {"x-api-key": secret}
+
+    r = await h.gateway.get("/tryon/v1/account/credits", headers=genlook)
+    assert (r.status_code, r.json()) == (200, {"creditBalance": 7}), r.text
+    r = await h.gateway.get("/v1/account/credits")
+    assert (r.status_code, r.json()["creditBalance"]) == (200, 7), r.text
+
+    buf = io.BytesIO()
+    Image.new("RGB", (400, 500), (200, 160, 130)).save(buf, "JPEG")
+    r = await h.gateway.post(
+        "/tryon/v1/images/upload",
+        files={"file": ("me.jpg", buf.getvalue(), "image/jpeg")},
+        headers=genlook,
+    )
+    assert r.status_code == 200, r.text
+    inline = {
+        "externalId": "pooled-tee",
+        "title": "Tee",
+        "images": [{"source": {"url": f"{h.emulator.root}/_emulator/assets/red-tee.png"}}],
+    }
+    person = {"image": {"source": {"id": r.json()["imageId"]}}}
+    r = await h.gateway.post(
+        "/tryon/v1/try-on", json={"products": [inline], "person": person}, headers=genlook
+    )
+    assert (r.status_code, r.json()["status"]) == (200, "PENDING"), r.text
+    # The product by reference: the catalog's hot path gates on the pool's balance too.
+    r = await h.gateway.post(
+        "/tryon/v1/try-on",
+        json={"products": [{"externalId": "pooled-tee"}], "person": person},
+        headers=genlook,
+    )
+    assert (r.status_code, r.json()["status"]) == (200, "PENDING"), r.text
+
+    # `b` empty too: no account of the pool can pay, refused at once as Genlook does.
+    second.reset(credits=0)
+    r = await h.gateway.get("/tryon/v1/account/credits", headers=genlook)
+    assert r.json() == {"creditBalance": 0}
+    r = await h.gateway.post(
+        "/tryon/v1/try-on",
+        json={"products": [{"externalId": "pooled-tee"}], "person": person},
+        headers=genlook,
+    )
+    assert (r.status_code, r.json()["code"]) == (402, "INSUFFICIENT_CREDITS"), r.text
