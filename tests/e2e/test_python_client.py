@@ -95,11 +95,12 @@ def test_sync_client_uploads_creates_waits_and_streams(gw: Gateway, clean: Emula
         assert states[-1] == "completed"
         assert len(states) == len(set(states))
 
-        # Both try-ons, in the app's usage: by day (today) and by product.
+        # Both try-ons, in the app's usage: by day (today) and by product. The second is the
+        # same photo and product: it completed from the first's stored result, for no credit.
         usage = client.usage()
-        assert (usage.total.accepted, usage.total.completed, usage.total.credits) == (2, 2, 2)
+        assert (usage.total.accepted, usage.total.completed, usage.total.credits) == (2, 2, 1)
         by_product = client.usage(from_day=usage.to, to_day=usage.to, group_by="product")
-        assert [(r.product_id, r.credits) for r in by_product.rows] == [("tee", 2)]
+        assert [(r.product_id, r.credits) for r in by_product.rows] == [("tee", 1)]
 
 
 async def test_async_events_follow_a_tryon_to_its_end(
