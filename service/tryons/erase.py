@@ -14,12 +14,14 @@ Rate counters name no one (their keys carry a digest). Offline tokens are not st
 
 from __future__ import annotations
 
+import logging
 from typing import Protocol
 
 from redis.asyncio import Redis
 
 from service.access.tokens import TokenVerifier
 from service.accounts.directory import AccountDirectory
+from service.accounts.models import KEY_REFUSED
 from service.accounts.registry import UnknownAccount
 from service.keys import Keys
 from service.namespacing import upstream_user_id
@@ -29,6 +31,8 @@ from service.results.reuse import ResultReuse
 from service.tryons.store import TryOnStore
 from service.usage.report import UsageReader
 from service.webhooks.deliveries import DeliveryStore
+
+log = logging.getLogger(__name__)
 
 
 class EraseParts(Protocol):
@@ -61,8 +65,14 @@ async def erase_customer(res: EraseParts, app: str, external_user_id: str) -> in
             up = await res.accounts.upstream(account_id)
         except UnknownAccount:
             continue  # deleted: the gateway can no longer reach it
-        await up.client.delete_customer(upstream)
         digests.append(up.digest)
+        status = await res.accounts.registry.status(account_id)
+        if status.disabled or status.unavailable == KEY_REFUSED:
+            # It cannot (refused key) or may not (disabled) be asked: were its refusal fatal,
+            # no erase would ever run. Its copies expire with Genlook's retention.
+            log.warning("erase skips upstream account %s: disabled or key refused", account_id)
+            continue
+        await up.client.delete_customer(upstream)
     k = res.keys
     members: set[bytes] = await res.redis.smembers(  # type: ignore[misc]
         k.customer_tryons(app, external_user_id)
