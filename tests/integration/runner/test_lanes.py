@@ -268,3 +268,27 @@ async def test_an_item_refused_after_the_check_leaves_the_batch_consistent(
     view = (await h.gateway.get(f"/v1/batches/{batch['id']}")).json()
     assert view["status"] == "completed"
     assert view["counts"] == {"pending": 0, "completed": 2, "failed": 1, "canceled": 0}
+
+
+async def test_erasing_a_user_ends_their_queued_batch_tryons(harness: Harness) -> None:
+    """The user's try-on still queued in a batch is ended by the erase: the batch completes
+    and its unit of the daily cap comes back."""
+    h = harness
+    image_id = await _photo_upstream(h)
+    held = await h.quota_held()
+    body = {
+        "items": [
+            {"person": {"image": {"source": {"id": image_id}}}, "product": {"externalId": "tee"}}
+        ],
+        "externalUserId": "ann",
+    }
+    r = await h.gateway.post("/v1/batches", json=body)
+    assert r.status_code == 202, r.text
+    batch = r.json()
+    assert await h.quota_held() == held + 1
+    r = await h.gateway.delete("/v1/customers/ann")
+    assert r.status_code == 204, r.text
+    view = (await h.gateway.get(f"/v1/batches/{batch['id']}")).json()
+    assert view["status"] == "completed"
+    assert view["counts"] == {"pending": 0, "completed": 0, "failed": 0, "canceled": 1}
+    assert await h.quota_held() == held
