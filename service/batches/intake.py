@@ -12,6 +12,7 @@ from __future__ import annotations
 import asyncio
 import binascii
 import hashlib
+import logging
 import os
 import time
 
@@ -23,12 +24,13 @@ from service.batches.models import MAX_TRYONS, BatchCreate, BatchOut, BatchRecor
 from service.batches.store import BatchStore
 from service.domain_errors import Conflict, InvalidInput, NotFound
 from service.lanes import BATCH
-from service.tryons.accept import BatchPart, TryOnIntake, check_idempotency_key
+from service.tryons.accept import Accepted, BatchPart, TryOnIntake, check_idempotency_key
 from service.tryons.models import TryOnCreate
 
 # Try-ons checked or accepted at once: enough to fill a pipeline, not a thousand tasks.
 _CONCURRENCY = 50
 _encode = msgspec.json.encode
+log = logging.getLogger(__name__)
 
 
 def new_batch_id() -> str:
@@ -147,33 +149,56 @@ class BatchIntake:
     async def _accept_tryons(
         self, principal: Principal, batch: BatchRecord, tryons: list[TryOnCreate]
     ) -> None:
+        """Accept every try-on. One refused after the batch was checked (its photo or product
+        deleted in between, a Redis timeout) does not stop the others: it counts as failed and
+        its unit of the batch's reservation comes back. An interruption (a crash, a cancelled
+        request) still lists those accepted, so a cancel reaches them; the batch stays
+        `accepting` and a replay of its Idempotency-Key finishes the accept."""
         ids: list[str] = []
-        for start in range(0, len(tryons), _CONCURRENCY):
-            chunk = list(enumerate(tryons))[start : start + _CONCURRENCY]
-            accepted = await asyncio.gather(
-                *(
-                    self._tryons.accept(
-                        principal,
-                        tryon,
-                        raw=_encode(tryon),
-                        idempotency_key=str(index),
-                        lane=BATCH,
-                        batch=BatchPart(
-                            batch.id,
-                            batch.quota_counters,
-                            batch.tryon_webhooks,
-                            defer=index * self._spacing,
-                        ),
-                    )
-                    for index, tryon in chunk
+        refused: list[int] = []
+        done = False
+        try:
+            for start in range(0, len(tryons), _CONCURRENCY):
+                chunk = list(enumerate(tryons))[start : start + _CONCURRENCY]
+                outcomes = await asyncio.gather(
+                    *(self._accept_one(principal, batch, index, tryon) for index, tryon in chunk),
+                    return_exceptions=True,
                 )
-            )
-            ids += [a.record.id for a in accepted]
-        await self._batches.accepted(batch.id, ids)
+                for (index, _), outcome in zip(chunk, outcomes, strict=True):
+                    if isinstance(outcome, Exception):
+                        log.warning("batch %s: item %d not accepted: %r", batch.id, index, outcome)
+                        refused.append(index)
+                    elif isinstance(outcome, BaseException):
+                        raise outcome
+                    else:
+                        ids.append(outcome.record.id)
+            done = True
+        finally:
+            await self._batches.accepted(batch, ids, done=done, not_accepted=len(refused))
+        for index in refused:
+            # Its own reservation id: given back once however often a replay gets here.
+            await self._quotas.give_back(f"{batch.id}:{index}", batch.quota_counters)
         if await self._batches.is_canceled(batch.id):
             # Canceled while it was being accepted: the try-ons accepted after the cancel
             # are canceled too.
             await self._batches.cancel_tryons(batch.id)
+
+    async def _accept_one(
+        self, principal: Principal, batch: BatchRecord, index: int, tryon: TryOnCreate
+    ) -> Accepted:
+        return await self._tryons.accept(
+            principal,
+            tryon,
+            raw=_encode(tryon),
+            idempotency_key=str(index),
+            lane=BATCH,
+            batch=BatchPart(
+                batch.id,
+                batch.quota_counters,
+                batch.tryon_webhooks,
+                defer=index * self._spacing,
+            ),
+        )
 
     async def owned(self, principal: Principal, batch_id: str) -> BatchRecord:
         batch = await self._batches.get(batch_id)

@@ -20,7 +20,8 @@ from service.batches.models import (
 )
 from service.keys import Keys
 from service.tryons.models import TryOnStatus, iso
-from service.tryons.store import TryOnNotFound, TryOnStore
+from service.tryons.store import LUA_COMPLETE_BATCH, TryOnNotFound, TryOnStore
+from service.webhooks.events import event_id
 
 _CLAIM_KEY = """
 local existing = redis.call('GET', KEYS[1])
@@ -29,17 +30,30 @@ redis.call('SET', KEYS[1], ARGV[1], 'PX', ARGV[2])
 return false
 """
 
-# Accepting is over: every try-on id is listed (in item order), and the batch runs unless its
-# last try-on already finished it.
-_ACCEPTED = """
+# The try-ons accepted so far are listed (in item order), so a cancel reaches them. When
+# accepting is over (ARGV[2] = '1') the batch runs, and the items that could not be accepted
+# (ARGV[3]) count as failed: if every accepted one already finished, the batch completes here.
+_ACCEPTED = (
+    LUA_COMPLETE_BATCH
+    + """
 redis.call('DEL', KEYS[2])
-redis.call('RPUSH', KEYS[2], unpack(ARGV, 2))
-redis.call('PEXPIRE', KEYS[2], ARGV[1])
-if redis.call('HGET', KEYS[1], 'status') == 'accepting' then
-  redis.call('HSET', KEYS[1], 'status', 'running')
+if #ARGV > 7 then
+  redis.call('RPUSH', KEYS[2], unpack(ARGV, 8))
+  redis.call('PEXPIRE', KEYS[2], ARGV[1])
+end
+if ARGV[2] ~= '1' or redis.call('HGET', KEYS[1], 'status') ~= 'accepting' then return 0 end
+redis.call('HSET', KEYS[1], 'status', 'running')
+local dropped = tonumber(ARGV[3])
+if dropped > 0 then
+  redis.call('HINCRBY', KEYS[1], 'n:failed', dropped)
+  local finished = redis.call('HINCRBY', KEYS[1], 'finished', dropped)
+  if finished == tonumber(redis.call('HGET', KEYS[1], 'total')) then
+    complete_batch(KEYS[1], KEYS[3], KEYS[4], ARGV[4], ARGV[5], ARGV[6], ARGV[7])
+  end
 end
 return 1
 """
+)
 
 # Try-ons canceled at once per cancel, so 1,000 of them take a few round trips, not 1,000.
 _CANCEL_CONCURRENCY = 50
@@ -96,10 +110,29 @@ class BatchStore:
             pipe.pexpire(k, self._retention_ms)
             await pipe.execute()
 
-    async def accepted(self, batch_id: str, tryon_ids: list[str]) -> None:
+    async def accepted(
+        self, batch: BatchRecord, tryon_ids: list[str], *, done: bool, not_accepted: int = 0
+    ) -> None:
+        """List the try-ons accepted so far; when `done`, the batch runs, and the
+        `not_accepted` items (refused after the batch was checked) count as failed."""
+        now = time.time()
         await self._accepted(
-            keys=[self._keys.batch(batch_id), self._keys.batch_items(batch_id)],
-            args=[self._retention_ms, *tryon_ids],
+            keys=[
+                self._keys.batch(batch.id),
+                self._keys.batch_items(batch.id),
+                self._keys.outbox,
+                self._keys.webhook_endpoints(batch.app),
+            ],
+            args=[
+                self._retention_ms,
+                "1" if done else "0",
+                not_accepted,
+                batch.app,
+                now,
+                iso(now),
+                event_id(batch.id, "batch.completed"),
+                *tryon_ids,
+            ],
         )
 
     async def get(self, batch_id: str) -> BatchRecord | None:

@@ -14,21 +14,28 @@ Rate counters name no one (their keys carry a digest). Offline tokens are not st
 
 from __future__ import annotations
 
+import contextlib
+import logging
+import time
 from typing import Protocol
 
 from redis.asyncio import Redis
 
 from service.access.tokens import TokenVerifier
 from service.accounts.directory import AccountDirectory
+from service.accounts.models import KEY_REFUSED
 from service.accounts.registry import UnknownAccount
 from service.keys import Keys
 from service.namespacing import upstream_user_id
 from service.photos import PhotoStore
 from service.results.objects import ResultObjects
 from service.results.reuse import ResultReuse
-from service.tryons.store import TryOnStore
+from service.tryons.models import TERMINAL, ErrorInfo, TryOnRecord
+from service.tryons.store import TryOnNotFound, TryOnStore
 from service.usage.report import UsageReader
 from service.webhooks.deliveries import DeliveryStore
+
+log = logging.getLogger(__name__)
 
 
 class EraseParts(Protocol):
@@ -61,8 +68,14 @@ async def erase_customer(res: EraseParts, app: str, external_user_id: str) -> in
             up = await res.accounts.upstream(account_id)
         except UnknownAccount:
             continue  # deleted: the gateway can no longer reach it
-        await up.client.delete_customer(upstream)
         digests.append(up.digest)
+        status = await res.accounts.registry.status(account_id)
+        if status.disabled or status.unavailable == KEY_REFUSED:
+            # It cannot (refused key) or may not (disabled) be asked: were its refusal fatal,
+            # no erase would ever run. Its copies expire with Genlook's retention.
+            log.warning("erase skips upstream account %s: disabled or key refused", account_id)
+            continue
+        await up.client.delete_customer(upstream)
     k = res.keys
     members: set[bytes] = await res.redis.smembers(  # type: ignore[misc]
         k.customer_tryons(app, external_user_id)
@@ -76,6 +89,13 @@ async def erase_customer(res: EraseParts, app: str, external_user_id: str) -> in
     await res.results.delete(
         [r.stored_result.key for r in records if r is not None and r.stored_result is not None]
     )
+    # Unfinished try-ons end first, through the store's state change: their batch counts them
+    # (it would never complete otherwise) and their quota reservations come back. The events
+    # that queues go with the user's deliveries below.
+    for tryon_id, record in zip(tryon_ids, records, strict=True):
+        if record is not None and record.status not in TERMINAL:
+            with contextlib.suppress(TryOnNotFound):  # expired meanwhile: nothing to end
+                await res.store.update(tryon_id, _erased)
     # The try-ons go first: a delivery of an event still on its way is then never created.
     async with res.redis.pipeline(transaction=True) as pipe:
         for tryon_id, record in zip(tryon_ids, records, strict=True):
@@ -91,3 +111,14 @@ async def erase_customer(res: EraseParts, app: str, external_user_id: str) -> in
     tokens = await res.tokens.revoke_user(app, external_user_id)
     figures = await res.usage.erase_user(app, external_user_id)
     return len(tryon_ids) + deliveries + images + tokens + figures
+
+
+def _erased(record: TryOnRecord) -> TryOnRecord | None:
+    """End an unfinished try-on of an erased user: canceled if never sent upstream (nothing
+    spent), failed if its generation may be under way (its credit may be spent)."""
+    if record.status in TERMINAL:
+        return None
+    record.status = "canceled" if record.cancelable else "failed"
+    record.error = ErrorInfo("ERASED", "The end user was erased.")
+    record.completed_at = time.time()
+    return record

@@ -50,9 +50,29 @@ return false
 """
 )
 
+# The batch's last try-on is over: it completes, and its one `batch.completed` event goes to the
+# outbox, in the caller's step (a try-on's state change, or the end of the batch's accept).
+LUA_COMPLETE_BATCH = """
+local function complete_batch(batch, outbox, endpoints, app, now, now_iso, event)
+  redis.call('HSET', batch, 'status', 'completed', 'completed_at', now)
+  local n = redis.call('HMGET', batch, 'n:completed', 'n:failed', 'n:canceled', 'callback')
+  local data = redis.call('HGET', batch, 'head') .. ',"status":"completed","counts":{' ..
+    '"completed":' .. (n[1] or '0') .. ',"failed":' .. (n[2] or '0') ..
+    ',"canceled":' .. (n[3] or '0') .. '},"completedAt":"' .. now_iso .. '"}'
+  local callback = n[4] or ''
+  if callback ~= '' or redis.call('ZCARD', endpoints) > 0 then
+    redis.call('XADD', outbox, '*', 'id', event, 'type', 'batch.completed',
+               'app', app, 'tryon', '', 'callback', callback,
+               'body', '{"type":"batch.completed","timestamp":"' .. now_iso ..
+               '","data":' .. data .. '}', 'trace', '')
+  end
+end
+"""
+
 _UPDATE = (
     LUA_APPLY
     + LUA_USAGE
+    + LUA_COMPLETE_BATCH
     + """
 local rev = redis.call('HGET', KEYS[1], 'rev')
 if not rev then return -1 end
@@ -81,18 +101,7 @@ if ARGV[15] ~= '' and ARGV[4] == '1' and redis.call('EXISTS', KEYS[8]) == 1
   redis.call('HINCRBY', KEYS[8], 'n:' .. ARGV[2], 1)
   local finished = redis.call('HINCRBY', KEYS[8], 'finished', 1)
   if finished == tonumber(redis.call('HGET', KEYS[8], 'total')) then
-    redis.call('HSET', KEYS[8], 'status', 'completed', 'completed_at', ARGV[13])
-    local n = redis.call('HMGET', KEYS[8], 'n:completed', 'n:failed', 'n:canceled', 'callback')
-    local data = redis.call('HGET', KEYS[8], 'head') .. ',"status":"completed","counts":{' ..
-      '"completed":' .. (n[1] or '0') .. ',"failed":' .. (n[2] or '0') ..
-      ',"canceled":' .. (n[3] or '0') .. '},"completedAt":"' .. ARGV[16] .. '"}'
-    local callback = n[4] or ''
-    if callback ~= '' or redis.call('ZCARD', KEYS[5]) > 0 then
-      redis.call('XADD', KEYS[4], '*', 'id', ARGV[17], 'type', 'batch.completed',
-                 'app', ARGV[9], 'tryon', '', 'callback', callback,
-                 'body', '{"type":"batch.completed","timestamp":"' .. ARGV[16] ..
-                 '","data":' .. data .. '}', 'trace', '')
-    end
+    complete_batch(KEYS[8], KEYS[4], KEYS[5], ARGV[9], ARGV[13], ARGV[16], ARGV[17])
   end
   redis.call('PUBLISH', KEYS[10], ARGV[2])
 end

@@ -298,6 +298,32 @@ async def test_the_erase_reaches_every_account_the_app_used(
         assert emulator.counters()["requests"].get("delete_customer", 0) == 1
 
 
+@pytest.mark.parametrize("how", ["key-refused", "disabled"])
+async def test_an_account_out_for_a_refused_key_or_disabled_does_not_block_the_erase(
+    harness: Harness, second: Emulator, how: str
+) -> None:
+    """Its refusal would make every erase answer 502 for good: it is skipped, the healthy
+    account is still asked and the local records go."""
+    h = harness
+    registry = h.res.accounts.registry
+    # A key the second emulator refuses: its delete_customer would raise.
+    await registry.create("b", "gk_live_refused_0123456789abcdef", base_url=second.base_url)
+    await registry.set_pool(APP, ["default", "b"])
+    await registry.note_used(APP, "b")
+    if how == "disabled":
+        await registry.set_disabled("b", True)
+    else:
+        await h.res.accounts.take_out("b", KEY_REFUSED)
+    image_id = await h.upload_photo(externalUserId="u1")
+    await h.put_product()
+    record = await h.drive(await h.accept(image_id, externalUserId="u1"))
+    r = await h.gateway.delete("/v1/customers/u1")
+    assert r.status_code == 204, r.text
+    assert h.emulator.counters()["requests"].get("delete_customer", 0) == 1
+    assert second.counters()["requests"].get("delete_customer", 0) == 0
+    assert await h.res.store.get(record.id) is None
+
+
 # --- the key is never readable back ------------------------------------------------------------
 
 

@@ -228,3 +228,67 @@ async def test_a_worker_holds_at_most_its_batch_slots(harness: Harness) -> None:
     assert (await h.run(interactive)) == "completed"
     await holding
     assert (await h.run(second)) == "completed"
+
+
+async def test_an_item_refused_after_the_check_leaves_the_batch_consistent(
+    harness: Harness, redis: Redis, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The last item's product is deleted between the batch's check and its accept: the items
+    accepted are listed and run, the refused one counts as failed, its unit of the daily cap
+    comes back, and the batch completes."""
+    from service.batches.store import BatchStore
+    from service.products import Catalog
+
+    h = harness
+    image_id = await _photo_upstream(h)
+    await h.put_product("gone", title="Gone tee")
+    create = BatchStore.create
+
+    async def create_then_delete(self: BatchStore, batch: Any) -> None:
+        await create(self, batch)
+        # The gateway's own connection: it runs on its own event loop.
+        assert await Catalog(self._redis, h.res.keys).delete(APP, "gone")
+
+    monkeypatch.setattr(BatchStore, "create", create_then_delete)
+    held = await h.quota_held()
+    body = {
+        "person": {"image": {"source": {"id": image_id}}},
+        "products": [{"externalId": "tee"}, {"externalId": "tee"}, {"externalId": "gone"}],
+    }
+    r = await h.gateway.post("/v1/batches", json=body)
+    assert r.status_code == 202, r.text
+    batch = r.json()
+    assert batch["status"] == "running"
+    assert batch["counts"] == {"pending": 2, "completed": 0, "failed": 1, "canceled": 0}
+    ids = [t["id"] for t in batch["tryons"]]
+    assert len(ids) == 2
+    assert await h.quota_held() == held + 2
+    for i in ids:
+        await h.drive(i)
+    view = (await h.gateway.get(f"/v1/batches/{batch['id']}")).json()
+    assert view["status"] == "completed"
+    assert view["counts"] == {"pending": 0, "completed": 2, "failed": 1, "canceled": 0}
+
+
+async def test_erasing_a_user_ends_their_queued_batch_tryons(harness: Harness) -> None:
+    """The user's try-on still queued in a batch is ended by the erase: the batch completes
+    and its unit of the daily cap comes back."""
+    h = harness
+    image_id = await _photo_upstream(h)
+    held = await h.quota_held()
+    body = {
+        "items": [
+            {"person": {"image": {"source": {"id": image_id}}}, "product": {"externalId": "tee"}}
+        ],
+        "externalUserId": "ann",
+    }
+    r = await h.gateway.post("/v1/batches", json=body)
+    assert r.status_code == 202, r.text
+    batch = r.json()
+    assert await h.quota_held() == held + 1
+    r = await h.gateway.delete("/v1/customers/ann")
+    assert r.status_code == 204, r.text
+    view = (await h.gateway.get(f"/v1/batches/{batch['id']}")).json()
+    assert view["status"] == "completed"
+    assert view["counts"] == {"pending": 0, "completed": 0, "failed": 0, "canceled": 1}
+    assert await h.quota_held() == held
