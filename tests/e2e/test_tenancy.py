@@ -314,7 +314,8 @@ async def test_a_deleted_apps_id_is_never_reused_and_its_configuration_is_gone(
 
 async def failed_for_credits(api: httpx.AsyncClient, emulator: Emulator, image_id: str) -> str:
     emulator.control("PUT", f"accounts/{emulator.api_key}", json={"credits": 0})
-    tryon = await start_tryon(api, image_id)
+    # Never answered from the result cache, so that its retries reach Genlook (and may fail).
+    tryon = await start_tryon(api, image_id, reuse=False)
     failed = await wait_terminal(api, tryon["id"])
     assert failed["error"]["code"] == "INSUFFICIENT_CREDITS", failed
     emulator.control("PUT", f"accounts/{emulator.api_key}", json={"credits": 10})
@@ -353,12 +354,13 @@ async def test_a_retry_counts_against_the_apps_daily_cap_and_a_later_failure_giv
         # Counted at the retry, given back once at its failure.
         assert await daily_count(redis, "capped") == 1
         emulator.control("PUT", f"accounts/{emulator.api_key}", json={"credits": 10})
-        third = await start_tryon(api, image_id)
+        # Generated afresh: a result reused from the cache would spend none of the cap.
+        third = await start_tryon(api, image_id, reuse=False)
         assert (await wait_terminal(api, third["id"]))["status"] == "completed"
         over = await api.post(
             "/v1/try-ons",
             json={"products": [{"externalId": "tee"}],
-                  "person": {"image": {"source": {"id": image_id}}}},
+                  "person": {"image": {"source": {"id": image_id}}}, "reuse": False},
         )  # fmt: skip
         assert_error(over, 402, "DAILY_CREDIT_CAP_REACHED")
     assert emulator.counters()["generationsCreated"] == 2
