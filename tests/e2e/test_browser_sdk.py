@@ -38,7 +38,9 @@ APP = "shop"
 USER = "shopper-1"
 
 
-gateway = stack_fixture(GATEWAY_KEY_CACHE_SECONDS=KEY_CACHE_SECONDS)
+# The result cache off: these tests follow each try-on over the transports (stream, long-poll,
+# fallback), and a repeat of the same photo and product would complete at once from the cache.
+gateway = stack_fixture(GATEWAY_KEY_CACHE_SECONDS=KEY_CACHE_SECONDS, RESULTS_REUSE_TTL="0")
 
 
 @pytest.fixture(scope="module")
