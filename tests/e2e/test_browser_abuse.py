@@ -15,9 +15,19 @@ import pytest
 from redis.asyncio import Redis
 
 from tests.conftest import Emulator
-from tests.e2e.conftest import Gateway, keys_cli, photo_bytes, product_url, wait_terminal
+from tests.e2e.conftest import (
+    Gateway,
+    keys_cli,
+    photo_bytes,
+    product_url,
+    stack_fixture,
+    wait_terminal,
+)
 
 ORIGIN = "https://shop.example"
+
+# Counted try-ons of one photo and product, each a generation: the result cache off.
+gateway = stack_fixture(RESULTS_REUSE_TTL="0")
 
 
 class Browser:
