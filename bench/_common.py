@@ -245,6 +245,9 @@ class BenchStack:
             "WORKER_SWEEP_INTERVAL": "30",
             "WORKER_TRYON_DEADLINE": "300",
             "WORKER_JOB_COMPLETION_WAIT": "2",
+            # The benches measure the pipeline: repeated identical try-ons must each be
+            # generated, not answered from the result cache (bench/shoppers.py turns it on).
+            "RESULTS_REUSE_TTL": "0",
         }
         env.update(overrides)
         return env
