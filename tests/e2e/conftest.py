@@ -10,7 +10,7 @@ import os
 import shutil
 import subprocess
 import sys
-from collections.abc import AsyncIterator, Iterator
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
 from typing import Any
@@ -27,6 +27,21 @@ from tests.e2e.redis_server import PersistentRedis
 
 SECRET = "sk_test_e2e_secret_key_0123456789"
 OTHER_SECRET = "sk_test_e2e_other_app_key_012345"
+
+
+async def eventually(
+    probe: Callable[[], Awaitable[bool]],
+    within: float = 5.0,
+    every: float = 0.1,
+    what: str = "condition not met in time",
+) -> None:
+    """Wait until `probe()` holds, failing with `what` after `within` seconds: for what another
+    process does in its own time (a worker, a gateway, a browser's event reaching the test)."""
+    deadline = asyncio.get_running_loop().time() + within
+    while not await probe():
+        if asyncio.get_running_loop().time() > deadline:
+            raise AssertionError(what)
+        await asyncio.sleep(every)
 
 
 def stack_env(emulator: Emulator, **overrides: str) -> dict[str, str]:
@@ -61,6 +76,11 @@ class Gateway:
     def url(self) -> str:
         return self.urls[0]
 
+    @property
+    def queue(self) -> str:
+        """The stack's own arq queue."""
+        return self.stack.env["REDIS_QUEUE_NAME"]
+
     def client(self, key: str = SECRET) -> httpx.AsyncClient:
         return httpx.AsyncClient(
             base_url=self.url, headers={"Authorization": f"Bearer {key}"}, timeout=30.0
@@ -84,10 +104,13 @@ def start_gateway(
     names = ["gateway"] if gateways == 1 else [f"gateway{g}" for g in range(gateways)]
     started = [(name, f"http://127.0.0.1:{free_port()}") for name in names]
     # The run's one result store (tests/conftest.py); its workers make links to its (first)
-    # gateway.
+    # gateway. Each stack has its own queue: a test's stack started beside its module's (they
+    # share the database) must not have its jobs taken by the other stack's workers, which store
+    # results elsewhere and know other settings.
     env = {
         "RESULTS_STORE_URL": RESULTS_DIR,
         "RESULTS_BASE_URL": started[0][1],
+        "REDIS_QUEUE_NAME": f"tryon:queue:{started[0][1].rsplit(':', 1)[1]}",
         **env,
     }
     # Logs go to files by default so the run's key scan reads them (tests/keyscan.py).

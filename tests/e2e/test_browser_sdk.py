@@ -30,7 +30,7 @@ from tests.e2e.browser_stack import (
     needs_chromium,
     static_site,
 )
-from tests.e2e.conftest import Gateway, photo_bytes, put_product, stack_fixture
+from tests.e2e.conftest import Gateway, eventually, photo_bytes, put_product, stack_fixture
 
 pytestmark = needs_chromium
 
@@ -348,10 +348,20 @@ async def test_abort_stops_waiting_at_once(
     # follows through server-side, its credit spent on a result.
     [record] = [await tryon_doc(redis, key) for key in await redis.keys("tryon:t:*")]
     assert await eventually_status(redis, record["id"], "completed", within=15)
-    assert ("DELETE", 409) in page.answers
+    await answered(page, ("DELETE", 409))
 
 
 # --- deadlines and cancel ----------------------------------------------------------------
+
+
+async def answered(page: Any, answer: tuple[str, int]) -> None:
+    """Wait for the page to see `answer` (method, status): the browser's response event reaches
+    the test after the gateway has written what the answer reports."""
+
+    async def seen() -> bool:
+        return answer in page.answers
+
+    await eventually(seen, what=f"the page never saw {answer}: {page.answers}")
 
 
 async def tryon_doc(redis: Redis, key: bytes | str) -> dict[str, Any]:
@@ -415,7 +425,7 @@ async def test_abort_cancels_a_tryon_not_yet_sent(
     # Its cancel (sent in the background) ended it; after the budget came back the worker sent
     # nothing for it.
     assert await eventually_status(redis, tryon_id, "canceled", within=5)
-    assert ("DELETE", 200) in page.answers
+    await answered(page, ("DELETE", 200))
     await asyncio.sleep(max(0.0, await redis.pttl(Keys().budget_pause) / 1000) + 1.5)
     assert emulator.counters()["generationsCreated"] == 0
     assert (await tryon_doc(redis, f"tryon:t:{tryon_id}"))["status"] == "canceled"

@@ -11,10 +11,9 @@ Needs Debian's `chromium` (/usr/bin/chromium); Playwright only drives it (no bro
 
 from __future__ import annotations
 
-import asyncio
 import os
 import tempfile
-from collections.abc import AsyncIterator, Awaitable, Callable
+from collections.abc import AsyncIterator
 from pathlib import Path
 from typing import Any
 
@@ -28,6 +27,7 @@ from tests.conftest import Emulator
 from tests.e2e.browser_stack import chromium, needs_chromium
 from tests.e2e.conftest import (
     Gateway,
+    eventually,
     put_product,
     stack_fixture,
     start_tryon,
@@ -46,7 +46,6 @@ SCREENSHOT = (
     if os.environ.get("UPDATE_SCREENSHOTS") == "1"
     else Path(tempfile.gettempdir()) / "tryon-ops-dashboard.png"
 )
-QUEUE = "tryon:queue"
 # Playwright waits, in milliseconds.
 WAIT_MS = 10_000
 
@@ -59,14 +58,6 @@ async def browser_page(gateway: Gateway) -> AsyncIterator[Any]:
     async with chromium() as browser:
         page = await browser.new_page(viewport={"width": 1440, "height": 1000})
         yield page
-
-
-async def eventually(probe: Callable[[], Awaitable[bool]], within: float = 5.0) -> None:
-    deadline = asyncio.get_running_loop().time() + within
-    while not await probe():
-        if asyncio.get_running_loop().time() > deadline:
-            raise AssertionError("condition not met in time")
-        await asyncio.sleep(0.1)
 
 
 async def test_the_page_holds_no_data_without_a_token(gateway: Gateway, redis: Redis) -> None:
@@ -97,7 +88,7 @@ async def test_dashboard_shows_the_fleet_and_steers_it(
 
     async def sample() -> None:
         # What the worker's sweep does on every tick; called here to get points now.
-        await record_sample(redis, keys, QUEUE, min_gap=0)
+        await record_sample(redis, keys, gateway.queue, min_gap=0)
 
     # --- a known workload: three completed, one refused upstream (no credits) ----------------
     await sample()

@@ -27,7 +27,7 @@ from service.ops.heartbeats import Heartbeats
 from standardwebhooks import Webhook
 
 from tests.conftest import Emulator
-from tests.e2e.conftest import SECRET, photo_bytes, put_product, start_gateway
+from tests.e2e.conftest import SECRET, eventually, photo_bytes, put_product, start_gateway
 from tests.e2e.receiver import Receiver
 from tests.e2e.redis_server import PersistentRedis
 
@@ -173,13 +173,6 @@ async def in_create_window(redis: Redis, ids: list[str]) -> set[str]:
     }
 
 
-async def until(check: Callable[[], Awaitable[bool]], within: float, what: str) -> None:
-    deadline = time.monotonic() + within
-    while not await check():
-        assert time.monotonic() < deadline, what
-        await asyncio.sleep(0.5)
-
-
 async def wait_all_terminal(
     redis: Redis, ids: list[str], within: float
 ) -> dict[str, dict[str, Any]]:
@@ -187,7 +180,7 @@ async def wait_all_terminal(
         docs = await records(redis, ids)
         return len(docs) == len(ids) and all(d["status"] in TERMINAL for d in docs.values())
 
-    await until(all_terminal, within, "try-ons still not terminal")
+    await eventually(all_terminal, within, every=0.5, what="try-ons still not terminal")
     return await records(redis, ids)
 
 
@@ -235,7 +228,7 @@ async def assert_webhooks(
     async def all_arrived() -> bool:
         return set(docs) <= set(events_by_tryon(receiver, secret))
 
-    await until(all_arrived, within, "terminal events missing at the receiver")
+    await eventually(all_arrived, within, every=0.5, what="terminal events missing at the receiver")
     events = events_by_tryon(receiver, secret)
     assert set(events) == set(docs)
     for tryon_id, got in events.items():
@@ -263,7 +256,7 @@ async def test_rolling_deploy_and_a_kill_lose_nothing(
         secret = await register_endpoint(fleet, receiver.url + "/hooks")
         load = Load()
         loading = asyncio.create_task(load.run(fleet, emulator, n))
-        await until(_at_least(load, 60), 60, "the load did not start")
+        await eventually(_at_least(load, 60), 60, every=0.5, what="the load did not start")
         # The rolling deploy: each worker stopped with SIGTERM, replaced, then the next.
         for name in fleet.workers():
             await fleet.replace(name, signal.SIGTERM)
@@ -304,7 +297,7 @@ async def test_redis_restart_mid_run_loses_nothing_accepted(
         load = Load()
         # ~10 s of load: before, during and after the restart.
         loading = asyncio.create_task(load.run(fleet, emulator, n, pace=0.07))
-        await until(_at_least(load, 40), 60, "the load did not start")
+        await eventually(_at_least(load, 40), 60, every=0.5, what="the load did not start")
         await asyncio.to_thread(persistent_redis.stop)
         before_restart = len(load.accepted)
         await asyncio.sleep(2.0)

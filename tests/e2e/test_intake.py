@@ -15,9 +15,6 @@ from redis.asyncio import Redis
 from tests.conftest import Emulator
 from tests.e2e.conftest import Gateway, photo_bytes, put_product, stack_fixture, upload_photo
 
-QUEUE = "tryon:queue"
-
-
 gateway = stack_fixture(workers=0)
 
 
@@ -89,12 +86,12 @@ async def test_a_chunked_tryon_body_is_read_whole_and_capped(
 
 
 async def test_semantic_errors_have_stable_codes(
-    api: httpx.AsyncClient, emulator: Emulator, redis: Redis
+    api: httpx.AsyncClient, emulator: Emulator, redis: Redis, gateway: Gateway
 ) -> None:
     image_id = await upload_photo(api)
     await put_product(api, emulator)
     before = await snapshot(redis)
-    queued = await redis.zcard(QUEUE)
+    queued = await redis.zcard(gateway.queue)
     url = f"{emulator.root}/_emulator/assets/red-tee.png"
     cases: list[tuple[dict[str, Any], int, str, str | None]] = [
         (
@@ -131,7 +128,7 @@ async def test_semantic_errors_have_stable_codes(
         assert (r.status_code, r.json()["code"]) == (status, code), (body, r.text)
         if path is not None:
             assert r.json()["details"][0]["path"] == path, r.text
-    assert await redis.zcard(QUEUE) == queued
+    assert await redis.zcard(gateway.queue) == queued
     assert await snapshot(redis) == before
 
 

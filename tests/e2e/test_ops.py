@@ -11,7 +11,7 @@ import asyncio
 import json
 import subprocess
 import sys
-from collections.abc import AsyncIterator, Awaitable, Callable
+from collections.abc import AsyncIterator
 from typing import Any
 
 import httpx
@@ -22,6 +22,7 @@ from tests.conftest import Emulator
 from tests.e2e.conftest import (
     SECRET,
     Gateway,
+    eventually,
     put_product,
     stack_fixture,
     start_tryon,
@@ -47,16 +48,6 @@ gateway = stack_fixture(
 async def admin(gateway: Gateway, api: httpx.AsyncClient) -> AsyncIterator[httpx.AsyncClient]:
     async with gateway.client(ADMIN) as client:
         yield client
-
-
-async def eventually(
-    probe: Callable[[], Awaitable[bool]], within: float = 5.0, every: float = 0.1
-) -> None:
-    deadline = asyncio.get_running_loop().time() + within
-    while not await probe():
-        if asyncio.get_running_loop().time() > deadline:
-            raise AssertionError("condition not met in time")
-        await asyncio.sleep(every)
 
 
 async def status(admin: httpx.AsyncClient) -> dict[str, Any]:
@@ -94,7 +85,7 @@ async def test_only_admin_tokens_open_the_ops_api(
     assert await redis.get("tryon:ops:pause:intake") is None
 
 
-async def test_status_lists_live_workers(admin: httpx.AsyncClient) -> None:
+async def test_status_lists_live_workers(admin: httpx.AsyncClient, gateway: Gateway) -> None:
     async def workers_seen() -> bool:
         return len((await status(admin))["workers"]) >= 1
 
@@ -102,7 +93,7 @@ async def test_status_lists_live_workers(admin: httpx.AsyncClient) -> None:
     [worker] = (await status(admin))["workers"]
     assert worker["picking"] is True
     assert worker["version"]
-    assert worker["queue"] == "tryon:queue"
+    assert worker["queue"] == gateway.queue
 
 
 async def test_paused_intake_answers_503_then_accepts_again(

@@ -26,6 +26,7 @@ from redis.asyncio import Redis
 from tests.conftest import TEST_REDIS_URL, Emulator, assert_error
 from tests.e2e.conftest import (
     Gateway,
+    eventually,
     keys_cli,
     photo_bytes,
     put_product,
@@ -115,14 +116,6 @@ async def traces_of(redis: Redis, *needles: str) -> list[str]:
             if needle.encode() in key or needle.encode() in value:
                 found.append(f"{key.decode(errors='replace')} holds {needle!r}")
     return found
-
-
-async def eventually(probe: Any, within: float = 10.0) -> None:
-    deadline = asyncio.get_running_loop().time() + within
-    while not await probe():
-        if asyncio.get_running_loop().time() > deadline:
-            raise AssertionError("condition not met in time")
-        await asyncio.sleep(0.05)
 
 
 async def register(api: httpx.AsyncClient, url: str) -> dict[str, Any]:
@@ -247,7 +240,7 @@ async def test_deliveries_and_their_attempts_expire_after_the_recover_window(
     tryon_id = await user_tryon(api, USER, receiver.url + "/cb")
     await wait_terminal(api, tryon_id)
     await receiver.wait_for(2)
-    await eventually(lambda: _settled(api, tryon_id))
+    await eventually(lambda: _settled(api, tryon_id), within=10.0, every=0.05)
     ids = [d["id"] for d in (await api.get(f"/v1/try-ons/{tryon_id}/deliveries")).json()]
     assert len(ids) >= 2
     week = 7 * 86_400
