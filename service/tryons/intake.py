@@ -147,8 +147,9 @@ async def resolve(
     cache: LookupCache,
     fresh: bool,
     browser: bool,
-) -> tuple[ProductDef, PersonDef, Expected]:
-    """Product and person, plus what the accept script must find unchanged.
+) -> tuple[ProductDef, PersonDef, str | None, Expected]:
+    """Product and person, the end user the stored photo was uploaded for (if any), plus what
+    the accept script must find unchanged.
 
     Values remembered in `cache` are used unless `fresh`; the others are read, both in one
     round trip (issued in the same tick, they leave in one pipelined write). Reads the same
@@ -156,6 +157,7 @@ async def resolve(
     """
     product = product_source(body.products[0])
     person = person_source(body, uploaded)
+    owner = None
     catalog_key = keys.catalog(app) if isinstance(product, str) else ""
     image_key = keys.image(person) if isinstance(person, str) else ""
     product_field = product if isinstance(product, str) else ""
@@ -195,6 +197,7 @@ async def resolve(
         if body.external_user_id and image.external_user_id not in owners:
             raise NotFound("IMAGE_NOT_FOUND", "Unknown or expired image id.")
         person = PersonDef(image_id=image.id)
+        owner = image.external_user_id
     assert isinstance(product, ProductDef)
     assert isinstance(person, PersonDef)
     expected = Expected(
@@ -204,7 +207,7 @@ async def resolve(
         image_key=image_key,
         image_raw=image_cached or b"",
     )
-    return product, person, expected
+    return product, person, owner, expected
 
 
 async def build_record(
@@ -229,7 +232,7 @@ async def build_record(
         _check_url(body.callback_url, "callbackUrl")
     if body.external_user_id is not None:
         check_external_user_id(body.external_user_id)
-    product, person, expected = await resolve(
+    product, person, owner, expected = await resolve(
         app,
         body,
         redis=redis,
@@ -248,7 +251,9 @@ async def build_record(
         updated_at=now,
         product=product,
         person=person,
-        external_user_id=body.external_user_id,
+        # A try-on of a user's photo is that user's, named or not: their erase removes it and
+        # its result (a picture of them), and Genlook's erase reaches its generation.
+        external_user_id=body.external_user_id or owner,
         watermark=output.watermark if output else None,
         keep_for_days=output.keep_for_days if output else None,
         ai_label=output.ai_label if output else None,
