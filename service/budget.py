@@ -20,6 +20,11 @@ granted only at its turn: the interactive lane's waiters before any batch waiter
 lane by weighted fair queuing across apps (each waiter is tagged with its app's virtual finish
 time, `max(lane clock, app's last tag) + 1/weight`; the lowest tag goes first). This module
 only chooses among waiters; the bucket itself (its rate, its keys) is unchanged.
+
+Spare cells: work that nobody waits for yet (a photo uploaded ahead of the try-on that will use
+it) takes a cell only when one is free now, with no start waiting in either lane and a cell of
+the burst still kept for starts; it never waits for one. At a sale peak it gives way entirely
+to the try-ons being sent, and the try-on that needs the photo uploads it at its own turn.
 """
 
 from __future__ import annotations
@@ -107,6 +112,15 @@ redis.call('ZADD', KEYS[6], now + wait, waiter)
 return wait
 """
 
+# A spare cell: KEYS as _ACQUIRE, then the interactive and batch waiters. -1 while any start
+# waits in a lane, else _ACQUIRE's answer (0: granted).
+_ACQUIRE_SPARE = (
+    """
+if redis.call('ZCARD', KEYS[4]) > 0 or redis.call('ZCARD', KEYS[5]) > 0 then return -1 end
+"""
+    + _ACQUIRE
+)
+
 _LEAVE = """
 for i = 1, #KEYS do redis.call('ZREM', KEYS[i], ARGV[1]) end
 return 0
@@ -185,6 +199,7 @@ class UpstreamBudget:
         self._askers: dict[object, asyncio.Lock] = {p: asyncio.Lock() for p in Priority}
         self._acquire = redis.register_script(_ACQUIRE)
         self._acquire_laned = redis.register_script(_ACQUIRE_LANED)
+        self._acquire_spare = redis.register_script(_ACQUIRE_SPARE)
         self._leave = redis.register_script(_LEAVE)
         self._pause = redis.register_script(_PAUSE)
         self._waiter_prefix = f"{uuid.uuid4().hex[:12]}:"
@@ -204,6 +219,19 @@ class UpstreamBudget:
             ],
         )
         return float(wait_ms) / 1000.0
+
+    async def try_acquire_spare(self) -> bool:
+        """Take a cell for work nobody waits for yet, only if one is free now with no start
+        waiting for it (module docstring); never waits."""
+        answer = await self._acquire_spare(
+            keys=[self._bucket, self._paused, self._keys.metrics, *self._lane_waiters[:2]],
+            # A poll's tolerance: the burst's last cell stays for starts.
+            args=[
+                round(self._shape.interval_ms, 3),
+                round(self._shape.tolerance_ms(Priority.POLL), 3),
+            ],
+        )
+        return int(answer) == 0
 
     async def try_acquire_laned(self, claim: Claim, waiter: str) -> float:
         """`try_acquire` for a start of `claim`'s lane and app; `waiter` keeps its place in

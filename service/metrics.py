@@ -55,7 +55,11 @@ _COUNTERS: dict[str, tuple[str, tuple[str, ...]]] = {
         ("result",),
     ),
     "credits_saved": ("Credits not spent: try-ons completed from a stored result.", ()),
-    "photo_uploads": ("Photos needed upstream, by result (hit: already there).", ("result",)),
+    "photo_uploads": (
+        "Photos needed upstream, by result (hit: already there; left_to_tryon: no spare budget"
+        " to send it ahead of its try-on).",
+        ("result",),
+    ),
     "webhook_deliveries": ("Webhook delivery attempts, by outcome.", ("outcome",)),
 }
 _HISTOGRAMS: dict[str, tuple[str, tuple[str, ...]]] = {

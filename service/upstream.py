@@ -47,6 +47,17 @@ class BudgetHooks:
         finally:
             _prepaid.reset(token)
 
+    @contextlib.asynccontextmanager
+    async def spare(self) -> AsyncIterator[bool]:
+        """A spare cell for the next call, if one is free now and no start waits for it
+        (service/budget.py); yields whether it was granted. Without one, make no call."""
+        granted = await self._budget.try_acquire_spare()
+        token = _prepaid.set(granted)
+        try:
+            yield granted
+        finally:
+            _prepaid.reset(token)
+
     async def before_request(self, endpoint: str, priority: Priority) -> None:
         if _prepaid.get():
             _prepaid.set(False)

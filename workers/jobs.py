@@ -41,8 +41,15 @@ async def run_tryon(ctx: dict[str, Any], tryon_id: str) -> str:
         raise Retry(defer=backoff(ctx.get("job_try", 1))) from exc
 
 
+class _NoSpareCell(Exception):
+    """No spare upstream budget for a photo ahead of its try-on."""
+
+
 async def upload_photo(ctx: dict[str, Any], image_id: str) -> str:
-    """Send a fresh photo upstream right away, so a try-on started later finds it there."""
+    """Send a fresh photo upstream ahead of its try-on, so the try-on finds it there: only with
+    a spare cell of the budget (service/budget.py). When try-ons are waiting for the budget
+    (a sale peak, where most uploaded photos never reach a create in time) it is left to the
+    try-on that uses it, which uploads it at its own turn: the budget goes to creates."""
     res: Resources = ctx["res"]
     raw = await res.redis.get(res.keys.image(image_id))
     if raw is None:
@@ -55,8 +62,19 @@ async def upload_photo(ctx: dict[str, Any], image_id: str) -> str:
     except NoAccount:
         return "refused"
     await accounts.registry.note_used(image.app, up.id)
+    upload = make_uploader(up.client, image)
+
+    async def upload_with_spare_cell(data: bytes) -> str:
+        async with up.hooks.spare() as granted:
+            if not granted:
+                raise _NoSpareCell
+            return await upload(data)
+
     try:
-        await res.photos.upstream_id(up.digest, image, make_uploader(up.client, image))
+        await res.photos.upstream_id(up.digest, image, upload_with_spare_cell)
+    except _NoSpareCell:
+        await res.metrics.add("photo_uploads", result="left_to_tryon")
+        return "left to its try-on"
     except PhotoGone:
         return "gone"
     except PhotoBusy as exc:

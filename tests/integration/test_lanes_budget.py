@@ -110,3 +110,35 @@ async def test_a_dead_waiter_gives_its_place_up_after_the_grace(redis: Redis) ->
     started = time.monotonic()
     await budget.acquire(Priority.START, Claim(BATCH, "lookbook"))
     assert 1.5 < time.monotonic() - started < 4.0
+
+
+async def test_a_spare_cell_only_when_free_now_and_no_start_waits(redis: Redis) -> None:
+    """Work nobody waits for yet (a photo ahead of its try-on) takes a cell only when one is
+    free now, a cell of the burst still kept for starts, and no start waits in either lane; it
+    never waits."""
+    keys = Keys("t:")
+    budget = UpstreamBudget(redis, keys, BudgetShape(interval_ms=200, burst=3))
+    assert await budget.try_acquire_spare()
+    assert await budget.try_acquire_spare()
+    # The burst's last cell is a start's.
+    asked = time.monotonic()
+    assert not await budget.try_acquire_spare()
+    assert time.monotonic() - asked < 0.1
+    assert await budget.try_acquire(Priority.START) == 0.0
+
+
+async def test_no_spare_cell_while_a_start_waits_in_a_lane(redis: Redis) -> None:
+    keys = Keys("t:")
+    budget = UpstreamBudget(redis, keys, BudgetShape(interval_ms=100, burst=3))
+    for lane in (INTERACTIVE, BATCH):
+        # Another process's start waiting for its turn (a free bucket, but not its turn yet).
+        await redis.zadd(keys.budget_waiters(lane), {"other:1": 1.0})
+        assert not await budget.try_acquire_spare()
+        await redis.delete(keys.budget_waiters(lane))
+    assert await budget.try_acquire_spare()
+
+
+async def test_no_spare_cell_during_a_pause(redis: Redis) -> None:
+    budget = UpstreamBudget(redis, Keys("t:"), BudgetShape(interval_ms=1, burst=10))
+    await budget.pause(0.3)
+    assert not await budget.try_acquire_spare()
