@@ -9,6 +9,9 @@ from emulator.config import EmulatorConfig
 from emulator.demo_key import DEMO_API_KEY
 from emulator.links import DEFAULT_URL_LIFETIME
 
+# Seconds an idle client connection is kept open (see `run`).
+KEEP_ALIVE_SECONDS = 75
+
 
 def serve(
     *,
@@ -39,4 +42,8 @@ def serve(
         log_level="warning",
         # Requests held by a `timeout` fault must not block shutdown for long.
         timeout_graceful_shutdown=1,
+        # As Genlook's load balancer, longer than its clients' idle timeout (the gateway's and
+        # the emulator's own product-image fetches use httpx's 5 s): uvicorn's 5 s equals it,
+        # and a request sent on a connection the server was closing at that instant failed.
+        timeout_keep_alive=KEEP_ALIVE_SECONDS,
     )

@@ -12,6 +12,9 @@ from collections.abc import Callable, Sequence
 
 Handler = Callable[[argparse.Namespace], int]
 
+# Seconds an idle client connection is kept open by `serve` (see there).
+KEEP_ALIVE_SECONDS = 75
+
 
 def _add_emulator(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     p = sub.add_parser(
@@ -85,6 +88,11 @@ def _add_serve(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None
             proxy_headers=False,
             # `server: uvicorn` tells a scanner what to try; nothing a client needs.
             server_header=False,
+            # Longer than the idle timeout of any client or load balancer in front (httpx 5 s,
+            # AWS ALB 60 s): the client drops an idle connection first, so it never sends a
+            # request on one the server is closing at that instant (uvicorn's 5 s equals
+            # httpx's, a race that fails a request now and then).
+            timeout_keep_alive=KEEP_ALIVE_SECONDS,
         )
         return 0
 

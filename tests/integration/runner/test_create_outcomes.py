@@ -127,5 +127,5 @@ async def test_a_429_pauses_the_fleet_and_the_retry_spends_one_credit(harness: H
     assert (refused.status, refused.create_started_at) == ("submitting", None)
 
     record = await harness.drive(tryon_id)
-    assert record.status == "completed"
+    assert record.status == "completed", record
     assert harness.cost() == (attempts + 1, 1, 1)
