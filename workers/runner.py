@@ -21,9 +21,10 @@ creating again: at most one credit per accepted try-on, by construction (see doc
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 import time
-from collections.abc import Awaitable, Callable
+from collections.abc import AsyncIterator, Awaitable, Callable
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from functools import partial
@@ -257,7 +258,7 @@ class TryOnRunner:
     async def _submit_through(
         self, record: TryOnRecord, up: Upstream, job_try: int, started: float
     ) -> TryOnRecord:
-        person = await self._person(record, up, job_try)
+        person = await self._person(record, up, job_try, started)
         plan = await self._plan_product(record, up)
         request = TryOnRequest(
             products=[plan.payload],
@@ -265,9 +266,23 @@ class TryOnRunner:
             external_user_id=upstream_user_id(record.app, record.external_user_id),
             output=self._output(record),
         )
-        # arq's job timeout would cut a create call sent late in the attempt, as surely as a
-        # kill: the budget wait may use this attempt's time only up to the hand-over point,
-        # and never past the try-on's deadline, when no create may be sent any more.
+        async with self._turn(record, up, started):
+            if self._gate.closed:
+                raise RetryLater(0.0, "worker stopping: another worker sends the create")
+            if time.time() > record.send_deadline:
+                # Granted at the deadline itself: a create sent now would spend a credit
+                # nobody waits for (promise 8).
+                return await self._deadline_exceeded(record)
+            with self._gate.create_call():
+                return await self._send_create(record, up, plan, request, job_try)
+
+    @contextlib.asynccontextmanager
+    async def _turn(self, record: TryOnRecord, up: Upstream, started: float) -> AsyncIterator[None]:
+        """This try-on's turn for a cell of the budget (its lane's, docs/lanes.md) for its next
+        call: its photo's upload or its create. arq's job timeout would cut a call sent late in
+        the attempt, as surely as a kill: the wait may use this attempt's time only up to the
+        hand-over point, and never past the try-on's send deadline, after which no call is
+        made for it (its shopper left: the cell goes to one still waiting)."""
         attempt_left = self._budget_s - (time.monotonic() - started)
         send_left = record.send_deadline - time.time()
         waiting = asyncio.timeout(max(0.0, min(attempt_left, send_left)))
@@ -275,19 +290,12 @@ class TryOnRunner:
         try:
             async with waiting, up.hooks.reserved(Priority.START, claim):
                 waiting.reschedule(None)
-                if self._gate.closed:
-                    raise RetryLater(0.0, "worker stopping: another worker sends the create")
-                if time.time() > record.send_deadline:
-                    # The photo upload or the budget wait outlasted the deadline: a create
-                    # sent now would spend a credit nobody waits for (promise 8).
-                    return await self._deadline_exceeded(record)
-                with self._gate.create_call():
-                    return await self._send_create(record, up, plan, request, job_try)
+                yield
         except TimeoutError:
             if not waiting.expired():
                 raise
             if time.time() > record.send_deadline:
-                return await self._deadline_exceeded(record)
+                raise Finished(await self._deadline_exceeded(record)) from None
             raise RetryLater(0.0, "no budget cell in this attempt's time") from None
 
     async def _choose(self, record: TryOnRecord) -> tuple[TryOnRecord, Upstream]:
@@ -546,7 +554,9 @@ class TryOnRunner:
 
     # --- pieces -------------------------------------------------------------------------------
 
-    async def _person(self, record: TryOnRecord, up: Upstream, job_try: int) -> Person:
+    async def _person(
+        self, record: TryOnRecord, up: Upstream, job_try: int, started: float
+    ) -> Person:
         if record.person.url is not None:
             return Person(image=PersonImage(source=ImageSource(url=record.person.url)))
         assert record.person.image_id is not None
@@ -554,10 +564,14 @@ class TryOnRunner:
             image = await self._res.photos.get(record.app, record.person.image_id)
             if image is None:
                 raise Finished(await self._fail(record, "IMAGE_EXPIRED", _EXPIRED))
+            upload = make_uploader(up.client, image)
+
+            async def upload_in_turn(data: bytes) -> str:
+                async with self._turn(record, up, started):
+                    return await upload(data)
+
             try:
-                upstream = await self._res.photos.upstream_id(
-                    up.digest, image, make_uploader(up.client, image)
-                )
+                upstream = await self._res.photos.upstream_id(up.digest, image, upload_in_turn)
             except PhotoGone:
                 raise Finished(await self._fail(record, "IMAGE_EXPIRED", _EXPIRED)) from None
             except PhotoBusy as exc:

@@ -431,6 +431,20 @@ async def test_abort_cancels_a_tryon_not_yet_sent(
     assert (await tryon_doc(redis, f"tryon:t:{tryon_id}"))["status"] == "canceled"
 
 
+async def test_the_pages_timeout_ends_its_wait_while_a_sent_tryon_follows_through(
+    browser: Any, shop: dict[str, Any], storefront: str, emulator: Emulator, redis: Redis
+) -> None:
+    """Sent upstream before the page's timeout, generating past it: the page stops waiting
+    at its timeout (TimeoutError); the gateway, whose deadline stops only what is not sent yet,
+    completes the try-on whose credit is spent (its cancel refused, 409)."""
+    emulator.control("POST", "faults", json={"endpoint": "create_try_on_sync", "latency": 6.0})
+    page = await open_page(browser, storefront, shop["gw"])
+    outcome = await page.evaluate(GIVE_UP, {**shop, "timeout": 3_000, "abortAfterMs": 0})
+    assert outcome["outcome"] == "TimeoutError", outcome
+    assert await eventually_status(redis, outcome["tryOnId"], "completed", within=15)
+    await answered(page, ("DELETE", 409))
+
+
 async def test_a_lost_cancel_still_spends_nothing_past_the_timeout(
     browser: Any, shop: dict[str, Any], storefront: str, emulator: Emulator, redis: Redis
 ) -> None:
@@ -444,11 +458,11 @@ async def test_a_lost_cancel_still_spends_nothing_past_the_timeout(
             await route.continue_()
 
     await page.route("**/v1/try-ons/*", lose_cancels)
-    outcome = await page.evaluate(GIVE_UP, {**shop, "timeout": 2_000, "abortAfterMs": 0})
-    assert outcome["outcome"] == "TimeoutError", outcome
-    # The gateway ends it by the deadline the page sent, without sending it upstream. (The
-    # worker's photo upload, waiting for the paused budget too, finishes first: it ends when
-    # the pause does, at the check that follows.)
+    # The page gives up (its abort) before its timeout; its cancel is lost on the way.
+    outcome = await page.evaluate(GIVE_UP, {**shop, "timeout": 2_000, "abortAfterMs": 300})
+    assert outcome["outcome"] == "AbortError", outcome
+    # The gateway ends it by the deadline the page sent, without sending it upstream (nor its
+    # photo: that wait for the paused budget ends at the deadline too).
     assert await eventually_status(redis, outcome["tryOnId"], "failed", within=10)
     doc = await tryon_doc(redis, f"tryon:t:{outcome['tryOnId']}")
     assert doc["error"]["code"] == "DEADLINE_EXCEEDED"
