@@ -39,6 +39,7 @@ import random
 import time
 from collections import Counter
 from dataclasses import dataclass, field
+from datetime import datetime
 from typing import Any
 
 import httpx
@@ -237,7 +238,7 @@ async def run_gateway(
         images: dict[int, asyncio.Task[str]] = {}
         start = time.time()
         patience = args.patience / args.speed
-        deadline = (args.patience - args.generation_allowance) / args.speed
+        deadline = max(1.0, (args.patience - args.generation_allowance) / args.speed)
         accepted: list[str] = []
         served: set[tuple[int, int]] = set()
 
@@ -255,7 +256,7 @@ async def run_gateway(
                 "person": {"image": {"source": {"id": await images[c.shopper]}}},
             }
             if shipped:
-                body["deadlineSeconds"] = max(1.0, deadline)
+                body["deadlineSeconds"] = deadline
             r = await api.post("/v1/try-ons", json=body)
             r.raise_for_status()
             view = r.json()
@@ -280,7 +281,7 @@ async def run_gateway(
         # Until the last shopper left and what was sent before its deadline completed.
         await asyncio.sleep(max(0.0, start + _horizon(args) - time.time()))
         after = emulator.counters()
-        backlog = await _unsent(api, accepted)
+        backlog = await _unsent(api, accepted, deadline if shipped else None)
         if not any(s.seconds is not None for s in seen):  # explain a run that served nobody
             print(stack.log_tail("gateway"), stack.log_tail("worker"), sep="\n")
         return _outcome(
@@ -297,19 +298,22 @@ async def run_gateway(
         flush_redis(stack.redis_url)
 
 
-async def _unsent(api: httpx.AsyncClient, ids: list[str]) -> int:
-    """Try-ons not terminal at the end: without a deadline each is still to be sent (a credit
-    to come); with one they end DEADLINE_EXCEEDED, spending nothing."""
+async def _unsent(api: httpx.AsyncClient, ids: list[str], deadline: float | None) -> int:
+    """Try-ons still to be sent at the end: a credit to come each. Not those past their
+    `deadline` (seconds from acceptance): whenever their job runs, they end DEADLINE_EXCEEDED
+    unsent, spending nothing (a create already in flight is in the emulator's count)."""
     sem = asyncio.Semaphore(50)
+    now = time.time()
 
-    async def status(tryon_id: str) -> str:
+    async def to_send(tryon_id: str) -> bool:
         async with sem:
-            r = await api.get(f"/v1/try-ons/{tryon_id}")
-            s: str = r.json()["status"]
-            return s
+            view = (await api.get(f"/v1/try-ons/{tryon_id}")).json()
+        if view["status"] not in ("queued", "submitting"):
+            return False
+        created = datetime.fromisoformat(view["createdAt"].replace("Z", "+00:00")).timestamp()
+        return deadline is None or now < created + deadline
 
-    statuses = Counter(await asyncio.gather(*(status(i) for i in ids)))
-    return statuses["queued"] + statuses["submitting"]
+    return sum(await asyncio.gather(*(to_send(i) for i in ids)))
 
 
 # --- the table ------------------------------------------------------------------------
