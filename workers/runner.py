@@ -258,7 +258,7 @@ class TryOnRunner:
     async def _submit_through(
         self, record: TryOnRecord, up: Upstream, job_try: int, started: float
     ) -> TryOnRecord:
-        person, uploaded = await self._person(record, up, job_try, started)
+        person = await self._person(record, up, job_try, started)
         plan = await self._plan_product(record, up)
         request = TryOnRequest(
             products=[plan.payload],
@@ -266,9 +266,7 @@ class TryOnRunner:
             external_user_id=upstream_user_id(record.app, record.external_user_id),
             output=self._output(record),
         )
-        # A try-on that has just had its turn for its photo's upload sends its create at the
-        # next free cell, not from the back of its lane again: its turn covers both calls.
-        async with self._turn(record, up, started, laned=not uploaded):
+        async with self._turn(record, up, started):
             if self._gate.closed:
                 raise RetryLater(0.0, "worker stopping: another worker sends the create")
             if time.time() > record.send_deadline:
@@ -282,11 +280,12 @@ class TryOnRunner:
     async def _turn(
         self, record: TryOnRecord, up: Upstream, started: float, *, laned: bool = True
     ) -> AsyncIterator[None]:
-        """This try-on's turn for a cell of the budget (its lane's, docs/lanes.md) for its next
-        call: its photo's upload or its create. arq's job timeout would cut a call sent late in
-        the attempt, as surely as a kill: the wait may use this attempt's time only up to the
-        hand-over point, and never past the try-on's send deadline, after which no call is
-        made for it (its shopper left: the cell goes to one still waiting)."""
+        """This try-on's turn for a cell of the budget for its next call: its create's in its
+        lane (`laned`, docs/lanes.md), its photo's upload at the next free cell. arq's job
+        timeout would cut a call sent late in the attempt, as surely as a kill: the wait may use
+        this attempt's time only up to the hand-over point, and never past the try-on's send
+        deadline, after which no call is made for it (its shopper left: the cell goes to one
+        still waiting)."""
         attempt_left = self._budget_s - (time.monotonic() - started)
         send_left = record.send_deadline - time.time()
         waiting = asyncio.timeout(max(0.0, min(attempt_left, send_left)))
@@ -560,12 +559,10 @@ class TryOnRunner:
 
     async def _person(
         self, record: TryOnRecord, up: Upstream, job_try: int, started: float
-    ) -> tuple[Person, bool]:
-        """The person to send, and whether this attempt uploaded the photo (in its turn)."""
+    ) -> Person:
         if record.person.url is not None:
-            return Person(image=PersonImage(source=ImageSource(url=record.person.url))), False
+            return Person(image=PersonImage(source=ImageSource(url=record.person.url)))
         assert record.person.image_id is not None
-        uploaded = False
         if record.upstream_image_id is None:
             image = await self._res.photos.get(record.app, record.person.image_id)
             if image is None:
@@ -573,9 +570,8 @@ class TryOnRunner:
             upload = make_uploader(up.client, image)
 
             async def upload_in_turn(data: bytes) -> str:
-                nonlocal uploaded
-                async with self._turn(record, up, started):
-                    uploaded = True
+                # Not laned (docs/lanes.md): the try-on's place in its lane is its create's.
+                async with self._turn(record, up, started, laned=False):
                     return await upload(data)
 
             try:
@@ -592,8 +588,7 @@ class TryOnRunner:
                 raise Finished(failed) from None
             record = await self._mark(record, upstream_image_id=upstream)
         assert record.upstream_image_id is not None
-        person = Person(image=PersonImage(source=ImageSource(id=record.upstream_image_id)))
-        return person, uploaded
+        return Person(image=PersonImage(source=ImageSource(id=record.upstream_image_id)))
 
     async def _plan_product(self, record: TryOnRecord, up: Upstream) -> PlannedProduct:
         d = record.product
