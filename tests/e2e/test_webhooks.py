@@ -269,7 +269,6 @@ async def test_resend_and_recover_keep_the_webhook_id(
             break
         await asyncio.sleep(0.1)
     assert len(original) == 2
-    receiver.reply = lambda r: Reply(200)
     # Still pending (retrying): mark them failed by disabling, then recover everything that
     # failed since before the try-ons (it re-enables and resends).
     await api.patch(f"/v1/webhook-endpoints/{endpoint['id']}", json={"enabled": False})
@@ -280,6 +279,9 @@ async def test_resend_and_recover_keep_the_webhook_id(
             break
         await asyncio.sleep(0.1)
     assert [d["status"] for d in deliveries] == ["failed", "failed"]
+    # Only now does the receiver accept: a retry due while the disable was on its way would
+    # otherwise succeed and leave nothing to recover (it did once in CI, both deliveries).
+    receiver.reply = lambda r: Reply(200)
     r = await api.post(f"/v1/webhook-endpoints/{endpoint['id']}/recover",
                        json={"since": time.time() - 60})  # fmt: skip
     assert r.status_code == 202
