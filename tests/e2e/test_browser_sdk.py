@@ -411,8 +411,10 @@ def pause_upstream(redis: Redis, seconds: float) -> Any:
 async def test_abort_cancels_a_tryon_not_yet_sent(
     browser: Any, shop: dict[str, Any], storefront: str, emulator: Emulator, redis: Redis
 ) -> None:
-    await pause_upstream(redis, 4.0)
     page = await open_page(browser, storefront, shop["gw"])
+    # Paused once the page is open (a loaded machine may take seconds to open it): the upload,
+    # the create, the abort after 300 ms and its cancel all fall within the pause.
+    await pause_upstream(redis, 6.0)
     outcome = await page.evaluate(GIVE_UP, {**shop, "timeout": 20_000, "abortAfterMs": 300})
     assert outcome["outcome"] == "AbortError", outcome
     tryon_id = outcome["tryOnId"]
@@ -448,8 +450,8 @@ async def test_the_pages_timeout_ends_its_wait_while_a_sent_tryon_follows_throug
 async def test_a_lost_cancel_still_spends_nothing_past_the_timeout(
     browser: Any, shop: dict[str, Any], storefront: str, emulator: Emulator, redis: Redis
 ) -> None:
-    await pause_upstream(redis, 6.0)
     page = await open_page(browser, storefront, shop["gw"])
+    await pause_upstream(redis, 6.0)  # past the page's 2 s timeout, however long it took to open
 
     async def lose_cancels(route: Any) -> None:
         if route.request.method == "DELETE":

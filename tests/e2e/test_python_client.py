@@ -15,7 +15,14 @@ from redis import Redis as SyncRedis
 from redis.asyncio import Redis
 
 from tests.conftest import TEST_REDIS_URL, Emulator
-from tests.e2e.conftest import SECRET, Gateway, photo_bytes, product_url, start_gateway
+from tests.e2e.conftest import (
+    SECRET,
+    Gateway,
+    eventually,
+    photo_bytes,
+    product_url,
+    start_gateway,
+)
 from tests.e2e.receiver import Received, Receiver, Reply
 from tryon_client import (
     AsyncClient,
@@ -278,8 +285,12 @@ async def test_webhooks_from_a_real_delivery_verify_as_typed_events(
     assert event.data.id == created.id
     assert event.data.result is not None
 
+    # the receiver has the request before the worker records its answer
+    async def recorded() -> bool:
+        return [d.status for d in await client.tryon_deliveries(created.id)] == ["succeeded"]
+
+    await eventually(recorded, what="the delivery is not recorded as succeeded")
     deliveries = await client.tryon_deliveries(created.id)
-    assert [d.status for d in deliveries] == ["succeeded"]
     await client.resend_delivery(endpoint.id, deliveries[0].id)
     resent = delivered(await receiver.wait_for(2), "tryon.completed")[-1]
     assert resent.headers["webhook-id"] == completion.headers["webhook-id"]

@@ -12,7 +12,7 @@ import pytest
 from service.devstack import free_port, wait_http
 
 from tests.conftest import Emulator
-from tests.e2e.test_webhooks import gateway, tryon  # noqa: F401 - the module's stack
+from tests.e2e.test_webhooks import gateway, settled, tryon  # noqa: F401 - the module's stack
 
 pytestmark = pytest.mark.usefixtures("redis")
 
@@ -40,7 +40,8 @@ async def test_the_documented_receiver_verifies_and_dedupes(
                 await asyncio.sleep(0.05)
             assert [e["data"]["id"] for e in processed] == [tryon_id]  # type: ignore[index]
             # a resend carries the same webhook-id: acknowledged, not processed twice
-            deliveries = (await api.get(f"/v1/try-ons/{tryon_id}/deliveries")).json()
+            # once the first attempt is recorded: a resend meanwhile would be overwritten by it
+            deliveries = await settled(api, f"/v1/try-ons/{tryon_id}/deliveries")
             r = await api.post(
                 f"/v1/webhook-endpoints/{endpoint['id']}/deliveries/{deliveries[0]['id']}/resend"
             )
