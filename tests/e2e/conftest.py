@@ -20,6 +20,7 @@ import pytest
 from PIL import Image
 from redis.asyncio import Redis
 from service.devstack import Stack, free_port, wait_http
+from service.keys import Keys
 
 from tests.conftest import EMULATOR_SPEED, KEYSCAN, RESULTS_DIR, TEST_REDIS_URL, Emulator
 from tests.e2e.receiver import Receiver
@@ -230,6 +231,14 @@ async def start_tryon(
 async def fetch(url: str) -> httpx.Response:
     async with httpx.AsyncClient() as client:
         return await client.get(url)
+
+
+async def tryon_doc(redis: Redis, tryon_id: str) -> dict[str, Any]:
+    """The try-on's record as the store keeps it (with fields its API view leaves out)."""
+    raw = await redis.hget(Keys().tryon(tryon_id), "doc")
+    assert raw is not None, f"no record of try-on {tryon_id}"
+    doc: dict[str, Any] = json.loads(raw)
+    return doc
 
 
 async def wait_terminal(

@@ -14,13 +14,12 @@ from collections import Counter
 from collections.abc import Iterator
 from typing import Any
 
-import msgspec
 import pytest
 from redis.asyncio import Redis
 from service.accounts.crypto import new_master_key
 
 from tests.conftest import SECOND_ACCOUNT_KEY, TEST_REDIS_URL, Emulator, run_emulator
-from tests.e2e.conftest import put_product, start_gateway, upload_photo, wait_terminal
+from tests.e2e.conftest import put_product, start_gateway, tryon_doc, upload_photo, wait_terminal
 
 pytestmark = pytest.mark.slow
 
@@ -87,11 +86,7 @@ async def test_failover_under_killed_workers_loses_nothing_and_never_spends_twic
     statuses = Counter(f["status"] for f in finals)
     assert set(statuses) <= {"completed", "failed"}, statuses
     assert set(codes) <= {"UPSTREAM_OUTCOME_UNKNOWN"}, codes
-    records = []
-    for tryon_id in created:
-        raw = await redis.hget(f"tryon:t:{tryon_id}", "doc")
-        assert raw is not None
-        records.append(msgspec.json.decode(raw))
+    records = [await tryon_doc(redis, tryon_id) for tryon_id in created]
 
     # No double spend: one generation at most per end user over both accounts, each in the
     # account its record names.

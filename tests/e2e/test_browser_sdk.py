@@ -30,7 +30,14 @@ from tests.e2e.browser_stack import (
     needs_chromium,
     static_site,
 )
-from tests.e2e.conftest import Gateway, eventually, photo_bytes, put_product, stack_fixture
+from tests.e2e.conftest import (
+    Gateway,
+    eventually,
+    photo_bytes,
+    put_product,
+    stack_fixture,
+    tryon_doc,
+)
 
 pytestmark = needs_chromium
 
@@ -346,7 +353,8 @@ async def test_abort_stops_waiting_at_once(
     assert len(streamed) == 1
     # Sent upstream before the abort: the page's cancel is refused (409) and the try-on
     # follows through server-side, its credit spent on a result.
-    [record] = [await tryon_doc(redis, key) for key in await redis.keys("tryon:t:*")]
+    [key] = await redis.keys(Keys().tryon("*"))
+    record = await tryon_doc(redis, key.decode().removeprefix(Keys().tryon("")))
     assert await eventually_status(redis, record["id"], "completed", within=15)
     await answered(page, ("DELETE", 409))
 
@@ -364,16 +372,11 @@ async def answered(page: Any, answer: tuple[str, int]) -> None:
     await eventually(seen, what=f"the page never saw {answer}: {page.answers}")
 
 
-async def tryon_doc(redis: Redis, key: bytes | str) -> dict[str, Any]:
-    doc: dict[str, Any] = json.loads(await redis.hget(key, "doc"))  # type: ignore[misc]
-    return doc
-
-
 async def eventually_status(redis: Redis, tryon_id: str, status: str, within: float) -> bool:
     """Whether the try-on reaches `status` within `within` seconds (read from Redis)."""
     until = time.monotonic() + within
     while time.monotonic() < until:
-        if (await tryon_doc(redis, f"tryon:t:{tryon_id}"))["status"] == status:
+        if (await tryon_doc(redis, tryon_id))["status"] == status:
             return True
         await asyncio.sleep(0.1)
     return False
@@ -422,7 +425,7 @@ async def test_abort_cancels_a_tryon_not_yet_sent(
     # photo upload, rounded down.
     [created] = [body for method, url, body in page.sent if method == "POST" and "try-ons" in url]
     assert 18 <= json.loads(created)["deadlineSeconds"] <= 20
-    doc = await tryon_doc(redis, f"tryon:t:{tryon_id}")
+    doc = await tryon_doc(redis, tryon_id)
     assert 18 <= doc["send_by"] - doc["created_at"] <= 20
     # Its cancel (sent in the background) ended it; after the budget came back the worker sent
     # nothing for it.
@@ -430,7 +433,7 @@ async def test_abort_cancels_a_tryon_not_yet_sent(
     await answered(page, ("DELETE", 200))
     await asyncio.sleep(max(0.0, await redis.pttl(Keys().budget_pause) / 1000) + 1.5)
     assert emulator.counters()["generationsCreated"] == 0
-    assert (await tryon_doc(redis, f"tryon:t:{tryon_id}"))["status"] == "canceled"
+    assert (await tryon_doc(redis, tryon_id))["status"] == "canceled"
 
 
 async def test_the_pages_timeout_ends_its_wait_while_a_sent_tryon_follows_through(
@@ -466,7 +469,7 @@ async def test_a_lost_cancel_still_spends_nothing_past_the_timeout(
     # The gateway ends it by the deadline the page sent, without sending it upstream (nor its
     # photo: that wait for the paused budget ends at the deadline too).
     assert await eventually_status(redis, outcome["tryOnId"], "failed", within=10)
-    doc = await tryon_doc(redis, f"tryon:t:{outcome['tryOnId']}")
+    doc = await tryon_doc(redis, outcome["tryOnId"])
     assert doc["error"]["code"] == "DEADLINE_EXCEEDED"
     assert "create_started_at" not in doc
     assert emulator.counters()["generationsCreated"] == 0

@@ -6,7 +6,6 @@ import asyncio
 import json
 import signal
 from collections import Counter
-from typing import Any
 
 import pytest
 from redis.asyncio import Redis
@@ -16,6 +15,7 @@ from tests.e2e.conftest import (
     put_product,
     running_stack,
     start_gateway,
+    tryon_doc,
     upload_photo,
     wait_terminal,
 )
@@ -25,17 +25,6 @@ pytestmark = pytest.mark.slow
 # These try-ons repeat one photo and product and count a generation each: the result cache
 # (which would answer the repeats from one) is off in these stacks.
 NO_REUSE = {"RESULTS_REUSE_TTL": "0"}
-
-
-async def _records(redis: Redis, ids: list[str]) -> list[dict[str, Any]]:
-    import msgspec
-
-    out = []
-    for tryon_id in ids:
-        raw = await redis.hget(f"tryon:t:{tryon_id}", "doc")
-        assert raw is not None, tryon_id
-        out.append(msgspec.json.decode(raw))
-    return out
 
 
 async def test_never_two_credits_under_faults_and_kills(emulator: Emulator, redis: Redis) -> None:
@@ -92,7 +81,7 @@ async def test_never_two_credits_under_faults_and_kills(emulator: Emulator, redi
 
     statuses = Counter(f["status"] for f in finals)
     assert set(statuses) <= {"completed", "failed"}, statuses
-    records = await _records(redis, created)
+    records = [await tryon_doc(redis, tryon_id) for tryon_id in created]
     generations = emulator.control("GET", "generations")["items"]
     per_user = Counter(g["externalUserId"] for g in generations)
     by_user = {f"shop:{r['external_user_id']}": r for r in records}

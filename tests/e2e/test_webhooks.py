@@ -20,6 +20,7 @@ from tests.e2e.conftest import (
     eventually,
     put_product,
     stack_fixture,
+    tryon_doc,
     upload_photo,
     wait_terminal,
 )
@@ -104,8 +105,7 @@ async def test_first_attempt_follows_completion_within_a_second(
     await register(api, receiver.url)
     tryon_id = await tryon(api, emulator)
     (request,) = await receiver.wait_for(1)
-    raw = await redis.hget(f"tryon:t:{tryon_id}", "doc")
-    completed_at = json.loads(raw)["completed_at"]
+    completed_at = (await tryon_doc(redis, tryon_id))["completed_at"]
     assert 0 <= request.at - completed_at < 1.0
 
 
@@ -274,8 +274,8 @@ async def test_a_slow_receiver_does_not_delay_a_fast_one(
         # Each try-on reached the fast receiver within a second of its completion, though the
         # slow one takes 1.5 s an answer (measured per try-on: their completions may spread).
         for request in receiver.received:
-            raw = await redis.hget(f"tryon:t:{json.loads(request.body)['data']['id']}", "doc")
-            assert 0 <= request.at - json.loads(raw)["completed_at"] < 1.0
+            record = await tryon_doc(redis, json.loads(request.body)["data"]["id"])
+            assert 0 <= request.at - record["completed_at"] < 1.0
     finally:
         await slow.stop()
 
