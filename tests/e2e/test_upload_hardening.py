@@ -222,18 +222,38 @@ async def test_a_client_that_reads_only_after_sending_still_gets_the_413(
     assert (r.status_code, r.json()["code"]) == (413, "PAYLOAD_TOO_LARGE")
 
 
-# What a photo upload or a try-on writes (service/keys.py: records, photos and their bytes,
-# idempotency, a user's index, quota counters, the active set). Not the whole database: the
-# fleet writes its own keys meanwhile (heartbeats, the sweep's samples and balances, arq's
-# bookkeeping), and one landing between the two reads failed this test once.
+_K = Keys()
+
+
+def _family(name: str) -> str:
+    """The key family a name belongs to: the prefix and its first part (`tryon:t:`)."""
+    head, colon, _ = name.removeprefix(_K.prefix).partition(":")
+    return _K.prefix + head + colon
+
+
+# What a photo upload or a try-on writes, named by service/keys.py: records and their events,
+# photos and their bytes, upstream photos, idempotency, a user's indexes, quota counters, the
+# active set. Not the whole database: the fleet writes its own keys meanwhile (heartbeats, the
+# sweep's samples and balances, arq's bookkeeping), and one landing between the two reads
+# failed this test once. Named through Keys, so a renamed family cannot leave this check empty.
 _REQUEST_DATA = tuple(
-    Keys().prefix + family
-    for family in ("t:", "ev:", "img:", "imgdata:", "photo:", "idem:", "cust:", "q:", "active")
+    _family(name)
+    for name in (
+        _K.tryon("x"),
+        _K.tryon_events("x"),
+        _K.image("x"),
+        _K.image_bytes("x"),
+        _K.upstream_photo("x", "x"),
+        _K.idempotency("x", "x"),
+        _K.customer_tryons("x", "x"),
+        _K.daily_tryons("x", "x"),
+        _K.active_tryons,
+    )
 )
 
 
 async def request_data(redis: Redis) -> set[str]:
-    names = (k.decode() for k in await redis.keys(f"{Keys().prefix}*"))
+    names = (k.decode() for k in await redis.keys(f"{_K.prefix}*"))
     return {name for name in names if name.startswith(_REQUEST_DATA)}
 
 
