@@ -44,7 +44,7 @@ async def register(api: httpx.AsyncClient, url: str, **extra: Any) -> dict[str, 
     return body
 
 
-async def settled(api: httpx.AsyncClient, path: str) -> list[dict[str, Any]]:
+async def settled(api: httpx.AsyncClient, path: str, within: float = 5.0) -> list[dict[str, Any]]:
     """The deliveries listed at `path` once none is pending: a receiver has the request before
     the worker has read its answer and recorded the attempt."""
     listed: list[dict[str, Any]] = []
@@ -54,7 +54,7 @@ async def settled(api: httpx.AsyncClient, path: str) -> list[dict[str, Any]]:
         listed = (await api.get(path)).json()
         return bool(listed) and all(d["status"] != "pending" for d in listed)
 
-    await eventually(recorded, what=f"deliveries at {path} still pending")
+    await eventually(recorded, within=within, what=f"deliveries at {path} still pending")
     return listed
 
 
@@ -301,11 +301,7 @@ async def test_resend_and_recover_keep_the_webhook_id(
     # failed since before the try-ons (it re-enables and resends).
     await api.patch(f"/v1/webhook-endpoints/{endpoint['id']}", json={"enabled": False})
     # Each ends failed at its next scheduled attempt (a slow machine may need a while).
-    for _ in range(300):
-        deliveries = (await api.get(attempts)).json()
-        if all(d["status"] == "failed" for d in deliveries):
-            break
-        await asyncio.sleep(0.1)
+    deliveries = await settled(api, attempts, within=30)
     assert [d["status"] for d in deliveries] == ["failed", "failed"]
     # Only now does the receiver accept: a retry due while the disable was on its way would
     # otherwise succeed and leave nothing to recover (it did once in CI, both deliveries).
@@ -314,11 +310,8 @@ async def test_resend_and_recover_keep_the_webhook_id(
                        json={"since": time.time() - 60})  # fmt: skip
     assert r.status_code == 202
     assert set(r.json()["resent"]) == original
-    for _ in range(100):
-        deliveries = (await api.get(attempts)).json()
-        if all(d["status"] == "succeeded" for d in deliveries):
-            break
-        await asyncio.sleep(0.1)
+    # (recover has made them pending again before answering)
+    deliveries = await settled(api, attempts, within=10)
     assert all(d["status"] == "succeeded" for d in deliveries)
     assert {d["id"] for d in deliveries} == original
     assert original <= {x.headers["webhook-id"] for x in receiver.received}
