@@ -85,8 +85,10 @@ async def test_pause_and_resume_record_who_when_and_why(ops: OpsControl, redis: 
 
 
 async def test_a_timed_pause_ends_by_itself(ops: OpsControl) -> None:
+    before = time.time()
     state = await ops.pauses.pause("processing", by="bob", seconds=0.3)
     assert state.until is not None
+    assert before <= state.at <= time.time()  # from the moment of the call, however slow
     assert state.until - state.at == pytest.approx(0.3)
     assert await ops.pauses.get("processing") is not None
     await asyncio.sleep(0.4)
